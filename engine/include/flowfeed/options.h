@@ -1,0 +1,87 @@
+// flowfeed/options.h: everything a run is configured with, as typed structs.
+//
+// Defaults are written here, in the struct bodies; a YAML config (config.h) only overrides what
+// it names. The config parser guarantees the invariants stated in the comments (ranges, known
+// stage types), so code that receives options from LoadConfig() need not check them again; code
+// that builds options by hand gets the same checks from Pipeline::Open().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "flowfeed/image.h"
+#include "flowfeed/registry.h"
+
+namespace flowfeed {
+
+// Where a value came from, for error messages: "configs/a.yaml:14:9" or "--set batch.size".
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string ToString() const;
+};
+
+enum class OnError { kSkip, kFail };
+
+struct SourceOptions {
+  // image_folder: root/<class>/<file>, classes sorted by name (torchvision's ImageFolder).
+  // file_list:    a CSV file of `path,label` lines (`list`), paths relative to `root`.
+  // idx:          MNIST-format IDX files (`images`, `labels`, gzipped or not) under `root`.
+  std::string type = "image_folder";
+  // Relative paths are taken from the current directory, so `--set source.root=DIR` means the
+  // same thing in every config.
+  std::string root;
+  std::string list;    // file_list only
+  std::string images;  // idx only; default train-images-idx3-ubyte.gz
+  std::string labels;  // idx only; default train-labels-idx1-ubyte.gz
+  // image_folder only: file name endings that count as images (case-insensitive).
+  std::vector<std::string> extensions = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif",
+                                         ".tiff"};
+  int64_t limit = 0;             // use only the first `limit` samples (0: all)
+  OnError on_error = OnError::kSkip;  // for unreadable files
+  SourceLocation where;
+};
+
+// One entry of `pipeline:`.
+struct StageSpec {
+  std::string type;    // a registered stage type
+  std::string name;    // label in reports; defaults to type (made unique with #2, #3 ...)
+  StageParams params;  // checked against the type's schema, defaults filled in
+  OnError on_error = OnError::kSkip;
+  int concurrency = 0;  // samples this stage processes at once; 0: unlimited (all threads)
+  SourceLocation where;
+};
+
+enum class Layout { kNCHW, kNHWC };
+const char* LayoutName(Layout l);
+
+struct BatchOptions {
+  int size = 64;           // samples per batch, >= 1
+  bool drop_last = false;  // drop an epoch's last, smaller batch
+  Layout layout = Layout::kNCHW;
+  DType dtype = DType::kFloat32;  // uint8 images are scaled to [0,1] only by `normalize`
+};
+
+struct PipelineOptions {
+  // --- Affects results ---
+  uint64_t seed = 0;   // keys the sampler's permutation and every random stage
+  int epochs = 1;      // >= 1
+  bool shuffle = true;  // a seeded permutation per epoch; false: dataset order
+  SourceOptions source;
+  std::vector<StageSpec> pipeline;
+  BatchOptions batch;
+
+  // --- Affects performance only (never the batches) ---
+  int threads = 0;   // TBB arena size; 0: every core
+  int prefetch = 4;  // finished batches kept ready ahead of the consumer (>= 1)
+  // Samples being worked on beyond the prefetched batches; 0: 4 per thread.
+  int max_in_flight = 0;
+  bool digest = true;  // hash every batch into EpochStats::batch_digest
+
+  // The config file these options came from ("" when built in code).
+  std::string config_path;
+};
+
+}  // namespace flowfeed

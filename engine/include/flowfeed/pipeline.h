@@ -1,0 +1,94 @@
+// flowfeed/pipeline.h: the running pipeline: samples in, batches out.
+//
+// Pipeline::Open() lists the source, builds every stage and a oneTBB flow graph
+//   sampler -> limiter -> read -> decode/stages (fused where their concurrency matches)
+//     -> sequencer -> batcher -> ready queue -> Next()
+// and starts it in the background, for all the configured epochs back to back: it runs ahead of
+// the consumer across epoch boundaries, within its bounds.
+//
+// Bounds: every sample holds a token from the moment it is drawn until the batch that carries it
+// is released by the consumer (or until it is skipped). There are
+//   prefetch * batch.size + max_in_flight
+// tokens, so memory is bounded whatever the consumer does. Consequence: a consumer that keeps
+// more than `prefetch` batches alive stalls the pipeline; copy what must be kept.
+//
+// Order and reproducibility: batches come out in sampler order, and every random stage draws
+// from a generator keyed by (seed, epoch, sample index, stage), so the same options give the
+// same batches for any `threads`, `prefetch` and `max_in_flight`.
+//
+// Bad samples: a stage failure is handled by that stage's `on_error` policy. `skip` drops the
+// sample (named in EpochStats::skipped) and the batch is filled with the next samples; `fail`
+// stops the pipeline and Next() returns the error naming the sample and the stage.
+//
+// Thread-safety: Next(), stats() and Cancel() may be called from different threads; Next() from
+// one consumer thread at a time. Destroying the pipeline cancels and joins the graph; batches
+// still alive stay valid.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "flowfeed/image.h"
+#include "flowfeed/options.h"
+#include "flowfeed/registry.h"
+#include "flowfeed/stats.h"
+#include "flowfeed/status.h"
+
+namespace flowfeed {
+
+// A collated batch. Its storage is recycled when the last reference goes away.
+class Batch {
+ public:
+  int epoch = 0;        // 0-based
+  int64_t number = 0;   // 0-based position within the epoch
+  int64_t size = 0;     // samples in this batch (the last one may be smaller)
+  Layout layout = Layout::kNCHW;
+  DType dtype = DType::kFloat32;
+  int channels = 0, height = 0, width = 0;
+  std::vector<int64_t> labels;   // size() entries
+  std::vector<int64_t> indices;  // dataset index of each sample
+
+  const uint8_t* data() const { return data_.data(); }
+  uint8_t* mutable_data() { return data_.data(); }
+  size_t sample_bytes() const { return size_t(channels) * height * width * DTypeSize(dtype); }
+  size_t bytes() const { return sample_bytes() * size; }
+  // Shape as the layout says: {N, C, H, W} or {N, H, W, C}.
+  std::vector<int64_t> shape() const;
+
+  std::vector<uint8_t> data_;  // capacity grows to the largest batch, then stays
+};
+
+using BatchPtr = std::shared_ptr<const Batch>;
+
+class Pipeline {
+ public:
+  // Checks the options (the same checks as the config parser), opens the source, builds the
+  // stages and the graph, and starts producing. Errors: NotFound for a missing root,
+  // InvalidArgument naming the bad option.
+  static Result<std::unique_ptr<Pipeline>> Open(const PipelineOptions& options,
+                                                const StageRegistry& registry);
+
+  virtual ~Pipeline() = default;
+
+  // Blocks until the next batch of the current epoch and stores it in *batch. At an epoch's end
+  // stores nullptr once (the epoch's stats are then in stats()), and the following call starts
+  // on the next epoch. After the last epoch keeps storing nullptr. A non-OK Status means the
+  // pipeline stopped: a sample failed under on_error: fail (named in the message), the run was
+  // cancelled, or an internal error; every later call returns the same Status.
+  virtual Status Next(BatchPtr* batch) = 0;
+
+  // 0-based epoch that Next() is delivering.
+  virtual int current_epoch() const = 0;
+  virtual int64_t dataset_size() const = 0;
+  // Batches one epoch yields when no sample is skipped.
+  virtual int64_t batches_per_epoch() const = 0;
+
+  // A snapshot: finished epochs only.
+  virtual RunStats stats() const = 0;
+
+  // Stops the graph; a blocked Next() returns Cancelled. Idempotent.
+  virtual void Cancel() = 0;
+};
+
+}  // namespace flowfeed

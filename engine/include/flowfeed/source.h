@@ -1,0 +1,51 @@
+// flowfeed/source.h: where samples come from.
+//
+// A Source is a fixed, indexed list of samples (0 .. size()-1) with labels. The listing happens
+// in the factory (so a missing root fails before anything runs); Read() fetches one sample's
+// bytes or pixels. Image folders and file lists give encoded bytes for the decoder; IDX files
+// give pixels directly (a 1-channel uint8 image).
+//
+// Thread-safety: every const method may be called from many threads at once.
+// Failure: factories return NotFound / Corrupt / InvalidArgument naming the path; Read() returns
+// IoError or Corrupt naming the sample's file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowfeed/options.h"
+#include "flowfeed/sample.h"
+#include "flowfeed/status.h"
+
+namespace flowfeed {
+
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  virtual int64_t size() const = 0;
+  virtual int64_t label(int64_t index) const = 0;
+  // A stable name for the sample: its path, or "file[index]". Valid for the Source's lifetime.
+  virtual std::string_view key(int64_t index) const = 0;
+  // Class names in label order ("0".."9" for IDX without names).
+  virtual const std::vector<std::string>& classes() const = 0;
+  // Fills sample->encoded (clearing sample->image) or sample->image; sets label and source.
+  virtual Status Read(int64_t index, Sample* sample) const = 0;
+  // One line for reports: "image_folder data/photos: 2000 files, 30 classes".
+  virtual std::string Describe() const = 0;
+};
+
+// Opens the source that `options.type` names.
+Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options);
+
+Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options);
+Result<std::unique_ptr<Source>> OpenFileList(const SourceOptions& options);
+Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options);
+
+// Reads a whole file into *out (reusing its capacity). IoError/NotFound naming the path.
+Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out);
+
+}  // namespace flowfeed

@@ -1,0 +1,64 @@
+// flowfeed/stats.h: what the pipeline measured, per epoch and per stage.
+//
+// Samples are attributed to the epoch they belong to, even when the pipeline prefetches them
+// while the consumer is still in the previous epoch. Stage figures are measured around each
+// Process() call (and around Source::Read for the "read" stage, the copy into the batch for
+// "batch"); busy_seconds adds up over threads, so it can exceed the epoch's wall time.
+//
+// These are plain values, safe to copy and to read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flowfeed {
+
+struct StageStats {
+  std::string name;        // unique in the pipeline: "read", "decode", "resize#2", "batch"
+  std::string type;        // stage type ("read" and "batch" for the engine's own steps)
+  int64_t count = 0;       // samples processed (including those that failed)
+  int64_t errors = 0;      // samples this stage failed
+  double busy_seconds = 0;  // summed over threads
+  double p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
+  int64_t bytes = 0;  // bytes read ("read") or bytes produced (other stages)
+};
+
+struct SkippedSample {
+  int64_t index = -1;
+  std::string source;  // path or record name
+  std::string stage;   // the stage that failed
+  std::string reason;
+};
+
+struct EpochStats {
+  int epoch = 0;           // 1-based in reports
+  double seconds = 0;      // wall time seen by the consumer: from the epoch's start (the end of
+                           // the previous epoch, or Open()) to its last batch
+  int64_t samples = 0;     // samples delivered in batches
+  int64_t batches = 0;
+  double samples_per_second = 0;
+  double consumer_wait_seconds = 0;  // time Next() blocked waiting for a batch
+  std::vector<StageStats> stages;    // in pipeline order
+  std::vector<SkippedSample> skipped;
+  int64_t skipped_count = 0;  // can exceed skipped.size(): the list keeps the first 1000
+  std::string batch_digest;   // XXH3-64 over every batch's bytes and labels, in order (hex)
+};
+
+struct RunStats {
+  std::string source;  // Source::Describe()
+  int threads = 0;
+  int64_t dataset_size = 0;
+  double open_seconds = 0;  // Pipeline::Open: listing, stage construction, graph construction
+  std::vector<EpochStats> epochs;  // finished epochs only
+};
+
+// The terminal table printed at an epoch's end.
+std::string FormatEpochTable(const EpochStats& epoch);
+
+// The JSON report: {"run": {...}, "epochs": [{"epoch": 1, "seconds": ..., "stages": {"decode":
+// {"count": ..., "busy_seconds": ..., "p50_ms": ...}, ...}, "skipped": {"count": N, "samples":
+// [{"source": ..., "stage": ..., "reason": ...}]}, "batch_digest": "..."}]}.
+std::string ReportJson(const RunStats& run);
+
+}  // namespace flowfeed

@@ -1,0 +1,16 @@
+#include "flowfeed/options.h"
+
+namespace flowfeed {
+
+std::string SourceLocation::ToString() const {
+  std::string s = file.empty() ? "<config>" : file;
+  if (line > 0) {
+    s += ":" + std::to_string(line);
+    if (column > 0) s += ":" + std::to_string(column);
+  }
+  return s;
+}
+
+const char* LayoutName(Layout l) { return l == Layout::kNCHW ? "nchw" : "nhwc"; }
+
+}  // namespace flowfeed

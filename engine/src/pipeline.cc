@@ -1,0 +1,788 @@
+// The pipeline's oneTBB flow graph. This is the only file that includes tbb/flow_graph.h.
+//
+//   input_node<Ticket>  (serial: draws the epoch permutation, one ticket per sample)
+//     -> limiter_node   (tokens: prefetch * batch + max_in_flight; released by the consumer)
+//     -> function_node  (segment 0: read + the following stages with the same concurrency)
+//     -> function_node  (segment k ...)
+//     -> sequencer_node (restores sampler order)
+//     -> function_node  (serial batcher: skip/refill, collate, digest, epoch ends)
+//     -> ready queue (mutex + condition variable) -> Pipeline::Next()
+//
+// Why a token lives until the consumer drops the batch: the batcher can then always find a free
+// batch buffer (there are at most tokens / batch + 2 of them) and never has to block a worker
+// thread waiting for the consumer, while memory stays bounded whatever the consumer does.
+//
+// Sample objects live in a ring of `tokens` slots indexed by sequence % tokens: a sample is done
+// with its slot once the (ordered) batcher has passed it, and at most `tokens` samples past the
+// batcher's position hold tokens, so two live samples never share a slot.
+
+#include "flowfeed/pipeline.h"
+
+#include <tbb/flow_graph.h>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "flowfeed/source.h"
+#include "histogram.h"
+
+namespace flowfeed {
+namespace {
+
+namespace flow = tbb::flow;
+
+uint64_t NowNs() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
+
+constexpr uint64_t kSamplerStream = uint64_t(1) << 40;  // far from any stage's stream number
+constexpr size_t kMaxSkippedListed = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread statistics.
+
+struct StepAcc {
+  LatencyHistogram hist;
+  int64_t errors = 0;
+  int64_t bytes = 0;
+};
+
+// Accumulators indexed [thread slot][epoch][step]. A slot is written only by the arena thread
+// whose index it is (tbb::this_task_arena::current_thread_index), so recording takes no lock; a
+// thread outside the arena (never expected) uses the locked overflow slot. Epoch tables are
+// allocated on first use by their writer and published with release/acquire.
+class StatsTable {
+ public:
+  StatsTable(int slots, int epochs, int steps) : epochs_(epochs), steps_(steps) {
+    for (int i = 0; i <= slots; ++i) {
+      slots_.emplace_back(new std::atomic<std::vector<StepAcc>*>[size_t(epochs)]);
+      for (int e = 0; e < epochs; ++e) slots_.back()[e].store(nullptr);
+    }
+  }
+  ~StatsTable() {
+    for (auto& s : slots_)
+      for (int e = 0; e < epochs_; ++e) delete s[e].load();
+  }
+
+  void Record(int epoch, int step, uint64_t ns, int64_t bytes, bool error) {
+    int slot = tbb::this_task_arena::current_thread_index();
+    int overflow = int(slots_.size()) - 1;
+    if (slot < 0 || slot >= overflow) {
+      std::lock_guard<std::mutex> lock(overflow_mu_);
+      Add(Table(overflow, epoch)[size_t(step)], ns, bytes, error);
+      return;
+    }
+    Add(Table(slot, epoch)[size_t(step)], ns, bytes, error);
+  }
+
+  // Merged accumulators of one epoch; call only once the epoch's samples are all recorded.
+  std::vector<StepAcc> Merged(int epoch) {
+    std::vector<StepAcc> out(static_cast<size_t>(steps_));
+    std::lock_guard<std::mutex> lock(overflow_mu_);
+    for (auto& s : slots_) {
+      const std::vector<StepAcc>* t = s[epoch].load(std::memory_order_acquire);
+      if (!t) continue;
+      for (int i = 0; i < steps_; ++i) {
+        out[size_t(i)].hist.Merge((*t)[size_t(i)].hist);
+        out[size_t(i)].errors += (*t)[size_t(i)].errors;
+        out[size_t(i)].bytes += (*t)[size_t(i)].bytes;
+      }
+    }
+    return out;
+  }
+
+ private:
+  static void Add(StepAcc& a, uint64_t ns, int64_t bytes, bool error) {
+    a.hist.Add(ns);
+    a.bytes += bytes;
+    if (error) ++a.errors;
+  }
+  std::vector<StepAcc>& Table(int slot, int epoch) {
+    auto& p = slots_[size_t(slot)][epoch];
+    std::vector<StepAcc>* t = p.load(std::memory_order_relaxed);
+    if (!t) {
+      t = new std::vector<StepAcc>(size_t(steps_));
+      p.store(t, std::memory_order_release);
+    }
+    return *t;
+  }
+
+  int epochs_, steps_;
+  std::vector<std::unique_ptr<std::atomic<std::vector<StepAcc>*>[]>> slots_;
+  std::mutex overflow_mu_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Batch buffers.
+
+// Recycles Batch objects and turns "the consumer dropped a batch" into released tokens. Shared
+// with every BatchPtr's deleter, so a batch may outlive the pipeline: Detach() then makes the
+// release a no-op.
+class BatchPool : public std::enable_shared_from_this<BatchPool> {
+ public:
+  explicit BatchPool(std::function<void(int64_t)> release) : release_(std::move(release)) {}
+
+  std::unique_ptr<Batch> Acquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return std::make_unique<Batch>();
+    std::unique_ptr<Batch> b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+
+  BatchPtr Publish(std::unique_ptr<Batch> batch) {
+    std::shared_ptr<BatchPool> self = shared_from_this();
+    return BatchPtr(batch.release(), [self](const Batch* b) { self->Return(const_cast<Batch*>(b)); });
+  }
+
+  // Gives back a batch that was never published (drop_last): its tokens go back too.
+  void Recycle(std::unique_ptr<Batch> batch) { Return(batch.release()); }
+
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_ = nullptr;
+  }
+
+ private:
+  void Return(Batch* b) {
+    int64_t n = b->size;
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.emplace_back(b);
+    // Under the lock so that Detach() cannot complete while a release is in progress.
+    if (release_ && n > 0) release_(n);
+  }
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Batch>> free_;
+  std::function<void(int64_t)> release_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Conversion of one sample's image into its place in the batch.
+
+template <typename In, typename Out>
+inline Out ConvertValue(In v) {
+  if constexpr (std::is_same_v<Out, uint8_t> && std::is_same_v<In, float>) {
+    float r = std::nearbyint(v);
+    return uint8_t(r < 0.f ? 0.f : (r > 255.f ? 255.f : r));
+  } else {
+    return Out(v);
+  }
+}
+
+template <typename In, typename Out>
+void ConvertImage(const Image& img, Layout layout, Out* dst) {
+  const int h = img.height(), w = img.width(), c = img.channels();
+  const In* src = reinterpret_cast<const In*>(img.data());
+  const size_t n = size_t(h) * w * c;
+  if (layout == Layout::kNHWC || c == 1) {
+    if constexpr (std::is_same_v<In, Out>) {
+      std::memcpy(dst, src, n * sizeof(In));
+    } else {
+      for (size_t i = 0; i < n; ++i) dst[i] = ConvertValue<In, Out>(src[i]);
+    }
+    return;
+  }
+  const size_t plane = size_t(h) * w;
+  for (int ch = 0; ch < c; ++ch) {
+    Out* d = dst + ch * plane;
+    const In* s = src + ch;
+    for (size_t i = 0; i < plane; ++i) d[i] = ConvertValue<In, Out>(s[i * size_t(c)]);
+  }
+}
+
+void ConvertInto(const Image& img, Layout layout, DType out_type, uint8_t* dst) {
+  if (img.dtype() == DType::kUInt8) {
+    if (out_type == DType::kUInt8) ConvertImage<uint8_t, uint8_t>(img, layout, dst);
+    else ConvertImage<uint8_t, float>(img, layout, reinterpret_cast<float*>(dst));
+  } else {
+    if (out_type == DType::kUInt8) ConvertImage<float, uint8_t>(img, layout, dst);
+    else ConvertImage<float, float>(img, layout, reinterpret_cast<float*>(dst));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Ticket {
+  uint64_t sequence = 0;
+  int64_t index = 0;
+  int epoch = 0;
+};
+
+struct Slot {
+  Sample sample;
+  int failed_step = -1;  // -1: fine
+  bool fatal = false;    // the failing step's policy is `fail`
+  Status error;
+};
+
+struct Step {
+  std::string name;
+  std::string type;
+  OnError on_error = OnError::kSkip;
+  int concurrency = 0;  // 0: unlimited
+  std::unique_ptr<Stage> stage;  // null for "read"
+};
+
+struct ReadyItem {
+  enum Kind { kBatch, kEpochEnd, kDone, kError } kind = kBatch;
+  BatchPtr batch;
+  int epoch = 0;
+  Status status;
+};
+
+// What the batcher writes about an epoch; read by the consumer after the epoch's end marker.
+struct EpochLog {
+  int64_t seen = 0;  // samples that reached the batcher, skipped ones included
+  int64_t delivered = 0;
+  int64_t batches = 0;
+  int64_t skipped_count = 0;
+  std::vector<SkippedSample> skipped;
+  std::string digest;
+};
+
+class GraphPipeline final : public Pipeline {
+ public:
+  GraphPipeline(const PipelineOptions& options, std::unique_ptr<Source> source,
+                std::vector<Step> steps, int threads)
+      : options_(options),
+        source_(std::move(source)),
+        steps_(std::move(steps)),
+        threads_(threads),
+        per_epoch_(source_->size()),
+        total_(uint64_t(per_epoch_) * uint64_t(options.epochs)),
+        tokens_(size_t(options.prefetch) * size_t(options.batch.size) +
+                size_t(options.max_in_flight > 0 ? options.max_in_flight : 4 * threads)),
+        ring_(tokens_),
+        logs_(size_t(options.epochs)),
+        stats_table_(threads, options.epochs, int(steps_.size()) + 1),
+        arena_(threads) {
+    digest_state_ = XXH3_createState();
+    pool_ = std::make_shared<BatchPool>([this](int64_t n) { ReleaseTokens(n); });
+  }
+
+  ~GraphPipeline() override {
+    Cancel();
+    if (producer_.joinable()) producer_.join();
+    arena_.execute([this] { nodes_.reset(); graph_.reset(); });
+    XXH3_freeState(digest_state_);
+  }
+
+  void Start(double open_seconds) {
+    run_stats_.source = source_->Describe();
+    run_stats_.threads = threads_;
+    run_stats_.dataset_size = per_epoch_;
+    run_stats_.open_seconds = open_seconds;
+    arena_.execute([this] { BuildGraph(); });
+    epoch_start_ns_ = NowNs();
+    graph_->reserve_wait();  // released when the last epoch is batched, or on stop
+    nodes_->input.activate();
+    producer_ = std::thread([this] {
+      try {
+        arena_.execute([this] { graph_->wait_for_all(); });
+      } catch (const std::exception& e) {
+        PushError(Status::Internal(std::string("pipeline graph failed: ") + e.what()));
+      }
+    });
+  }
+
+  Status Next(BatchPtr* batch) override {
+    *batch = nullptr;
+    std::unique_lock<std::mutex> lock(q_mu_);
+    if (!final_status_.ok()) return final_status_;
+    uint64_t t0 = NowNs();
+    q_cv_.wait(lock, [this] { return !queue_.empty() || !final_status_.ok(); });
+    consumer_wait_ns_ += NowNs() - t0;
+    if (!final_status_.ok()) return final_status_;
+    ReadyItem& front = queue_.front();
+    switch (front.kind) {
+      case ReadyItem::kDone:
+        return Status::Ok();  // stays queued: every later call also ends here
+      case ReadyItem::kError:
+        final_status_ = front.status;
+        return final_status_;
+      case ReadyItem::kBatch:
+        *batch = std::move(front.batch);
+        queue_.pop_front();
+        return Status::Ok();
+      case ReadyItem::kEpochEnd: {
+        int epoch = front.epoch;
+        queue_.pop_front();
+        lock.unlock();
+        FinishEpoch(epoch);
+        return Status::Ok();
+      }
+    }
+    return Status::Internal("unreachable");
+  }
+
+  int current_epoch() const override { return consumer_epoch_.load(); }
+  int64_t dataset_size() const override { return per_epoch_; }
+  int64_t batches_per_epoch() const override {
+    int64_t bs = options_.batch.size;
+    return options_.batch.drop_last ? per_epoch_ / bs : (per_epoch_ + bs - 1) / bs;
+  }
+
+  RunStats stats() const override {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    return run_stats_;
+  }
+
+  void Cancel() override {
+    pool_->Detach();
+    {
+      std::lock_guard<std::mutex> lock(q_mu_);
+      if (final_status_.ok() && !(!queue_.empty() && queue_.back().kind == ReadyItem::kDone))
+        final_status_ = Status::Cancelled("the pipeline was cancelled");
+    }
+    q_cv_.notify_all();
+    StopProducing();
+    if (graph_) graph_->cancel();
+  }
+
+ private:
+  struct Nodes {
+    Nodes(flow::graph& g, GraphPipeline* p, size_t tokens)
+        : input(g, [p](tbb::flow_control& fc) { return p->NextTicket(fc); }),
+          limiter(g, tokens),
+          sequencer(g, [](Slot* s) { return size_t(s->sample.sequence); }),
+          batcher(g, flow::serial, [p](Slot* s) { p->BatchSample(s); return flow::continue_msg(); }) {}
+    flow::input_node<Ticket> input;
+    flow::limiter_node<Ticket, long long> limiter;
+    std::unique_ptr<flow::function_node<Ticket, Slot*>> first;
+    std::vector<std::unique_ptr<flow::function_node<Slot*, Slot*>>> rest;
+    flow::sequencer_node<Slot*> sequencer;
+    flow::function_node<Slot*, flow::continue_msg> batcher;
+  };
+
+  // Steps run as segments: maximal runs with the same concurrency share a node, so a sample
+  // hops between tasks only where the concurrency changes.
+  std::vector<std::pair<int, int>> Segments() const {
+    std::vector<std::pair<int, int>> segs;
+    int begin = 0;
+    for (int i = 1; i <= int(steps_.size()); ++i) {
+      if (i == int(steps_.size()) || steps_[size_t(i)].concurrency != steps_[size_t(begin)].concurrency) {
+        segs.emplace_back(begin, i);
+        begin = i;
+      }
+    }
+    return segs;
+  }
+
+  static size_t Concurrency(int c) { return c <= 0 ? size_t(flow::unlimited) : size_t(c); }
+
+  void BuildGraph() {
+    graph_ = std::make_unique<flow::graph>();
+    nodes_ = std::make_unique<Nodes>(*graph_, this, tokens_);
+    auto segs = Segments();
+    auto [b0, e0] = segs[0];
+    nodes_->first = std::make_unique<flow::function_node<Ticket, Slot*>>(
+        *graph_, Concurrency(steps_[size_t(b0)].concurrency), [this, b0 = b0, e0 = e0](const Ticket& t) {
+          Slot* slot = &ring_[t.sequence % tokens_];
+          InitSlot(slot, t);
+          RunSteps(slot, b0, e0);
+          return slot;
+        });
+    flow::make_edge(nodes_->input, nodes_->limiter);
+    flow::make_edge(nodes_->limiter, *nodes_->first);
+    flow::sender<Slot*>* prev = nodes_->first.get();
+    for (size_t k = 1; k < segs.size(); ++k) {
+      auto [b, e] = segs[k];
+      nodes_->rest.push_back(std::make_unique<flow::function_node<Slot*, Slot*>>(
+          *graph_, Concurrency(steps_[size_t(b)].concurrency), [this, b = b, e = e](Slot* slot) {
+            RunSteps(slot, b, e);
+            return slot;
+          }));
+      flow::make_edge(*prev, *nodes_->rest.back());
+      prev = nodes_->rest.back().get();
+    }
+    flow::make_edge(*prev, nodes_->sequencer);
+    flow::make_edge(nodes_->sequencer, nodes_->batcher);
+  }
+
+  // input_node body (serial).
+  Ticket NextTicket(tbb::flow_control& fc) {
+    if (stop_.load(std::memory_order_relaxed) || next_sequence_ >= total_) {
+      fc.stop();
+      return {};
+    }
+    Ticket t;
+    t.sequence = next_sequence_++;
+    t.epoch = int(t.sequence / uint64_t(per_epoch_));
+    int64_t pos = int64_t(t.sequence % uint64_t(per_epoch_));
+    if (pos == 0) MakeOrder(t.epoch);
+    t.index = order_[size_t(pos)];
+    return t;
+  }
+
+  void MakeOrder(int epoch) {
+    order_.resize(size_t(per_epoch_));
+    for (int64_t i = 0; i < per_epoch_; ++i) order_[size_t(i)] = i;
+    if (!options_.shuffle) return;
+    Rng rng(options_.seed, uint64_t(epoch), 0, kSamplerStream);
+    for (int64_t i = per_epoch_ - 1; i > 0; --i)
+      std::swap(order_[size_t(i)], order_[size_t(rng.UniformInt(0, i))]);
+  }
+
+  void InitSlot(Slot* slot, const Ticket& t) {
+    Sample& s = slot->sample;
+    s.index = t.index;
+    s.epoch = t.epoch;
+    s.sequence = t.sequence;
+    s.label = source_->label(t.index);
+    s.source = source_->key(t.index);
+    slot->failed_step = -1;
+    slot->fatal = false;
+    slot->error = Status::Ok();
+  }
+
+  void RunSteps(Slot* slot, int begin, int end) {
+    Sample& s = slot->sample;
+    for (int i = begin; i < end; ++i) {
+      if (slot->failed_step >= 0) return;
+      Step& step = steps_[size_t(i)];
+      uint64_t t0 = NowNs();
+      Status st;
+      int64_t bytes = 0;
+      try {
+        if (i == 0) {
+          st = source_->Read(s.index, &s);
+          bytes = s.encoded.empty() ? int64_t(s.image.size_bytes()) : int64_t(s.encoded.size());
+        } else {
+          st = step.stage->Process(s, StageContext(options_.seed, s.epoch, s.index, i));
+          bytes = int64_t(s.image.size_bytes());
+        }
+      } catch (const std::exception& e) {
+        st = Status::Internal(std::string("stage threw an exception: ") + e.what());
+      } catch (...) {
+        st = Status::Internal("stage threw a non-standard exception");
+      }
+      stats_table_.Record(s.epoch, i, NowNs() - t0, bytes, !st.ok());
+      if (!st.ok()) {
+        slot->failed_step = i;
+        slot->fatal = step.on_error == OnError::kFail;
+        slot->error = st;
+      }
+    }
+  }
+
+  // batcher body (serial, in sampler order).
+  void BatchSample(Slot* slot) {
+    try {
+      BatchSampleImpl(slot);
+    } catch (const std::exception& e) {
+      Fail(Status::Internal(std::string("batcher: ") + e.what()));
+    }
+  }
+
+  void BatchSampleImpl(Slot* slot) {
+    Sample& s = slot->sample;
+    EpochLog& log = logs_[size_t(s.epoch)];
+    if (stopped_batching_) {
+      ReleaseTokens(1);
+      return;
+    }
+    if (log.seen == 0) XXH3_64bits_reset(digest_state_);
+    ++log.seen;
+    if (slot->failed_step >= 0) {
+      const Step& step = steps_[size_t(slot->failed_step)];
+      if (slot->fatal) {
+        ReleaseTokens(1);
+        Fail(Status(slot->error.code(), "stage '" + step.name + "' failed on " +
+                                            std::string(s.source) + " (sample " +
+                                            std::to_string(s.index) + ", epoch " +
+                                            std::to_string(s.epoch + 1) + "), on_error is fail: " +
+                                            slot->error.message()));
+        return;
+      }
+      ++log.skipped_count;
+      if (log.skipped.size() < kMaxSkippedListed)
+        log.skipped.push_back({s.index, std::string(s.source), step.name, slot->error.ToString()});
+      ReleaseTokens(1);
+    } else {
+      if (!Collate(s)) return;
+    }
+    if (log.seen == per_epoch_) EndEpoch(s.epoch);
+  }
+
+  // Copies one sample into the current batch; emits the batch when full. False after a fatal
+  // error (already reported).
+  bool Collate(Sample& s) {
+    const Image& img = s.image;
+    if (img.empty()) {
+      ReleaseTokens(1);
+      Fail(Status::InvalidArgument(std::string(s.source) +
+                                   ": no pixels reached the batcher; the pipeline needs a "
+                                   "`decode` stage for encoded files"));
+      return false;
+    }
+    uint64_t t0 = NowNs();
+    if (!current_) {
+      current_ = pool_->Acquire();
+      Batch& b = *current_;
+      b.epoch = s.epoch;
+      b.number = logs_[size_t(s.epoch)].batches;
+      b.size = 0;
+      b.layout = options_.batch.layout;
+      b.dtype = options_.batch.dtype;
+      b.channels = img.channels();
+      b.height = img.height();
+      b.width = img.width();
+      b.labels.clear();
+      b.indices.clear();
+      size_t need = b.sample_bytes() * size_t(options_.batch.size);
+      if (b.data_.size() < need) b.data_.resize(need);
+    }
+    Batch& b = *current_;
+    if (img.channels() != b.channels || img.height() != b.height || img.width() != b.width) {
+      // This sample's own token is released here; the batch's come back when it is recycled.
+      ReleaseTokens(1);
+      Fail(Status::InvalidArgument(
+          "samples of one batch must have one shape: " + std::string(s.source) + " is " +
+          img.ShapeString() + " but the batch holds " + std::to_string(b.channels) + "x" +
+          std::to_string(b.height) + "x" + std::to_string(b.width) +
+          "; add a resize/center_crop/random_resized_crop stage"));
+      return false;
+    }
+    ConvertInto(img, b.layout, b.dtype, b.data_.data() + size_t(b.size) * b.sample_bytes());
+    b.labels.push_back(s.label);
+    b.indices.push_back(s.index);
+    ++b.size;
+    stats_table_.Record(s.epoch, int(steps_.size()), NowNs() - t0, int64_t(b.sample_bytes()), false);
+    if (b.size == options_.batch.size) EmitBatch();
+    return true;
+  }
+
+  void EmitBatch() {
+    Batch& b = *current_;
+    EpochLog& log = logs_[size_t(b.epoch)];
+    if (options_.digest) {
+      XXH3_64bits_update(digest_state_, b.data(), b.bytes());
+      XXH3_64bits_update(digest_state_, b.labels.data(), b.labels.size() * sizeof(int64_t));
+    }
+    ++log.batches;
+    log.delivered += b.size;
+    Push(ReadyItem{ReadyItem::kBatch, pool_->Publish(std::move(current_)), b.epoch, {}});
+  }
+
+  void EndEpoch(int epoch) {
+    EpochLog& log = logs_[size_t(epoch)];
+    if (current_) {
+      if (options_.batch.drop_last) {
+        pool_->Recycle(std::move(current_));  // its samples' tokens go back with it
+      } else {
+        EmitBatch();
+      }
+    }
+    if (options_.digest) {
+      char hex[17];
+      std::snprintf(hex, sizeof hex, "%016llx",
+                    static_cast<unsigned long long>(XXH3_64bits_digest(digest_state_)));
+      log.digest = hex;
+    }
+    Push(ReadyItem{ReadyItem::kEpochEnd, nullptr, epoch, {}});
+    if (epoch == options_.epochs - 1) {
+      Push(ReadyItem{ReadyItem::kDone, nullptr, epoch, {}});
+      stopped_batching_ = true;
+      StopProducing();
+    }
+  }
+
+  void Fail(Status status) {
+    stopped_batching_ = true;
+    if (current_) {
+      pool_->Recycle(std::move(current_));
+    }
+    PushError(std::move(status));
+    StopProducing();
+  }
+
+  void Push(ReadyItem item) {
+    {
+      std::lock_guard<std::mutex> lock(q_mu_);
+      queue_.push_back(std::move(item));
+    }
+    q_cv_.notify_one();
+  }
+
+  void PushError(Status status) { Push(ReadyItem{ReadyItem::kError, nullptr, 0, std::move(status)}); }
+
+  void ReleaseTokens(int64_t n) {
+    if (!stop_.load()) nodes_->limiter.decrementer().try_put(static_cast<long long>(n));
+  }
+
+  void StopProducing() {
+    stop_.store(true);
+    if (graph_ && !released_.exchange(true)) graph_->release_wait();
+  }
+
+  // Runs on the consumer's thread at an epoch's end marker.
+  void FinishEpoch(int epoch) {
+    uint64_t now = NowNs();
+    EpochLog& log = logs_[size_t(epoch)];
+    EpochStats es;
+    es.epoch = epoch + 1;
+    es.seconds = double(now - epoch_start_ns_) * 1e-9;
+    es.samples = log.delivered;
+    es.batches = log.batches;
+    es.samples_per_second = es.seconds > 0 ? double(es.samples) / es.seconds : 0;
+    es.consumer_wait_seconds = double(consumer_wait_ns_) * 1e-9;
+    es.skipped = log.skipped;
+    es.skipped_count = log.skipped_count;
+    es.batch_digest = log.digest;
+    std::vector<StepAcc> acc = stats_table_.Merged(epoch);
+    for (size_t i = 0; i <= steps_.size(); ++i) {
+      StageStats st;
+      st.name = i < steps_.size() ? steps_[i].name : "batch";
+      st.type = i < steps_.size() ? steps_[i].type : "batch";
+      const StepAcc& a = acc[i];
+      st.count = int64_t(a.hist.count());
+      st.errors = a.errors;
+      st.bytes = a.bytes;
+      st.busy_seconds = double(a.hist.sum_ns()) * 1e-9;
+      st.p50_ms = a.hist.Quantile(0.50) * 1e-6;
+      st.p95_ms = a.hist.Quantile(0.95) * 1e-6;
+      st.p99_ms = a.hist.Quantile(0.99) * 1e-6;
+      st.max_ms = double(a.hist.max_ns()) * 1e-6;
+      es.stages.push_back(std::move(st));
+    }
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      run_stats_.epochs.push_back(std::move(es));
+    }
+    epoch_start_ns_ = now;
+    consumer_wait_ns_ = 0;
+    consumer_epoch_.store(epoch + 1);
+  }
+
+  // --- Constant after construction ---
+  const PipelineOptions options_;
+  const std::unique_ptr<Source> source_;
+  std::vector<Step> steps_;  // [0] is "read"
+  const int threads_;
+  const int64_t per_epoch_;
+  const uint64_t total_;
+  const size_t tokens_;
+
+  // --- Sample slots: owned by whichever node holds the slot's sample ---
+  std::vector<Slot> ring_;
+
+  // --- input_node body only ---
+  uint64_t next_sequence_ = 0;
+  std::vector<int64_t> order_;
+
+  // --- batcher body only (consumer reads an epoch's log after its end marker) ---
+  std::vector<EpochLog> logs_;
+  std::unique_ptr<Batch> current_;
+  XXH3_state_t* digest_state_ = nullptr;
+  bool stopped_batching_ = false;
+
+  StatsTable stats_table_;
+  std::shared_ptr<BatchPool> pool_;
+
+  // --- Ready queue, protected by q_mu_ ---
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::deque<ReadyItem> queue_;
+  Status final_status_;
+
+  // --- Consumer thread only ---
+  uint64_t epoch_start_ns_ = 0;
+  uint64_t consumer_wait_ns_ = 0;
+  std::atomic<int> consumer_epoch_{0};
+
+  mutable std::mutex stats_mu_;
+  RunStats run_stats_;  // protected by stats_mu_
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> released_{false};
+  tbb::task_arena arena_;
+  std::unique_ptr<flow::graph> graph_;  // declared before nodes_: nodes die first
+  std::unique_ptr<Nodes> nodes_;
+  std::thread producer_;
+};
+
+// Fills parameters the caller left out from the schema's defaults (the config parser already
+// does this; options built in code may not have).
+Status CompleteParams(const StageInfo& info, StageSpec* spec, int position) {
+  for (const ParamSpec& p : info.params) {
+    if (spec->params.Has(p.name)) continue;
+    if (!p.default_value)
+      return Status::InvalidArgument("pipeline[" + std::to_string(position) + "] (" + info.name +
+                                     "): missing required parameter '" + p.name + "'");
+    spec->params.Set(p.name, *p.default_value);
+  }
+  for (const auto& [name, value] : spec->params.values())
+    if (!info.FindParam(name))
+      return Status::InvalidArgument("pipeline[" + std::to_string(position) + "] (" + info.name +
+                                     "): unknown parameter '" + name + "'");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<int64_t> Batch::shape() const {
+  if (layout == Layout::kNCHW) return {size, channels, height, width};
+  return {size, height, width, channels};
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_in,
+                                                 const StageRegistry& registry) {
+  uint64_t t0 = NowNs();
+  PipelineOptions options = options_in;
+  if (options.batch.size < 1) return Status::InvalidArgument("batch.size must be >= 1");
+  if (options.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
+  if (options.prefetch < 1) return Status::InvalidArgument("prefetch must be >= 1");
+  if (options.threads < 0) return Status::InvalidArgument("threads must be >= 0");
+  if (options.max_in_flight < 0) return Status::InvalidArgument("max_in_flight must be >= 0");
+  int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
+
+  std::vector<Step> steps;
+  steps.push_back(Step{"read", "read", options.source.on_error, 0, nullptr});
+  bool has_decode = false;
+  std::map<std::string, int> name_count;
+  name_count["read"] = 1;
+  name_count["batch"] = 1;
+  for (size_t i = 0; i < options.pipeline.size(); ++i) {
+    StageSpec& spec = options.pipeline[i];
+    const StageInfo* info = registry.Find(spec.type);
+    if (!info)
+      return Status::InvalidArgument("pipeline[" + std::to_string(i) + "]: unknown stage type '" +
+                                     spec.type + "'");
+    FLOWFEED_RETURN_IF_ERROR(CompleteParams(*info, &spec, int(i)));
+    Result<std::unique_ptr<Stage>> stage = info->factory(spec.params);
+    if (!stage.ok())
+      return stage.status().WithContext("pipeline[" + std::to_string(i) + "] (" + spec.type + ")");
+    if (spec.type == "decode") has_decode = true;
+    std::string name = spec.name.empty() ? spec.type : spec.name;
+    if (int n = ++name_count[name]; n > 1) name += "#" + std::to_string(n);
+    int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
+    steps.push_back(Step{name, spec.type, spec.on_error, concurrency, std::move(stage.value())});
+  }
+  if (options.source.type != "idx" && !has_decode)
+    return Status::InvalidArgument("pipeline: a " + options.source.type +
+                                   " source gives encoded files; add {type: decode} to the pipeline");
+
+  Result<std::unique_ptr<Source>> source = OpenSource(options.source);
+  if (!source.ok()) return source.status();
+  if (source.value()->size() == 0)
+    return Status::NotFound("source has no samples: " + source.value()->Describe());
+
+  auto p = std::make_unique<GraphPipeline>(options, std::move(source.value()), std::move(steps),
+                                           threads);
+  p->Start(double(NowNs() - t0) * 1e-9);
+  return std::unique_ptr<Pipeline>(std::move(p));
+}
+
+}  // namespace flowfeed

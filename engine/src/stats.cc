@@ -1,0 +1,131 @@
+// Reports: the terminal table and the JSON document. The only file that includes nlohmann/json.
+
+#include "flowfeed/stats.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace flowfeed {
+
+namespace {
+
+std::string Fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// Latencies span microseconds to seconds: three significant digits, never in exponent form.
+std::string Ms(double ms) {
+  if (ms >= 100) return Fmt("%.0f", ms);
+  if (ms >= 10) return Fmt("%.1f", ms);
+  if (ms >= 1) return Fmt("%.2f", ms);
+  if (ms >= 0.1) return Fmt("%.3f", ms);
+  return Fmt("%.4f", ms);
+}
+
+std::string Bytes(int64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string Pad(const std::string& s, size_t width, bool left) {
+  if (s.size() >= width) return s;
+  std::string pad(width - s.size(), ' ');
+  return left ? s + pad : pad + s;
+}
+
+}  // namespace
+
+std::string FormatEpochTable(const EpochStats& e) {
+  std::string out;
+  out += "epoch " + std::to_string(e.epoch) + ": " + std::to_string(e.samples) + " samples in " +
+         Fmt("%.2f", e.seconds) + " s = " + Fmt("%.0f", e.samples_per_second) +
+         " samples/s, " + std::to_string(e.batches) + " batches, consumer waited " +
+         Fmt("%.2f", e.consumer_wait_seconds) + " s (" +
+         Fmt("%.0f", e.seconds > 0 ? 100.0 * e.consumer_wait_seconds / e.seconds : 0) + "%)";
+  if (e.skipped_count) out += ", skipped " + std::to_string(e.skipped_count);
+  out += "\n";
+  double total_busy = 0;
+  for (const auto& s : e.stages) total_busy += s.busy_seconds;
+  const std::vector<std::string> head = {"stage", "count", "busy s", "share", "p50 ms",
+                                         "p95 ms", "p99 ms", "max ms", "errors", "bytes"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : e.stages) {
+    rows.push_back({s.name, std::to_string(s.count), Fmt("%.3f", s.busy_seconds),
+                    Fmt("%.1f%%", total_busy > 0 ? 100.0 * s.busy_seconds / total_busy : 0),
+                    Ms(s.p50_ms), Ms(s.p95_ms), Ms(s.p99_ms), Ms(s.max_ms), std::to_string(s.errors), Bytes(s.bytes)});
+  }
+  std::vector<size_t> width(head.size());
+  for (size_t c = 0; c < head.size(); ++c) {
+    width[c] = head[c].size();
+    for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
+  }
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string l = " ";
+    for (size_t c = 0; c < r.size(); ++c) l += " " + Pad(r[c], width[c], c == 0);
+    return l + "\n";
+  };
+  out += line(head);
+  for (const auto& r : rows) out += line(r);
+  if (!e.skipped.empty()) {
+    out += "  skipped samples:\n";
+    size_t shown = std::min<size_t>(e.skipped.size(), 10);
+    for (size_t i = 0; i < shown; ++i)
+      out += "    " + e.skipped[i].source + " (" + e.skipped[i].stage + "): " +
+             e.skipped[i].reason + "\n";
+    if (e.skipped_count > int64_t(shown))
+      out += "    ... and " + std::to_string(e.skipped_count - int64_t(shown)) +
+             " more (all listed in the JSON report, up to 1000)\n";
+  }
+  return out;
+}
+
+std::string ReportJson(const RunStats& run) {
+  using nlohmann::json;
+  json j;
+  j["run"] = {{"source", run.source},
+              {"threads", run.threads},
+              {"dataset_size", run.dataset_size},
+              {"open_seconds", run.open_seconds}};
+  json epochs = json::array();
+  for (const auto& e : run.epochs) {
+    json je;
+    je["epoch"] = e.epoch;
+    je["seconds"] = e.seconds;
+    je["samples"] = e.samples;
+    je["batches"] = e.batches;
+    je["samples_per_second"] = e.samples_per_second;
+    je["consumer_wait_seconds"] = e.consumer_wait_seconds;
+    json stages = json::object();
+    json order = json::array();
+    for (const auto& s : e.stages) {
+      stages[s.name] = {{"type", s.type},         {"count", s.count},   {"errors", s.errors},
+                        {"busy_seconds", s.busy_seconds}, {"p50_ms", s.p50_ms}, {"p95_ms", s.p95_ms},
+                        {"p99_ms", s.p99_ms},     {"max_ms", s.max_ms}, {"bytes", s.bytes}};
+      order.push_back(s.name);
+    }
+    je["stages"] = stages;
+    je["stage_order"] = order;
+    json skipped = json::array();
+    for (const auto& s : e.skipped)
+      skipped.push_back({{"index", s.index}, {"source", s.source}, {"stage", s.stage},
+                         {"reason", s.reason}});
+    je["skipped"] = {{"count", e.skipped_count}, {"samples", skipped}};
+    je["batch_digest"] = e.batch_digest;
+    epochs.push_back(std::move(je));
+  }
+  j["epochs"] = std::move(epochs);
+  return j.dump(2) + "\n";
+}
+
+}  // namespace flowfeed

@@ -1,0 +1,136 @@
+#include "test_util.h"
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <stdexcept>
+
+#include "codec.h"
+
+namespace fs = std::filesystem;
+
+namespace flowfeed::test {
+
+TempDir::TempDir() {
+  std::string templ = (fs::temp_directory_path() / "flowfeed-test-XXXXXX").string();
+  if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  WriteBytes(path, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+std::vector<uint8_t> ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+Image PatternImage(int height, int width, int channels, uint32_t seed) {
+  Image img = Image::Allocate(height, width, channels);
+  for (int y = 0; y < height; ++y) {
+    uint8_t* row = img.row<uint8_t>(y);
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < channels; ++c)
+        row[x * channels + c] =
+            uint8_t((x * 255 / std::max(1, width - 1) * (c + 1) + y * 255 / std::max(1, height - 1) +
+                     seed * 37 + c * 60) % 256);
+  }
+  return img;
+}
+
+Image SolidImage(int height, int width, int channels, uint8_t value) {
+  Image img = Image::Allocate(height, width, channels);
+  std::fill(img.data(), img.data() + img.size_bytes(), value);
+  return img;
+}
+
+void WriteJpeg(const std::string& path, const Image& image, int quality) {
+  std::vector<uint8_t> bytes;
+  Status s = EncodeJpeg(image, quality, &bytes);
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+  WriteBytes(path, bytes);
+}
+
+void WritePng(const std::string& path, const Image& image) {
+  cv::Mat m(image.height(), image.width(), image.channels() == 3 ? CV_8UC3 : CV_8UC1,
+            const_cast<uint8_t*>(image.data()));
+  cv::Mat out;
+  if (image.channels() == 3) cv::cvtColor(m, out, cv::COLOR_RGB2BGR); else out = m;
+  std::vector<uint8_t> bytes;
+  if (!cv::imencode(".png", out, bytes)) throw std::runtime_error("png encode failed");
+  WriteBytes(path, bytes);
+}
+
+namespace {
+void PutBE32(std::vector<uint8_t>* v, uint32_t x) {
+  v->push_back(uint8_t(x >> 24));
+  v->push_back(uint8_t(x >> 16));
+  v->push_back(uint8_t(x >> 8));
+  v->push_back(uint8_t(x));
+}
+void WriteMaybeGz(const std::string& path, const std::vector<uint8_t>& bytes) {
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
+    fs::path p(path);
+    if (p.has_parent_path()) fs::create_directories(p.parent_path());
+    gzFile f = gzopen(path.c_str(), "wb");
+    if (!f) throw std::runtime_error("gzopen " + path);
+    gzwrite(f, bytes.data(), unsigned(bytes.size()));
+    gzclose(f);
+  } else {
+    WriteBytes(path, bytes);
+  }
+}
+}  // namespace
+
+void WriteIdx(const std::string& images_path, const std::string& labels_path, int n, int rows,
+              int cols) {
+  std::vector<uint8_t> img;
+  PutBE32(&img, 0x00000803);
+  PutBE32(&img, uint32_t(n));
+  PutBE32(&img, uint32_t(rows));
+  PutBE32(&img, uint32_t(cols));
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < rows; ++y)
+      for (int x = 0; x < cols; ++x) img.push_back(uint8_t((i * 7 + y * cols + x) % 256));
+  std::vector<uint8_t> lab;
+  PutBE32(&lab, 0x00000801);
+  PutBE32(&lab, uint32_t(n));
+  for (int i = 0; i < n; ++i) lab.push_back(uint8_t(i % 10));
+  WriteMaybeGz(images_path, img);
+  WriteMaybeGz(labels_path, lab);
+}
+
+int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_t seed) {
+  int n = 0;
+  for (int c = 0; c < classes; ++c) {
+    for (int i = 0; i < per_class; ++i) {
+      int h = 40 + int((seed * 13 + c * 7 + i * 11) % 41);
+      int w = 40 + int((seed * 17 + c * 5 + i * 3) % 41);
+      WriteJpeg(root + "/class" + std::to_string(c) + "/img" + std::to_string(i) + ".jpg",
+                PatternImage(h, w, 3, seed + c * 100 + i));
+      ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace flowfeed::test

@@ -1,0 +1,67 @@
+// Helpers shared by the tests: temporary folders, files the tests make themselves, status checks.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "flowfeed/image.h"
+#include "flowfeed/status.h"
+
+#define ASSERT_OK(expr)                                        \
+  do {                                                         \
+    const ::flowfeed::Status _s = ::flowfeed::test::ToStatus(expr); \
+    ASSERT_TRUE(_s.ok()) << _s.ToString();                     \
+  } while (0)
+#define EXPECT_OK(expr)                                        \
+  do {                                                         \
+    const ::flowfeed::Status _s = ::flowfeed::test::ToStatus(expr); \
+    EXPECT_TRUE(_s.ok()) << _s.ToString();                     \
+  } while (0)
+
+namespace flowfeed::test {
+
+inline Status ToStatus(const Status& s) { return s; }
+template <typename T>
+Status ToStatus(const Result<T>& r) { return r.status(); }
+
+// A fresh folder under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+// Creates parent folders as needed.
+void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes);
+void WriteText(const std::string& path, const std::string& text);
+std::vector<uint8_t> ReadBytes(const std::string& path);
+
+// A smooth, seeded pattern (gradients plus a seeded offset) that survives JPEG well; uint8 HWC.
+Image PatternImage(int height, int width, int channels, uint32_t seed = 0);
+// Every pixel and channel equal to `value`.
+Image SolidImage(int height, int width, int channels, uint8_t value);
+
+// Writes an image file: JPEG (libjpeg-turbo, quality 95) or PNG (OpenCV). RGB channel order.
+void WriteJpeg(const std::string& path, const Image& image, int quality = 95);
+void WritePng(const std::string& path, const Image& image);
+
+// Writes MNIST-format IDX files: n images of rows x cols (pixel = (i*7 + y*cols + x) % 256) and
+// labels i % 10. gzip when the path ends in .gz.
+void WriteIdx(const std::string& images_path, const std::string& labels_path, int n, int rows,
+              int cols);
+
+// Makes root/<class>/<i>.jpg for `classes` classes with `per_class` images each, sizes varying
+// between 40 and 80 pixels. Returns the number of files written.
+int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_t seed = 1);
+
+}  // namespace flowfeed::test

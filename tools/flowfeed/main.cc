@@ -1,0 +1,262 @@
+// The flowfeed command line: bench, validate, stages, dataset.
+//
+// Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running.
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "flowfeed/config.h"
+#include "flowfeed/pipeline.h"
+#include "flowfeed/registry.h"
+#include "flowfeed/stats.h"
+
+namespace flowfeed::cli {
+int RunDatasetCommand(const std::vector<std::string>& args);
+}  // namespace flowfeed::cli
+
+namespace {
+
+using flowfeed::Status;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// One progress line per epoch: redrawn in place on a terminal, a plain line every few seconds
+// otherwise, so CI logs stay readable.
+class Progress {
+ public:
+  Progress(int epochs, int64_t batches_per_epoch)
+      : tty_(isatty(STDERR_FILENO) != 0), epochs_(epochs), total_(batches_per_epoch) {}
+
+  void Start(int epoch) {
+    epoch_ = epoch;
+    start_ = last_ = std::chrono::steady_clock::now();
+    batches_ = samples_ = 0;
+  }
+
+  void Update(int64_t batch_samples) {
+    ++batches_;
+    samples_ += batch_samples;
+    auto now = std::chrono::steady_clock::now();
+    double since = Seconds(last_, now);
+    if (tty_ ? since < 0.1 : since < 5.0) return;
+    last_ = now;
+    Draw(now, false);
+  }
+
+  void Finish() {
+    if (tty_) {
+      Draw(std::chrono::steady_clock::now(), true);
+    }
+  }
+
+ private:
+  void Draw(std::chrono::steady_clock::time_point now, bool done) {
+    double el = Seconds(start_, now);
+    double rate = el > 0 ? double(samples_) / el : 0;
+    double frac = total_ > 0 ? double(batches_) / double(total_) : 0;
+    double eta = frac > 0 && !done ? el / frac - el : 0;
+    char buf[256];
+    if (tty_) {
+      const int width = 30;
+      int filled = int(frac * width + 0.5);
+      std::string bar(size_t(std::min(filled, width)), '#');
+      bar += std::string(size_t(width - std::min(filled, width)), '.');
+      std::snprintf(buf, sizeof buf, "\repoch %d/%d [%s] %lld/%lld batches  %.0f samples/s  ETA %.0fs ",
+                    epoch_ + 1, epochs_, bar.c_str(), (long long)batches_, (long long)total_, rate,
+                    eta);
+      std::fputs(buf, stderr);
+      if (done) std::fputs("\n", stderr);
+    } else {
+      std::snprintf(buf, sizeof buf, "epoch %d/%d: %lld/%lld batches, %.0f samples/s, ETA %.0fs\n",
+                    epoch_ + 1, epochs_, (long long)batches_, (long long)total_, rate, eta);
+      std::fputs(buf, stderr);
+    }
+    std::fflush(stderr);
+  }
+
+  bool tty_;
+  int epochs_;
+  int64_t total_;
+  int epoch_ = 0;
+  int64_t batches_ = 0, samples_ = 0;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+// Loads the config; prints every problem and returns false on failure.
+bool Load(const std::string& path, const std::vector<std::string>& sets,
+          const flowfeed::StageRegistry& registry, flowfeed::PipelineOptions* out) {
+  auto r = flowfeed::LoadConfig(path, sets, registry);
+  if (!r.ok()) {
+    std::cerr << "flowfeed: " << r.status().message() << "\n";
+    return false;
+  }
+  *out = std::move(r.value());
+  return true;
+}
+
+int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
+          const std::string& report_path) {
+  flowfeed::StageRegistry registry;
+  flowfeed::RegisterBuiltinStages(&registry);
+  flowfeed::PipelineOptions options;
+  if (!Load(config, sets, registry, &options)) return kExitUsage;
+  if (epochs > 0) options.epochs = epochs;
+
+  auto opened = flowfeed::Pipeline::Open(options, registry);
+  if (!opened.ok()) {
+    std::cerr << "flowfeed: " << config << ": " << opened.status().ToString() << "\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<flowfeed::Pipeline> pipeline = std::move(opened.value());
+  flowfeed::RunStats head = pipeline->stats();
+  std::cerr << "flowfeed bench " << config << ": " << head.source << "; " << head.threads
+            << " threads, batch " << options.batch.size << ", " << options.epochs
+            << " epochs (open " << std::fixed << std::setprecision(2) << head.open_seconds
+            << " s)\n" << std::defaultfloat;
+
+  Progress progress(options.epochs, pipeline->batches_per_epoch());
+  for (int e = 0; e < options.epochs; ++e) {
+    progress.Start(e);
+    while (true) {
+      flowfeed::BatchPtr batch;
+      Status st = pipeline->Next(&batch);
+      if (!st.ok()) {
+        std::cerr << "\nflowfeed: " << st.ToString() << "\n";
+        return kExitRuntime;
+      }
+      if (!batch) break;
+      progress.Update(batch->size);
+    }
+    progress.Finish();
+    flowfeed::RunStats rs = pipeline->stats();
+    if (!rs.epochs.empty()) std::cout << flowfeed::FormatEpochTable(rs.epochs.back()) << std::flush;
+  }
+
+  flowfeed::RunStats rs = pipeline->stats();
+  if (rs.epochs.size() >= 2) {
+    double first = rs.epochs[0].samples_per_second;
+    double later = 0;
+    for (size_t i = 1; i < rs.epochs.size(); ++i) later += rs.epochs[i].samples_per_second;
+    later /= double(rs.epochs.size() - 1);
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "summary: epoch 1 %.0f samples/s, epochs 2+ %.0f samples/s (x%.2f)\n", first,
+                  later, first > 0 ? later / first : 0);
+    std::cout << line;
+  }
+  if (!report_path.empty()) {
+    std::string tmp = report_path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << flowfeed::ReportJson(rs);
+      if (!out) {
+        std::cerr << "flowfeed: cannot write report " << report_path << "\n";
+        return kExitRuntime;
+      }
+    }
+    if (std::rename(tmp.c_str(), report_path.c_str()) != 0) {
+      std::cerr << "flowfeed: cannot write report " << report_path << "\n";
+      return kExitRuntime;
+    }
+    std::cerr << "report: " << report_path << "\n";
+  }
+  return kExitOk;
+}
+
+int Validate(const std::string& config, const std::vector<std::string>& sets) {
+  flowfeed::StageRegistry registry;
+  flowfeed::RegisterBuiltinStages(&registry);
+  flowfeed::PipelineOptions options;
+  if (!Load(config, sets, registry, &options)) return kExitUsage;
+  std::cout << config << ": ok (" << options.source.type << " source, "
+            << options.pipeline.size() << " stages, batch " << options.batch.size << ", "
+            << options.epochs << " epochs)\n";
+  return kExitOk;
+}
+
+int Stages() {
+  flowfeed::StageRegistry registry;
+  flowfeed::RegisterBuiltinStages(&registry);
+  for (const flowfeed::StageInfo* info : registry.List()) {
+    std::cout << info->name << "  ("
+              << (info->traits.deterministic ? "deterministic" : "random")
+              << (info->traits.thread_safe ? ", thread-safe" : ", serial") << "; " << info->origin
+              << ")\n    " << info->doc << "\n";
+    for (const auto& p : info->params) {
+      std::cout << "    " << p.name << ": " << flowfeed::ParamTypeName(p.type);
+      if (p.default_value)
+        std::cout << " = " << flowfeed::ParamSpec::FormatValue(*p.default_value);
+      else
+        std::cout << " (required)";
+      if (p.min || p.max) {
+        std::cout << " in [" << (p.min ? std::to_string(*p.min) : "-inf") << ", "
+                  << (p.max ? std::to_string(*p.max) : "inf") << "]";
+      }
+      if (!p.choices.empty()) {
+        std::cout << " one of";
+        for (const auto& c : p.choices) std::cout << " " << c;
+      }
+      std::cout << "\n        " << p.doc << "\n";
+    }
+    std::cout << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "dataset") {
+    return flowfeed::cli::RunDatasetCommand(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  CLI::App app{"flowfeed: a data pipeline for deep-learning training"};
+  app.set_version_flag("--version", std::string("flowfeed ") + FLOWFEED_VERSION);
+  app.require_subcommand(1);
+
+  std::string config, report;
+  std::vector<std::string> sets;
+  int epochs = 0;
+
+  auto* bench = app.add_subcommand("bench", "Run the pipeline alone and report each epoch");
+  bench->add_option("config", config, "YAML config")->required();
+  bench->add_option("--epochs", epochs, "Override the config's epochs")->check(CLI::PositiveNumber);
+  bench->add_option("--report", report, "Write a JSON report to this file");
+  bench->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
+
+  auto* validate = app.add_subcommand("validate", "Check a config without running it");
+  validate->add_option("config", config, "YAML config")->required();
+  validate->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
+
+  auto* stages = app.add_subcommand("stages", "List the stage types and their parameters");
+  app.add_subcommand("dataset", "Build datasets from Debian's real data (see: flowfeed dataset --help)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    if (*bench) return Bench(config, sets, epochs, report);
+    if (*validate) return Validate(config, sets);
+    if (*stages) return Stages();
+  } catch (const std::exception& e) {
+    std::cerr << "flowfeed: internal error: " << e.what() << "\n";
+    return kExitRuntime;
+  }
+  return kExitUsage;
+}
