@@ -411,9 +411,13 @@ TEST(ConfigErrors, FloatOutOfRange) {
 TEST(ConfigErrors, StringNotInChoices) {
   EXPECT_EQ(OnlyError(kSource + "pipeline:\n  - type: decode\n    color: rbg\n"),
             "a.yaml:4:12: pipeline[0] (decode).color: expected one of rgb, gray, bgr, got "
-            "\"rbg\"");
+            "\"rbg\"; did you mean \"rgb\"?");
   EXPECT_EQ(OnlyError(kSource + "batch:\n  layout: NCHW\n"),
-            "a.yaml:3:11: batch.layout: expected one of nchw, nhwc, got \"NCHW\"");
+            "a.yaml:3:11: batch.layout: expected one of nchw, nhwc, got \"NCHW\"; did you mean "
+            "\"nchw\"?");
+  EXPECT_EQ(OnlyError("source: {type: image_foldr, root: x}\n"),
+            "a.yaml:1:16: source.type: expected one of image_folder, file_list, idx, got "
+            "\"image_foldr\"; did you mean \"image_folder\"?");
   EXPECT_EQ(OnlyError(kSource + "batch: {dtype: [float32]}\n"),
             "a.yaml:2:16: batch.dtype: expected one of float32, uint8, got a list");
   EXPECT_EQ(OnlyError("source: {type: folder, root: x}\n"),

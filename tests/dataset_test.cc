@@ -1,5 +1,6 @@
 // Tests of BuildPhotoDataset (the `flowfeed dataset photos` builder).
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -222,6 +223,60 @@ TEST(Dataset, BadOptionsAreInvalidArgument) {
   o = SmallOptions(tmp / "src", tmp / "out");
   o.count = 0;
   EXPECT_EQ(BuildPhotoDataset(o, log).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// One picture shipped at two resolutions is one class, taken from the larger file.
+TEST(Dataset, SamePictureAtSeveralResolutionsIsOneClass) {
+  TempDir tmp;
+  test::WriteJpeg(tmp / "src/Elephants.jpg", test::PatternImage(600, 800, 3, 1));
+  test::WriteJpeg(tmp / "src/Elephants_1600x1200.jpg", test::PatternImage(1200, 1600, 3, 1));
+  test::WriteJpeg(tmp / "src/Garden.jpg", test::PatternImage(600, 800, 3, 2));
+  PhotoDatasetOptions o = SmallOptions(tmp / "src", tmp / "out");
+  o.count = 6;
+  std::ostringstream log;
+  ASSERT_OK(BuildPhotoDataset(o, log));
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(tmp / "out"))
+    if (e.is_directory()) classes.push_back(e.path().filename().string());
+  std::sort(classes.begin(), classes.end());
+  EXPECT_EQ(classes, (std::vector<std::string>{"elephants_1600x1200", "garden"}));
+}
+
+// A photo that is mostly one flat colour still gives images with detail in them: windows over
+// the flat part are drawn again.
+TEST(Dataset, FlatRegionsAreAvoided) {
+  TempDir tmp;
+  Image photo = test::SolidImage(900, 1200, 3, 90);
+  Image detail = test::PatternImage(300, 1200, 3, 5);  // only the bottom third has structure
+  std::copy(detail.data(), detail.data() + detail.size_bytes(),
+            photo.data() + size_t(600) * photo.row_bytes());
+  for (int y = 600; y < 900; ++y)  // add fine texture so windows there have real detail
+    for (int x = 0; x < 1200; ++x) photo.row<uint8_t>(y)[x * 3] = uint8_t(((x / 3 + y / 3) % 2) * 200);
+  test::WritePng(tmp / "src/mostly_flat.png", photo);
+  PhotoDatasetOptions o = SmallOptions(tmp / "src", tmp / "out");
+  o.count = 12;
+  std::ostringstream log;
+  ASSERT_OK(BuildPhotoDataset(o, log));
+  int flat = 0;
+  for (const auto& [name, bytes] : Jpegs(tmp / "out")) {
+    Image img;
+    ASSERT_OK(DecodeImage(bytes.data(), bytes.size(), DecodeOptions{}, name, &img));
+    double sum = 0, sum2 = 0;
+    const size_t n = img.size_bytes();
+    for (size_t i = 0; i < n; ++i) {
+      sum += img.data()[i];
+      sum2 += double(img.data()[i]) * img.data()[i];
+    }
+    double sd = std::sqrt(sum2 / double(n) - (sum / double(n)) * (sum / double(n)));
+    if (sd < 3) ++flat;
+  }
+  EXPECT_EQ(flat, 0);
 }
 
 }  // namespace

@@ -148,11 +148,11 @@ TEST(SourceImageFolder, WalksNestedFoldersAndFollowsSymlinks) {
   ASSERT_OK(src);
   EXPECT_EQ((*src)->classes(), (std::vector<std::string>{"a", "b", "elsewhere"}));
   std::vector<std::string> keys = Keys(**src);
-  // Class a: sorted by relative path.
+  // Class a in torchvision's order: folders sorted by path, then file names within each.
   ASSERT_GE(keys.size(), 3u);
-  EXPECT_EQ(keys[0], dir / "a/sub/b.jpg");
-  EXPECT_EQ(keys[1], dir / "a/sub/deeper/x.jpg");
-  EXPECT_EQ(keys[2], dir / "a/top.jpg");
+  EXPECT_EQ(keys[0], dir / "a/top.jpg");
+  EXPECT_EQ(keys[1], dir / "a/sub/b.jpg");
+  EXPECT_EQ(keys[2], dir / "a/sub/deeper/x.jpg");
   // Class b has the symlinked file and whatever the loop reaches once, but the dangling link
   // is left out and the walk ends.
   EXPECT_NE(std::find(keys.begin(), keys.end(), dir / "b/link.jpg"), keys.end());

@@ -442,7 +442,12 @@ class ConfigReader {
   bool ReadChoice(const Item& item, const std::vector<std::string>& choices, std::string* out) {
     if (!item.node.IsScalar() ||
         std::find(choices.begin(), choices.end(), item.node.Scalar()) == choices.end()) {
-      Error(item, "expected one of " + JoinStrings(choices, ", ") + ", got " + Got(item.node));
+      std::string msg = "expected one of " + JoinStrings(choices, ", ") + ", got " + Got(item.node);
+      if (item.node.IsScalar()) {
+        std::string close = ClosestMatch(item.node.Scalar(), choices);
+        if (!close.empty()) msg += "; did you mean \"" + close + "\"?";
+      }
+      Error(item, msg);
       return false;
     }
     *out = item.node.Scalar();

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -35,6 +36,14 @@ namespace flowfeed {
 namespace {
 
 constexpr const char* kMarkerName = ".flowfeed-photos";
+constexpr int kMaxWindowDraws = 20;
+constexpr double kMinDetail = 12.0;  // mean over channels of the pixel standard deviation
+
+double Detail(const cv::Mat& image) {
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(image, mean, stddev);
+  return (stddev[0] + stddev[1] + stddev[2]) / 3.0;
+}
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 
@@ -103,6 +112,22 @@ struct PhotoClass {
   int val_images = 0;  // how many of them (the last ones) go to val
 };
 
+// "Elephants_3840x2160" -> "elephants"; a stem without a _WxH suffix, lowercased.
+std::string PictureName(const std::string& stem) {
+  std::string lower;
+  for (char c : stem) lower += AsciiLower(c);
+  size_t us = lower.rfind('_');
+  if (us == std::string::npos) return lower;
+  const std::string suffix = lower.substr(us + 1);
+  size_t x = suffix.find('x');
+  auto digits = [](const std::string& t) {
+    return !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (x != std::string::npos && digits(suffix.substr(0, x)) && digits(suffix.substr(x + 1)))
+    return lower.substr(0, us);
+  return lower;
+}
+
 Status FindPhotos(const std::string& dir, const std::string& out_dir,
                   std::vector<std::string>* photos) {
   std::error_code ec;
@@ -128,6 +153,19 @@ Status FindPhotos(const std::string& dir, const std::string& out_dir,
   std::sort(photos->begin(), photos->end());
   if (photos->empty())
     return Status::NotFound("source_dir: " + dir + " has no .jpg/.jpeg/.png photos");
+  // Wallpaper collections ship one picture at several resolutions ("Elephants.jpg",
+  // "Elephants_3840x2160.jpg"): as separate classes they would be the same class twice. Keep the
+  // largest file of each such group.
+  std::map<std::string, std::pair<uintmax_t, std::string>> best;  // picture -> (bytes, path)
+  for (const std::string& p : *photos) {
+    const std::string key = (fs::path(p).parent_path() / PictureName(fs::path(p).stem().string())).string();
+    uintmax_t bytes = fs::file_size(p, ec);
+    auto [it2, inserted] = best.try_emplace(key, bytes, p);
+    if (!inserted && bytes > it2->second.first) it2->second = {bytes, p};
+  }
+  photos->clear();
+  for (const auto& [key, value] : best) photos->push_back(value.second);
+  std::sort(photos->begin(), photos->end());
   return Status::Ok();
 }
 
@@ -236,42 +274,53 @@ ClassResult BuildClass(const PhotoDatasetOptions& options, const PhotoClass& cls
   const int train_images = cls.images - cls.val_images;
   for (int k = 0; k < cls.images; ++k) {
     if (stop.load(std::memory_order_relaxed)) break;
-    // The window.
-    const double ws = rng.Uniform(lo, hi);
-    const double aspect = rng.Uniform(3.0 / 4.0, 4.0 / 3.0);  // width / height
-    double ww = ws, wh = ws;
-    if (aspect >= 1.0) ww = ws * aspect; else wh = ws / aspect;
-    const int win_w = std::clamp(int(std::lround(ww)), 1, W);
-    const int win_h = std::clamp(int(std::lround(wh)), 1, H);
-    const int x = int(rng.UniformInt(0, W - win_w));
-    const int y = int(rng.UniformInt(0, H - win_h));
-    // The output size: short side uniform in [min, max], aspect ratio kept.
-    const int short_side = int(rng.UniformInt(options.min_short_side, options.max_short_side));
-    int out_w, out_h;
-    if (win_w <= win_h) {
-      out_w = short_side;
-      out_h = std::max(short_side, int(std::lround(double(win_h) * short_side / win_w)));
-    } else {
-      out_h = short_side;
-      out_w = std::max(short_side, int(std::lround(double(win_w) * short_side / win_h)));
+    // Parts of some photos are flat colour (skies, transparent areas of the PNGs). A window
+    // there teaches nothing and decodes unrealistically fast, so draw again, up to
+    // kMaxWindowDraws times, while the output's pixel standard deviation is below kMinDetail.
+    for (int draw = 0;; ++draw) {
+      // The window.
+      const double ws = rng.Uniform(lo, hi);
+      const double aspect = rng.Uniform(3.0 / 4.0, 4.0 / 3.0);  // width / height
+      double ww = ws, wh = ws;
+      if (aspect >= 1.0) ww = ws * aspect; else wh = ws / aspect;
+      const int win_w = std::clamp(int(std::lround(ww)), 1, W);
+      const int win_h = std::clamp(int(std::lround(wh)), 1, H);
+      const int x = int(rng.UniformInt(0, W - win_w));
+      const int y = int(rng.UniformInt(0, H - win_h));
+      // The output size: short side uniform in [min, max], aspect ratio kept.
+      const int short_side = int(rng.UniformInt(options.min_short_side, options.max_short_side));
+      int out_w, out_h;
+      if (win_w <= win_h) {
+        out_w = short_side;
+        out_h = std::max(short_side, int(std::lround(double(win_h) * short_side / win_w)));
+      } else {
+        out_h = short_side;
+        out_w = std::max(short_side, int(std::lround(double(win_w) * short_side / win_h)));
+      }
+      out.Reshape(out_h, out_w, 3);
+      cv::Mat dst(out_h, out_w, CV_8UC3, out.data());
+      // OpenCV's INTER_AREA is several times faster for integer factors, so a large reduction
+      // goes in two steps: an integer factor f (the window trimmed by < f pixels to a multiple
+      // of it), then the remaining factor (< 2).
+      const int f = std::min(win_w / out_w, win_h / out_h);
+      if (f >= 2) {
+        const cv::Rect trimmed(x, y, win_w - win_w % f, win_h - win_h % f);
+        cv::resize(src(trimmed), reduced, cv::Size(trimmed.width / f, trimmed.height / f), 0, 0,
+                   cv::INTER_AREA);
+        cv::resize(reduced, dst, cv::Size(out_w, out_h), 0, 0, cv::INTER_AREA);
+      } else {
+        cv::resize(src(cv::Rect(x, y, win_w, win_h)), dst, cv::Size(out_w, out_h), 0, 0,
+                   cv::INTER_AREA);
+      }
+      if (dst.data != out.data()) {  // OpenCV reallocated instead of writing into `out`
+        result.status = Status::Internal(cls.name + ": resize did not write into its buffer");
+        return result;
+      }
+      if (draw + 1 >= kMaxWindowDraws || Detail(dst) >= kMinDetail) break;
     }
+    const int out_h = out.height(), out_w = out.width();
     const bool flip = rng.Uniform(0.0, 1.0) < 0.5;
 
-    out.Reshape(out_h, out_w, 3);
-    cv::Mat dst(out_h, out_w, CV_8UC3, out.data());
-    // OpenCV's INTER_AREA is several times faster for integer factors, so a large reduction
-    // goes in two steps: an integer factor f (the window trimmed by < f pixels to a multiple
-    // of it), then the remaining factor (< 2).
-    const int f = std::min(win_w / out_w, win_h / out_h);
-    if (f >= 2) {
-      const cv::Rect trimmed(x, y, win_w - win_w % f, win_h - win_h % f);
-      cv::resize(src(trimmed), reduced, cv::Size(trimmed.width / f, trimmed.height / f), 0, 0,
-                 cv::INTER_AREA);
-      cv::resize(reduced, dst, cv::Size(out_w, out_h), 0, 0, cv::INTER_AREA);
-    } else {
-      cv::resize(src(cv::Rect(x, y, win_w, win_h)), dst, cv::Size(out_w, out_h), 0, 0,
-                 cv::INTER_AREA);
-    }
     if (flip) {
       for (int r = 0; r < out_h; ++r) {
         uint8_t* row = out.row<uint8_t>(r);

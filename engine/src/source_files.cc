@@ -154,12 +154,17 @@ bool IsImageName(const std::string& name, const std::vector<std::string>& exts) 
   return false;
 }
 
-// Collects image files under `dir` (relative to it, prefixed with `rel`), recursively.
-// `visiting` holds the (device, inode) of the folders on the current path, so a symlink loop
+// An image file under a class folder: the folder it is in (relative to the class folder, "" for
+// the class folder itself) and its name. Sorting these pairs gives torchvision's order, which
+// sorts os.walk()'s folders by path and then the file names within each folder.
+using RelFile = std::pair<std::string, std::string>;
+
+// Collects image files under `dir` (whose path relative to the class folder is `rel`),
+// recursively, following symlinks. `visiting` holds the (device, inode) of the folders on the current path, so a symlink loop
 // ends the descent instead of recursing forever.
 Status CollectImages(const std::string& dir, const std::string& rel,
                      const std::vector<std::string>& exts,
-                     std::set<std::pair<dev_t, ino_t>>* visiting, std::vector<std::string>* out) {
+                     std::set<std::pair<dev_t, ino_t>>* visiting, std::vector<RelFile>* out) {
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) return ErrnoStatus(dir, errno);
   auto id = std::make_pair(st.st_dev, st.st_ino);
@@ -168,12 +173,11 @@ Status CollectImages(const std::string& dir, const std::string& rel,
   Status s = ListDir(dir, &entries);
   if (s.ok()) {
     for (const auto& e : entries) {
-      const std::string child_rel = rel.empty() ? e.name : rel + "/" + e.name;
       if (e.is_dir) {
-        s = CollectImages(JoinPath(dir, e.name), child_rel, exts, visiting, out);
+        s = CollectImages(JoinPath(dir, e.name), JoinPath(rel, e.name), exts, visiting, out);
         if (!s.ok()) break;
       } else if (IsImageName(e.name, exts)) {
-        out->push_back(child_rel);
+        out->emplace_back(rel, e.name);
       }
     }
   }
@@ -317,7 +321,7 @@ Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options) {
   std::sort(classes.begin(), classes.end());  // byte order, like Python's sorted()
 
   std::vector<FileEntry> files;
-  std::vector<std::string> rel;
+  std::vector<RelFile> rel;
   for (size_t c = 0; c < classes.size(); ++c) {
     rel.clear();
     std::set<std::pair<dev_t, ino_t>> visiting;
@@ -325,7 +329,8 @@ Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options) {
     if (!s.ok()) return s.WithContext("source.root");
     std::sort(rel.begin(), rel.end());
     const std::string class_dir = JoinPath(root, classes[c]);
-    for (const auto& r : rel) files.push_back({JoinPath(class_dir, r), int64_t(c)});
+    for (const auto& [folder, name] : rel)
+      files.push_back({JoinPath(JoinPath(class_dir, folder), name), int64_t(c)});
   }
   if (files.empty())
     return Status::NotFound("source.root: " + root +

@@ -7,7 +7,7 @@
 //
 // Thread-safety: every const method may be called from many threads at once.
 // Failure: factories return NotFound / Corrupt / InvalidArgument naming the path; Read() returns
-// IoError or Corrupt naming the sample's file.
+// NotFound (a listed file has gone), IoError or Corrupt, naming the sample's file.
 #pragma once
 
 #include <cstdint>
