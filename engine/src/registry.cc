@@ -18,45 +18,42 @@ const char* ParamTypeName(ParamType t) {
   return "?";
 }
 
-ParamSpec ParamSpec::Bool(std::string name, bool def, std::string doc) {
+namespace {
+ParamSpec Base(std::string name, ParamType type, std::string doc, std::optional<double> min,
+               std::optional<double> max) {
   ParamSpec p;
   p.name = std::move(name);
-  p.type = ParamType::kBool;
+  p.type = type;
   p.doc = std::move(doc);
+  p.min = min;
+  p.max = max;
+  return p;
+}
+}  // namespace
+
+ParamSpec ParamSpec::Bool(std::string name, bool def, std::string doc) {
+  ParamSpec p = Base(std::move(name), ParamType::kBool, std::move(doc), std::nullopt, std::nullopt);
   p.default_value = ParamValue(def);
   return p;
 }
 
 ParamSpec ParamSpec::Int(std::string name, std::optional<int64_t> def, std::string doc,
                          std::optional<double> min, std::optional<double> max) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::kInt;
-  p.doc = std::move(doc);
+  ParamSpec p = Base(std::move(name), ParamType::kInt, std::move(doc), min, max);
   if (def) p.default_value = ParamValue(*def);
-  p.min = min;
-  p.max = max;
   return p;
 }
 
 ParamSpec ParamSpec::Float(std::string name, std::optional<double> def, std::string doc,
                            std::optional<double> min, std::optional<double> max) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::kFloat;
-  p.doc = std::move(doc);
+  ParamSpec p = Base(std::move(name), ParamType::kFloat, std::move(doc), min, max);
   if (def) p.default_value = ParamValue(*def);
-  p.min = min;
-  p.max = max;
   return p;
 }
 
 ParamSpec ParamSpec::String(std::string name, std::optional<std::string> def, std::string doc,
                             std::vector<std::string> choices) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::kString;
-  p.doc = std::move(doc);
+  ParamSpec p = Base(std::move(name), ParamType::kString, std::move(doc), std::nullopt, std::nullopt);
   if (def) p.default_value = ParamValue(*def);
   p.choices = std::move(choices);
   return p;
@@ -65,30 +62,20 @@ ParamSpec ParamSpec::String(std::string name, std::optional<std::string> def, st
 ParamSpec ParamSpec::FloatList(std::string name, std::optional<std::vector<double>> def,
                                std::string doc, int min_items, int max_items,
                                std::optional<double> min, std::optional<double> max) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::kFloatList;
-  p.doc = std::move(doc);
+  ParamSpec p = Base(std::move(name), ParamType::kFloatList, std::move(doc), min, max);
   if (def) p.default_value = ParamValue(*def);
   p.min_items = min_items;
   p.max_items = max_items;
-  p.min = min;
-  p.max = max;
   return p;
 }
 
 ParamSpec ParamSpec::IntList(std::string name, std::optional<std::vector<int64_t>> def,
                              std::string doc, int min_items, int max_items,
                              std::optional<double> min, std::optional<double> max) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::kIntList;
-  p.doc = std::move(doc);
+  ParamSpec p = Base(std::move(name), ParamType::kIntList, std::move(doc), min, max);
   if (def) p.default_value = ParamValue(*def);
   p.min_items = min_items;
   p.max_items = max_items;
-  p.min = min;
-  p.max = max;
   return p;
 }
 
