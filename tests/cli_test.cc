@@ -1,8 +1,16 @@
 // Runs the flowfeed binary as a user would: exit codes, messages, the JSON report.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -153,10 +161,123 @@ TEST(Cli, StagesListsEveryBuiltinWithParameters) {
 }
 
 TEST(Cli, ShippedConfigsValidate) {
-  for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/photos.yaml"}) {
+  for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/photos.yaml",
+                          "configs/photos_resize256.yaml"}) {
     CliRun r = Flowfeed(std::string("validate ") + FLOWFEED_SOURCE_DIR + "/" + cfg);
     EXPECT_EQ(r.code, 0) << cfg << "\n" << r.output;
   }
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+extern char** environ;
+
+namespace flowfeed {
+namespace {
+
+std::string ReadReportDigest(const std::string& path) {
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  return j["epochs"][0]["batch_digest"].get<std::string>();
+}
+
+// A run killed with SIGKILL while it writes the disk cache leaves a cache whose committed part
+// the next run reuses, with the same batches as a run without any cache.
+TEST(Cli, KilledWhileWritingTheDiskCacheLeavesAReusableCache) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "photos", 2, 15);
+  std::string list;
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "photos"))
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  // The 21st entry is a FIFO: opening it blocks until somebody writes, so the run stops there
+  // deterministically, after the samples before it were cached and committed.
+  ASSERT_EQ(mkfifo((dir / "photos/block.jpg").c_str(), 0644), 0);
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (i == 20) list += dir / "photos/block.jpg" + ",1\n";
+    list += files[i] + "," + std::to_string(i % 2) + "\n";
+  }
+  test::WriteText(dir / "list.csv", list);
+  test::WriteText(dir / "c.yaml",
+                  "source: {type: file_list, list: " + dir / "list.csv" + ", root: /}\n"
+                  "shuffle: false\n"
+                  "threads: 2\n"
+                  "pipeline:\n"
+                  "  - {type: decode}\n"
+                  "  - {type: center_crop, size: 24}\n"
+                  "  - {type: random_horizontal_flip}\n"
+                  "batch: {size: 4}\n"
+                  "cache: {mode: disk, path: " + dir / "cache" + ", commit_seconds: 0.05}\n");
+
+  std::string bin = FLOWFEED_BINARY, cfg = dir / "c.yaml";
+  std::vector<char*> argv = {bin.data(), const_cast<char*>("bench"), cfg.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+
+  // Wait until the index has stopped growing: everything before the FIFO is committed.
+  const std::string index = dir / "cache/flowfeed-cache.index";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  uintmax_t last = 0;
+  int stable = 0;
+  while (std::chrono::steady_clock::now() < deadline && stable < 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ec;
+    uintmax_t size = std::filesystem::file_size(index, ec);
+    if (ec || size == 0) continue;
+    stable = size == last ? stable + 1 : 0;
+    last = size;
+  }
+  ASSERT_GT(last, 0u) << "the cache index was never committed";
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  // The rerun finds the same listing (the FIFO is still there; a thread now feeds it a JPEG)
+  // and reuses what was committed.
+  std::vector<uint8_t> jpeg;
+  {
+    test::WriteJpeg(dir / "block_src.jpg", test::PatternImage(50, 60, 3, 99));
+    jpeg = test::ReadBytes(dir / "block_src.jpg");
+  }
+  auto feed = [&] {
+    return std::thread([&] {
+      int fd = ::open((dir / "photos/block.jpg").c_str(), O_WRONLY);  // waits for the reader
+      if (fd < 0) return;
+      size_t done = 0;
+      while (done < jpeg.size()) {
+        ssize_t w = ::write(fd, jpeg.data() + done, jpeg.size() - done);
+        if (w <= 0) break;
+        done += size_t(w);
+      }
+      ::close(fd);
+    });
+  };
+  std::thread feeder = feed();
+  CliRun again = Flowfeed("bench " + cfg + " --report " + dir / "again.json");
+  feeder.join();
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("reusing"), std::string::npos) << again.output;
+  std::ifstream in(dir / "again.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_GE(j["epochs"][0]["cache"]["hits"].get<int>(), 20) << j["epochs"][0]["cache"];
+  EXPECT_EQ(j["epochs"][0]["cache"]["hits"].get<int>() +
+                j["epochs"][0]["cache"]["misses"].get<int>(),
+            31);
+  EXPECT_EQ(j["epochs"][0]["skipped"]["count"], 0);
+
+  feeder = feed();
+  CliRun off = Flowfeed("bench " + cfg + " --set cache.mode=off --report " + dir / "off.json");
+  feeder.join();
+  ASSERT_EQ(off.code, 0) << off.output;
+  EXPECT_EQ(ReadReportDigest(dir / "again.json"), ReadReportDigest(dir / "off.json"));
 }
 
 }  // namespace

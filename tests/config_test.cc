@@ -430,7 +430,7 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
             "a.yaml:2:1: thread: unknown key; did you mean \"threads\"?");
   // Nothing close: the known keys are listed instead.
   const std::string e = OnlyError(kSource + "colour: red\n");
-  EXPECT_TRUE(Contains(e, "a.yaml:2:1: colour: unknown key (known keys: batch, digest,"));
+  EXPECT_TRUE(Contains(e, "a.yaml:2:1: colour: unknown key (known keys: batch, cache, digest,"));
 }
 
 TEST(ConfigErrors, UnknownNestedKey) {

@@ -460,6 +460,7 @@ TEST(Pipeline, StatsAndReportFields) {
   StageParams fp;
   fp.Set("every", int64_t(10));
   fp.Set("offset", int64_t(0));
+  o.cache.mode = CacheMode::kOff;
   o.pipeline = {Spec("fail_some", fp), Spec("normalize", [] {
                   StageParams p;
                   p.Set("mean", std::vector<double>{0.5});
@@ -475,15 +476,22 @@ TEST(Pipeline, StatsAndReportFields) {
   EXPECT_GT(e.seconds, 0);
   EXPECT_EQ(e.samples, 36);
   EXPECT_GT(e.samples_per_second, 0);
-  ASSERT_EQ(e.stages.size(), 4u);  // read, fail_some, normalize, batch
+  ASSERT_EQ(e.stages.size(), 5u);  // read, fail_some, normalize, collate, batch
   EXPECT_EQ(e.stages[0].name, "read");
   EXPECT_EQ(e.stages[0].count, 40);
   EXPECT_EQ(e.stages[0].bytes, 40 * 20);
+  EXPECT_EQ(e.bytes_read, 40 * 20);
   EXPECT_EQ(e.stages[2].name, "normalize");
   EXPECT_EQ(e.stages[2].count, 36);
   EXPECT_EQ(e.stages[2].bytes, 36 * 20 * 4);
-  EXPECT_EQ(e.stages[3].name, "batch");
+  EXPECT_EQ(e.stages[3].name, "collate");
   EXPECT_EQ(e.stages[3].count, 36);
+  EXPECT_EQ(e.stages[4].name, "batch");
+  EXPECT_EQ(e.stages[4].count, 36);
+  EXPECT_GE(e.consumer_wait_p95_ms, 0);
+  EXPECT_GE(e.consumer_wait_max_ms, e.consumer_wait_p95_ms);
+  EXPECT_FALSE(e.queue_occupancy.empty());
+  EXPECT_EQ(e.cache.mode, "off");
   for (const auto& s : e.stages) {
     EXPECT_GE(s.p95_ms, s.p50_ms) << s.name;
     EXPECT_GE(s.p99_ms, s.p95_ms) << s.name;
@@ -498,7 +506,14 @@ TEST(Pipeline, StatsAndReportFields) {
   EXPECT_EQ(je["samples"], 36);
   EXPECT_GT(je["samples_per_second"].get<double>(), 0);
   EXPECT_TRUE(je.contains("consumer_wait_seconds"));
-  for (const char* stage : {"read", "fail_some", "normalize", "batch"}) {
+  EXPECT_TRUE(je.contains("consumer_wait_p95_ms"));
+  EXPECT_TRUE(je.contains("bytes_read"));
+  for (const char* field : {"mode", "hits", "misses", "bytes"})
+    EXPECT_TRUE(je["cache"].contains(field)) << field;
+  EXPECT_TRUE(je["queue"].contains("occupancy"));
+  EXPECT_TRUE(j["cache"].contains("fingerprint"));
+  EXPECT_TRUE(j["cache"].contains("placement"));
+  for (const char* stage : {"read", "fail_some", "normalize", "collate", "batch"}) {
     ASSERT_TRUE(je["stages"].contains(stage)) << stage;
     for (const char* field : {"count", "busy_seconds", "p50_ms", "p95_ms", "p99_ms"})
       EXPECT_TRUE(je["stages"][stage].contains(field)) << stage << "." << field;

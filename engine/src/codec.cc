@@ -14,6 +14,7 @@
 // OpenCV's imdecode as a last resort.
 #include "codec.h"
 
+#include <jconfig.h>  // LIBJPEG_TURBO_VERSION
 #include <turbojpeg.h>
 
 #include <algorithm>
@@ -329,6 +330,17 @@ Status EncodeJpeg(const Image& image, int quality, std::vector<uint8_t>* out) {
   out->assign(buf, buf + len);
   tjFree(buf);
   return Status::Ok();
+}
+
+std::string CodecVersions() {
+#ifdef LIBJPEG_TURBO_VERSION
+#define FLOWFEED_STR2(x) #x
+#define FLOWFEED_STR(x) FLOWFEED_STR2(x)
+  std::string jpeg = "libjpeg-turbo " FLOWFEED_STR(LIBJPEG_TURBO_VERSION);
+#else
+  std::string jpeg = "libjpeg-turbo (version unknown)";
+#endif
+  return jpeg + ", OpenCV " CV_VERSION;
 }
 
 }  // namespace flowfeed

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +32,9 @@ Status DecodeImage(const uint8_t* data, size_t size, const DecodeOptions& option
 // Converts a decoded uint8 image in place (through scratch) between channel layouts: 1 <-> 3
 // channels, RGB <-> BGR. `have` is how the image's channels are ordered now.
 Status ConvertColor(ColorMode have, ColorMode want, Image* image, Image* scratch);
+
+// "libjpeg-turbo 2.1.5, OpenCV 4.6.0": what decoded pixels depend on, for cache fingerprints.
+std::string CodecVersions();
 
 // Encodes an RGB (3-channel) or gray (1-channel) uint8 image as a baseline JPEG, 4:2:0.
 Status EncodeJpeg(const Image& image, int quality, std::vector<uint8_t>* out);

@@ -13,6 +13,9 @@
 // "1_000" are not silently accepted and a quoted "42" stays a string.
 #include "flowfeed/config.h"
 
+#include "flowfeed/cache.h"
+#include "flowfeed/pipeline.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -465,6 +468,7 @@ class ConfigReader {
 
   void ReadSource(const YAML::Node& key_node, const Item& item, SourceOptions* source);
   void ReadBatch(const Item& item, BatchOptions* batch);
+  void ReadCache(const YAML::Node& key_node, const Item& item, CacheOptions* cache);
   void ReadPipeline(const Item& item, std::vector<StageSpec>* pipeline);
   bool ReadStage(const Item& item, StageSpec* spec);
   bool ReadParam(const ParamSpec& spec, const Item& item, ParamValue* out);
@@ -559,7 +563,7 @@ void ConfigReader::ApplyOverride(YAML::Node root, const std::string& text) {
 void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
   static const std::vector<std::string> kKeys = {
       "seed",   "threads",  "epochs", "shuffle", "prefetch", "max_in_flight",
-      "digest", "source",   "pipeline", "batch"};
+      "digest", "source",   "pipeline", "batch", "cache"};
   bool has_source = false;
   const KeyPath top;
   ForEachEntry(root, top, [&](const std::string& key, const YAML::Node& key_node,
@@ -585,6 +589,8 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       ReadPipeline(item, &options->pipeline);
     } else if (key == "batch") {
       ReadBatch(item, &options->batch);
+    } else if (key == "cache") {
+      ReadCache(key_node, item, &options->cache);
     } else {
       UnknownKey(key_node, item.path, key, kKeys);
     }
@@ -694,6 +700,55 @@ void ConfigReader::ReadBatch(const Item& item, BatchOptions* batch) {
       UnknownKey(kn, value.path, key, kKeys);
     }
   });
+}
+
+void ConfigReader::ReadCache(const YAML::Node& key_node, const Item& item, CacheOptions* cache) {
+  static const std::vector<std::string> kKeys = {
+      "mode", "budget", "path", "after", "allow_frozen_augmentation", "commit_seconds",
+      "write_queue"};
+  cache->where = Locate(key_node.Mark(), item.path);
+  if (item.node.IsNull()) return;
+  if (!item.node.IsMap()) {
+    Error(item, "expected a map (mode, budget, path, ...), got " + Got(item.node));
+    return;
+  }
+  bool has_path = false;
+  ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                         const Item& value) {
+    std::string s;
+    if (key == "mode") {
+      if (ReadChoice(value, {"off", "memory", "disk", "auto"}, &s))
+        cache->mode = s == "off" ? CacheMode::kOff
+                      : s == "memory" ? CacheMode::kMemory
+                      : s == "disk" ? CacheMode::kDisk
+                                    : CacheMode::kAuto;
+    } else if (key == "budget" || key == "write_queue") {
+      int64_t* out = key == "budget" ? &cache->budget_bytes : &cache->write_queue_bytes;
+      Result<int64_t> bytes = value.node.IsScalar() ? ParseByteSize(value.node.Scalar())
+                                                    : Result<int64_t>(Status::InvalidArgument(
+                                                          "expected a size such as 8GiB, "
+                                                          "512MiB or 25%, got " + Got(value.node)));
+      if (!bytes.ok()) Error(value, bytes.status().message());
+      else *out = bytes.value();
+    } else if (key == "path") {
+      has_path = ReadString(value, "a folder path", &cache->path);
+    } else if (key == "after") {
+      ReadString(value, "a stage name", &cache->after);
+    } else if (key == "allow_frozen_augmentation") {
+      ReadBool(value, &cache->allow_frozen_augmentation);
+    } else if (key == "commit_seconds") {
+      double v = 0;
+      if (!value.node.IsScalar() || IsQuoted(value.node) || !ParseDouble(value.node.Scalar(), &v) ||
+          !(v > 0))
+        Error(value, "expected a number of seconds > 0, got " + GotValue(value.node));
+      else
+        cache->commit_seconds = v;
+    } else {
+      UnknownKey(kn, value.path, key, kKeys);
+    }
+  });
+  if (cache->mode == CacheMode::kDisk && !has_path)
+    Error(key_node.Mark(), item.path.Key("path"), "missing required key (cache.mode is disk)");
 }
 
 void ConfigReader::ReadPipeline(const Item& item, std::vector<StageSpec>* pipeline) {
@@ -1033,6 +1088,13 @@ Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::str
   } catch (const YAML::Exception& e) {
     // Not expected: every node is type-checked before it is read.
     reader.DocumentError(e.mark, std::string("internal error reading the config: ") + e.what());
+  }
+  if (reader.errors().empty()) {
+    // Where the cache goes depends on the stages' traits: checked here so that `validate`
+    // refuses a cache point that would freeze augmentation.
+    Result<CachePlacement> plan = PlanCache(options, registry);
+    if (!plan.ok())
+      reader.errors().push_back({options.cache.where, "cache.after", plan.status().message()});
   }
   if (!reader.errors().empty()) return Fail(display_name, std::move(reader.errors()), errors);
   return options;

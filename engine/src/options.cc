@@ -11,6 +11,16 @@ std::string SourceLocation::ToString() const {
   return s;
 }
 
+const char* CacheModeName(CacheMode m) {
+  switch (m) {
+    case CacheMode::kOff: return "off";
+    case CacheMode::kMemory: return "memory";
+    case CacheMode::kDisk: return "disk";
+    case CacheMode::kAuto: return "auto";
+  }
+  return "?";
+}
+
 const char* LayoutName(Layout l) { return l == Layout::kNCHW ? "nchw" : "nhwc"; }
 
 }  // namespace flowfeed

@@ -32,6 +32,13 @@
 #include <mutex>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "flowfeed/cache.h"
 #include "flowfeed/source.h"
 #include "histogram.h"
 
@@ -56,6 +63,7 @@ struct StepAcc {
   LatencyHistogram hist;
   int64_t errors = 0;
   int64_t bytes = 0;
+  int64_t hits = 0;  // the cache step only: lookups that found the sample
 };
 
 // Accumulators indexed [thread slot][epoch][step]. A slot is written only by the arena thread
@@ -75,15 +83,15 @@ class StatsTable {
       for (int e = 0; e < epochs_; ++e) delete s[e].load();
   }
 
-  void Record(int epoch, int step, uint64_t ns, int64_t bytes, bool error) {
+  void Record(int epoch, int step, uint64_t ns, int64_t bytes, bool error, bool hit = false) {
     int slot = tbb::this_task_arena::current_thread_index();
     int overflow = int(slots_.size()) - 1;
     if (slot < 0 || slot >= overflow) {
       std::lock_guard<std::mutex> lock(overflow_mu_);
-      Add(Table(overflow, epoch)[size_t(step)], ns, bytes, error);
+      Add(Table(overflow, epoch)[size_t(step)], ns, bytes, error, hit);
       return;
     }
-    Add(Table(slot, epoch)[size_t(step)], ns, bytes, error);
+    Add(Table(slot, epoch)[size_t(step)], ns, bytes, error, hit);
   }
 
   // Merged accumulators of one epoch; call only once the epoch's samples are all recorded.
@@ -97,16 +105,18 @@ class StatsTable {
         out[size_t(i)].hist.Merge((*t)[size_t(i)].hist);
         out[size_t(i)].errors += (*t)[size_t(i)].errors;
         out[size_t(i)].bytes += (*t)[size_t(i)].bytes;
+        out[size_t(i)].hits += (*t)[size_t(i)].hits;
       }
     }
     return out;
   }
 
  private:
-  static void Add(StepAcc& a, uint64_t ns, int64_t bytes, bool error) {
+  static void Add(StepAcc& a, uint64_t ns, int64_t bytes, bool error, bool hit) {
     a.hist.Add(ns);
     a.bytes += bytes;
     if (error) ++a.errors;
+    if (hit) ++a.hits;
   }
   std::vector<StepAcc>& Table(int slot, int epoch) {
     auto& p = slots_[size_t(slot)][epoch];
@@ -225,6 +235,14 @@ struct Slot {
   int failed_step = -1;  // -1: fine
   bool fatal = false;    // the failing step's policy is `fail`
   Status error;
+  int resume = 0;  // first step to run: past the cached ones on a cache hit
+  // An owned buffer kept aside while `sample.image` is a cache view, so the slot's ping-pong
+  // buffers survive a hit and steady state allocates nothing.
+  Image spare;
+  // The sample in the batch's layout and dtype, made by the worker so that the serial batcher
+  // only copies.
+  std::vector<uint8_t> tensor;
+  int channels = 0, height = 0, width = 0;
 };
 
 struct Step {
@@ -255,18 +273,21 @@ struct EpochLog {
 class GraphPipeline final : public Pipeline {
  public:
   GraphPipeline(const PipelineOptions& options, std::unique_ptr<Source> source,
-                std::vector<Step> steps, int threads)
+                std::vector<Step> steps, int threads, std::unique_ptr<SampleCache> cache,
+                CachePlacement placement)
       : options_(options),
         source_(std::move(source)),
         steps_(std::move(steps)),
         threads_(threads),
+        cache_(std::move(cache)),
+        placement_(std::move(placement)),
         per_epoch_(source_->size()),
         total_(uint64_t(per_epoch_) * uint64_t(options.epochs)),
         tokens_(size_t(options.prefetch) * size_t(options.batch.size) +
                 size_t(options.max_in_flight > 0 ? options.max_in_flight : 4 * threads)),
         ring_(tokens_),
         logs_(size_t(options.epochs)),
-        stats_table_(threads, options.epochs, int(steps_.size()) + 1),
+        stats_table_(threads, options.epochs, int(steps_.size()) + 3),
         arena_(threads) {
     digest_state_ = XXH3_createState();
     pool_ = std::make_shared<BatchPool>([this](int64_t n) { ReleaseTokens(n); });
@@ -276,14 +297,25 @@ class GraphPipeline final : public Pipeline {
     Cancel();
     if (producer_.joinable()) producer_.join();
     arena_.execute([this] { nodes_.reset(); graph_.reset(); });
+    cache_.reset();  // after the graph: no worker inserts any more; makes records durable
     XXH3_freeState(digest_state_);
   }
 
-  void Start(double open_seconds) {
+  void Start(double open_seconds, std::vector<std::string> warnings) {
     run_stats_.source = source_->Describe();
     run_stats_.threads = threads_;
     run_stats_.dataset_size = per_epoch_;
     run_stats_.open_seconds = open_seconds;
+    run_stats_.prefetch = options_.prefetch;
+    run_stats_.tokens = int64_t(tokens_);
+    run_stats_.warnings = std::move(warnings);
+    if (cache_) {
+      run_stats_.cache_mode = CacheModeName(options_.cache.mode);
+      run_stats_.cache_placement = placement_.after;
+      run_stats_.cache_fingerprint = cache_->fingerprint().Hex();
+    } else {
+      run_stats_.cache_note = placement_.note;
+    }
     arena_.execute([this] { BuildGraph(); });
     epoch_start_ns_ = NowNs();
     graph_->reserve_wait();  // released when the last epoch is batched, or on stop
@@ -302,8 +334,11 @@ class GraphPipeline final : public Pipeline {
     std::unique_lock<std::mutex> lock(q_mu_);
     if (!final_status_.ok()) return final_status_;
     uint64_t t0 = NowNs();
+    occupancy_.emplace_back(double(t0 - epoch_start_ns_) * 1e-9, ready_batches_);
+    occupancy_sum_ += double(ready_batches_);
     q_cv_.wait(lock, [this] { return !queue_.empty() || !final_status_.ok(); });
-    consumer_wait_ns_ += NowNs() - t0;
+    uint64_t waited = NowNs() - t0;
+    consumer_wait_ns_ += waited;
     if (!final_status_.ok()) return final_status_;
     ReadyItem& front = queue_.front();
     switch (front.kind) {
@@ -315,6 +350,8 @@ class GraphPipeline final : public Pipeline {
       case ReadyItem::kBatch:
         *batch = std::move(front.batch);
         queue_.pop_front();
+        --ready_batches_;
+        wait_hist_.Add(waited);
         return Status::Ok();
       case ReadyItem::kEpochEnd: {
         int epoch = front.epoch;
@@ -335,8 +372,20 @@ class GraphPipeline final : public Pipeline {
   }
 
   RunStats stats() const override {
-    std::lock_guard<std::mutex> lock(stats_mu_);
-    return run_stats_;
+    RunStats out;
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      out = run_stats_;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) out.peak_rss_bytes = int64_t(ru.ru_maxrss) * 1024;
+    if (cache_) {
+      out.cache = cache_->stats();
+      if (out.cache.disk_disabled)
+        for (const std::string& m : out.cache.messages)
+          if (m.rfind("disk cache disabled", 0) == 0) out.warnings.push_back(m);
+    }
+    return out;
   }
 
   void Cancel() override {
@@ -391,6 +440,7 @@ class GraphPipeline final : public Pipeline {
         *graph_, Concurrency(steps_[size_t(b0)].concurrency), [this, b0 = b0, e0 = e0](const Ticket& t) {
           Slot* slot = &ring_[t.sequence % tokens_];
           InitSlot(slot, t);
+          if (cache_) LookupCache(slot);
           RunSteps(slot, b0, e0);
           return slot;
         });
@@ -445,11 +495,39 @@ class GraphPipeline final : public Pipeline {
     slot->failed_step = -1;
     slot->fatal = false;
     slot->error = Status::Ok();
+    slot->resume = 0;
   }
+
+  void LookupCache(Slot* slot) {
+    Sample& s = slot->sample;
+    uint64_t t0 = NowNs();
+    // A memory hit replaces the image handle with a view: keep the slot's own buffer aside
+    // first (or drop an earlier sample's view), and give it back on a miss.
+    if (s.image.shared()) {
+      s.image = Image();
+    } else if (s.image.data() && !slot->spare.data()) {
+      slot->spare = std::move(s.image);
+      s.image = Image();
+    }
+    int64_t bytes = 0;
+    bool hit = cache_->Lookup(s.index, &s.image, &bytes);
+    if (hit) {
+      s.encoded.clear();
+      slot->resume = placement_.stages + 1;  // past read and the cached stages
+    } else if (!s.image.data() && slot->spare.data()) {
+      s.image = std::move(slot->spare);
+      slot->spare = Image();
+    }
+    stats_table_.Record(s.epoch, CacheStep(), NowNs() - t0, hit ? bytes : 0, false, hit);
+  }
+
+  int BatchStep() const { return int(steps_.size()); }
+  int CollateStep() const { return int(steps_.size()) + 1; }
+  int CacheStep() const { return int(steps_.size()) + 2; }
 
   void RunSteps(Slot* slot, int begin, int end) {
     Sample& s = slot->sample;
-    for (int i = begin; i < end; ++i) {
+    for (int i = std::max(begin, slot->resume); i < end; ++i) {
       if (slot->failed_step >= 0) return;
       Step& step = steps_[size_t(i)];
       uint64_t t0 = NowNs();
@@ -473,8 +551,36 @@ class GraphPipeline final : public Pipeline {
         slot->failed_step = i;
         slot->fatal = step.on_error == OnError::kFail;
         slot->error = st;
+        return;
       }
+      // A stage that wrote into scratch left the previous image there; if that is a cache
+      // view, hand the slot's own spare buffer back to scratch instead.
+      if (s.scratch.shared()) {
+        s.scratch = std::move(slot->spare);
+        slot->spare = Image();
+      }
+      if (cache_ && i == placement_.stages) cache_->Insert(s.index, s.image);
     }
+    if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
+  }
+
+  // The sample in the batch's layout and dtype, into the slot's own reused buffer.
+  void ConvertSample(Slot* slot) {
+    Sample& s = slot->sample;
+    const Image& img = s.image;
+    if (img.empty()) {
+      slot->channels = 0;
+      return;
+    }
+    uint64_t t0 = NowNs();
+    size_t bytes = size_t(img.channels()) * img.height() * img.width() *
+                   DTypeSize(options_.batch.dtype);
+    if (slot->tensor.size() < bytes) slot->tensor.resize(bytes);
+    ConvertInto(img, options_.batch.layout, options_.batch.dtype, slot->tensor.data());
+    slot->channels = img.channels();
+    slot->height = img.height();
+    slot->width = img.width();
+    stats_table_.Record(s.epoch, CollateStep(), NowNs() - t0, int64_t(bytes), false);
   }
 
   // batcher body (serial, in sampler order).
@@ -511,16 +617,16 @@ class GraphPipeline final : public Pipeline {
         log.skipped.push_back({s.index, std::string(s.source), step.name, slot->error.ToString()});
       ReleaseTokens(1);
     } else {
-      if (!Collate(s)) return;
+      if (!Collate(slot)) return;
     }
     if (log.seen == per_epoch_) EndEpoch(s.epoch);
   }
 
   // Copies one sample into the current batch; emits the batch when full. False after a fatal
   // error (already reported).
-  bool Collate(Sample& s) {
-    const Image& img = s.image;
-    if (img.empty()) {
+  bool Collate(Slot* slot) {
+    Sample& s = slot->sample;
+    if (slot->channels == 0) {
       ReleaseTokens(1);
       Fail(Status::InvalidArgument(std::string(s.source) +
                                    ": no pixels reached the batcher; the pipeline needs a "
@@ -536,30 +642,31 @@ class GraphPipeline final : public Pipeline {
       b.size = 0;
       b.layout = options_.batch.layout;
       b.dtype = options_.batch.dtype;
-      b.channels = img.channels();
-      b.height = img.height();
-      b.width = img.width();
+      b.channels = slot->channels;
+      b.height = slot->height;
+      b.width = slot->width;
       b.labels.clear();
       b.indices.clear();
       size_t need = b.sample_bytes() * size_t(options_.batch.size);
       if (b.data_.size() < need) b.data_.resize(need);
     }
     Batch& b = *current_;
-    if (img.channels() != b.channels || img.height() != b.height || img.width() != b.width) {
+    if (slot->channels != b.channels || slot->height != b.height || slot->width != b.width) {
       // This sample's own token is released here; the batch's come back when it is recycled.
       ReleaseTokens(1);
       Fail(Status::InvalidArgument(
           "samples of one batch must have one shape: " + std::string(s.source) + " is " +
-          img.ShapeString() + " but the batch holds " + std::to_string(b.channels) + "x" +
+          s.image.ShapeString() + " but the batch holds " + std::to_string(b.channels) + "x" +
           std::to_string(b.height) + "x" + std::to_string(b.width) +
           "; add a resize/center_crop/random_resized_crop stage"));
       return false;
     }
-    ConvertInto(img, b.layout, b.dtype, b.data_.data() + size_t(b.size) * b.sample_bytes());
+    std::memcpy(b.data_.data() + size_t(b.size) * b.sample_bytes(), slot->tensor.data(),
+                b.sample_bytes());
     b.labels.push_back(s.label);
     b.indices.push_back(s.index);
     ++b.size;
-    stats_table_.Record(s.epoch, int(steps_.size()), NowNs() - t0, int64_t(b.sample_bytes()), false);
+    stats_table_.Record(s.epoch, BatchStep(), NowNs() - t0, int64_t(b.sample_bytes()), false);
     if (b.size == options_.batch.size) EmitBatch();
     return true;
   }
@@ -611,6 +718,7 @@ class GraphPipeline final : public Pipeline {
   void Push(ReadyItem item) {
     {
       std::lock_guard<std::mutex> lock(q_mu_);
+      if (item.kind == ReadyItem::kBatch) ++ready_batches_;
       queue_.push_back(std::move(item));
     }
     q_cv_.notify_one();
@@ -638,15 +746,26 @@ class GraphPipeline final : public Pipeline {
     es.batches = log.batches;
     es.samples_per_second = es.seconds > 0 ? double(es.samples) / es.seconds : 0;
     es.consumer_wait_seconds = double(consumer_wait_ns_) * 1e-9;
+    es.consumer_wait_p95_ms = wait_hist_.Quantile(0.95) * 1e-6;
+    es.consumer_wait_max_ms = double(wait_hist_.max_ns()) * 1e-6;
     es.skipped = log.skipped;
     es.skipped_count = log.skipped_count;
     es.batch_digest = log.digest;
+    {
+      std::lock_guard<std::mutex> lock(q_mu_);
+      es.queue_mean = occupancy_.empty() ? 0 : occupancy_sum_ / double(occupancy_.size());
+      size_t stride = (occupancy_.size() + 199) / 200;
+      for (size_t i = 0; i < occupancy_.size(); i += std::max<size_t>(stride, 1))
+        es.queue_occupancy.push_back(occupancy_[i]);
+      occupancy_.clear();
+      occupancy_sum_ = 0;
+    }
     std::vector<StepAcc> acc = stats_table_.Merged(epoch);
-    for (size_t i = 0; i <= steps_.size(); ++i) {
+    auto add = [&](int step, const std::string& name, const std::string& type) {
+      const StepAcc& a = acc[size_t(step)];
       StageStats st;
-      st.name = i < steps_.size() ? steps_[i].name : "batch";
-      st.type = i < steps_.size() ? steps_[i].type : "batch";
-      const StepAcc& a = acc[i];
+      st.name = name;
+      st.type = type;
       st.count = int64_t(a.hist.count());
       st.errors = a.errors;
       st.bytes = a.bytes;
@@ -656,13 +775,26 @@ class GraphPipeline final : public Pipeline {
       st.p99_ms = a.hist.Quantile(0.99) * 1e-6;
       st.max_ms = double(a.hist.max_ns()) * 1e-6;
       es.stages.push_back(std::move(st));
+    };
+    if (cache_) {
+      add(CacheStep(), "cache", "cache");
+      const StepAcc& c = acc[size_t(CacheStep())];
+      es.cache.mode = CacheModeName(options_.cache.mode);
+      es.cache.hits = c.hits;
+      es.cache.misses = int64_t(c.hist.count()) - c.hits;
+      es.cache.bytes = c.bytes;
     }
+    for (size_t i = 0; i < steps_.size(); ++i) add(int(i), steps_[i].name, steps_[i].type);
+    add(CollateStep(), "collate", "collate");
+    add(BatchStep(), "batch", "batch");
+    es.bytes_read = acc[0].bytes;
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
       run_stats_.epochs.push_back(std::move(es));
     }
     epoch_start_ns_ = now;
     consumer_wait_ns_ = 0;
+    wait_hist_ = LatencyHistogram();
     consumer_epoch_.store(epoch + 1);
   }
 
@@ -671,6 +803,8 @@ class GraphPipeline final : public Pipeline {
   const std::unique_ptr<Source> source_;
   std::vector<Step> steps_;  // [0] is "read"
   const int threads_;
+  std::unique_ptr<SampleCache> cache_;  // null when caching is off
+  const CachePlacement placement_;
   const int64_t per_epoch_;
   const uint64_t total_;
   const size_t tokens_;
@@ -695,11 +829,15 @@ class GraphPipeline final : public Pipeline {
   std::mutex q_mu_;
   std::condition_variable q_cv_;
   std::deque<ReadyItem> queue_;
+  int ready_batches_ = 0;
   Status final_status_;
 
   // --- Consumer thread only ---
   uint64_t epoch_start_ns_ = 0;
   uint64_t consumer_wait_ns_ = 0;
+  LatencyHistogram wait_hist_;  // per batch, this epoch
+  std::vector<std::pair<double, int>> occupancy_;
+  double occupancy_sum_ = 0;
   std::atomic<int> consumer_epoch_{0};
 
   mutable std::mutex stats_mu_;
@@ -737,6 +875,119 @@ std::vector<int64_t> Batch::shape() const {
   return {size, height, width, channels};
 }
 
+std::vector<std::string> StageNames(const std::vector<StageSpec>& pipeline) {
+  std::vector<std::string> names;
+  std::map<std::string, int> count;
+  count["read"] = count["batch"] = count["collate"] = count["cache"] = 1;  // the engine's own
+  for (const StageSpec& spec : pipeline) {
+    std::string name = spec.name.empty() ? spec.type : spec.name;
+    if (int n = ++count[name]; n > 1) name += "#" + std::to_string(n);
+    names.push_back(name);
+  }
+  return names;
+}
+
+Result<CachePlacement> PlanCache(const PipelineOptions& options, const StageRegistry& registry) {
+  CachePlacement plan;
+  const std::vector<std::string> names = StageNames(options.pipeline);
+  int prefix = 0;  // leading deterministic entries
+  while (prefix < int(options.pipeline.size())) {
+    const StageInfo* info = registry.Find(options.pipeline[size_t(prefix)].type);
+    if (!info || !info->traits.deterministic) break;
+    ++prefix;
+  }
+  int stages = prefix;
+  const CacheOptions& c = options.cache;
+  if (!c.after.empty()) {
+    int found = -1;
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == c.after || options.pipeline[i].name == c.after) found = int(i);
+    if (found < 0 && c.after != "read") {
+      std::string all = "read";
+      for (const auto& n : names) all += ", " + n;
+      return Status::InvalidArgument("cache.after: no stage named '" + c.after +
+                                     "' (stages: " + all + ")");
+    }
+    stages = found + 1;  // "read" -> 0
+    if (stages > prefix) {
+      const std::string& random = names[size_t(prefix)];
+      std::string safe = prefix == 0 ? "read" : names[size_t(prefix) - 1];
+      if (!c.allow_frozen_augmentation)
+        return Status::InvalidArgument(
+            "cache.after: '" + c.after + "' comes after the random stage '" + random +
+            "': caching there would replay epoch 1's draws of '" + random +
+            "' in every epoch. Cache after '" + safe +
+            "' (the default), or set cache.allow_frozen_augmentation: true to do it anyway");
+      plan.frozen = true;
+      plan.note = "the cache sits after the random stage '" + random +
+                  "' (allow_frozen_augmentation): its epoch-1 draws are replayed in every epoch";
+    }
+  }
+  plan.stages = stages;
+  plan.after = stages == 0 ? "read" : names[size_t(stages) - 1];
+  if (c.mode == CacheMode::kOff) {
+    plan.note = "cache.mode is off";
+    return plan;
+  }
+  if (stages == 0) {
+    plan.note = "nothing to cache: no deterministic stage comes before the first random one";
+    return plan;
+  }
+  plan.enabled = true;
+  return plan;
+}
+
+namespace {
+
+// What a cache of this pipeline's prefix depends on.
+Result<CacheFingerprint> Fingerprint(const Source& source, const PipelineOptions& options,
+                                     const CachePlacement& plan) {
+  CacheFingerprint fp;
+  fp.parts.emplace_back("format", "1");
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  std::vector<std::string> files = source.Files();
+  int64_t total = 0;
+  for (const std::string& f : files) {
+    struct stat sb;
+    if (::stat(f.c_str(), &sb) != 0) {
+      XXH3_freeState(st);
+      return Status::NotFound(f + ": cannot stat for the cache fingerprint: " + std::strerror(errno));
+    }
+    int64_t meta[2] = {int64_t(sb.st_size),
+                       int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec};
+    total += meta[0];
+    XXH3_64bits_update(st, f.data(), f.size() + 1);
+    XXH3_64bits_update(st, meta, sizeof meta);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits_digest(st)));
+  XXH3_freeState(st);
+  fp.parts.emplace_back("listing", options.source.type + ", " + std::to_string(source.size()) +
+                                       " samples, " + std::to_string(files.size()) + " files, " +
+                                       std::to_string(total) + " bytes, paths/sizes/mtimes " + hex);
+  std::string stages;
+  for (int i = 0; i < plan.stages; ++i) {
+    const StageSpec& spec = options.pipeline[size_t(i)];
+    stages += (i ? " -> " : "") + spec.type + "(" + spec.params.ToString() + ")";
+  }
+  fp.parts.emplace_back("stages", stages);
+  fp.parts.emplace_back("codecs", CodecVersions());
+  return fp;
+}
+
+// Asks the OS to forget the file's cached pages, so the next read comes from storage.
+void EvictFromPageCache(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_in,
                                                  const StageRegistry& registry) {
   uint64_t t0 = NowNs();
@@ -751,9 +1002,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
   std::vector<Step> steps;
   steps.push_back(Step{"read", "read", options.source.on_error, 0, nullptr});
   bool has_decode = false;
-  std::map<std::string, int> name_count;
-  name_count["read"] = 1;
-  name_count["batch"] = 1;
+  const std::vector<std::string> names = StageNames(options.pipeline);
   for (size_t i = 0; i < options.pipeline.size(); ++i) {
     StageSpec& spec = options.pipeline[i];
     const StageInfo* info = registry.Find(spec.type);
@@ -765,23 +1014,39 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
     if (!stage.ok())
       return stage.status().WithContext("pipeline[" + std::to_string(i) + "] (" + spec.type + ")");
     if (spec.type == "decode") has_decode = true;
-    std::string name = spec.name.empty() ? spec.type : spec.name;
-    if (int n = ++name_count[name]; n > 1) name += "#" + std::to_string(n);
     int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
-    steps.push_back(Step{name, spec.type, spec.on_error, concurrency, std::move(stage.value())});
+    steps.push_back(Step{names[i], spec.type, spec.on_error, concurrency, std::move(stage.value())});
   }
   if (options.source.type != "idx" && !has_decode)
     return Status::InvalidArgument("pipeline: a " + options.source.type +
                                    " source gives encoded files; add {type: decode} to the pipeline");
+  Result<CachePlacement> plan = PlanCache(options, registry);
+  if (!plan.ok()) return plan.status();
 
   Result<std::unique_ptr<Source>> source = OpenSource(options.source);
   if (!source.ok()) return source.status();
   if (source.value()->size() == 0)
     return Status::NotFound("source has no samples: " + source.value()->Describe());
 
+  std::vector<std::string> warnings;
+  if (plan->frozen) warnings.push_back(plan->note);
+  std::unique_ptr<SampleCache> cache;
+  if (plan->enabled) {
+    Result<CacheFingerprint> fp = Fingerprint(*source.value(), options, plan.value());
+    if (!fp.ok()) return fp.status();
+    Result<std::unique_ptr<SampleCache>> opened =
+        SampleCache::Open(options.cache, source.value()->size(), fp.value());
+    if (!opened.ok()) return opened.status().WithContext("cache");
+    cache = std::move(opened.value());
+  }
+  if (options.cold) {
+    for (const std::string& f : source.value()->Files()) EvictFromPageCache(f);
+    if (cache) cache->EvictFromPageCache();
+  }
+
   auto p = std::make_unique<GraphPipeline>(options, std::move(source.value()), std::move(steps),
-                                           threads);
-  p->Start(double(NowNs() - t0) * 1e-9);
+                                           threads, std::move(cache), plan.value());
+  p->Start(double(NowNs() - t0) * 1e-9, std::move(warnings));
   return std::unique_ptr<Pipeline>(std::move(p));
 }
 

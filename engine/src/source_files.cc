@@ -98,6 +98,13 @@ class FileSource final : public Source {
     return ReadFileBytes(f.path, &sample->encoded);
   }
 
+  std::vector<std::string> Files() const override {
+    std::vector<std::string> out;
+    out.reserve(files_.size());
+    for (const FileEntry& f : files_) out.push_back(f.path);
+    return out;
+  }
+
   std::string Describe() const override {
     return kind_ + " " + where_ + ": " + std::to_string(files_.size()) + " files, " +
            std::to_string(classes_.size()) + " classes";
@@ -267,6 +274,24 @@ Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out) {
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
     return Status::IoError(ErrnoMessage(path, EISDIR));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    // A pipe, FIFO or character device has no size up front: read until end of file.
+    out->clear();
+    uint8_t buf[65536];
+    while (true) {
+      ssize_t r = ::read(fd, buf, sizeof buf);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        ::close(fd);
+        return Status::IoError(ErrnoMessage(path, err));
+      }
+      if (r == 0) break;
+      out->insert(out->end(), buf, buf + r);
+    }
+    ::close(fd);
+    return Status::Ok();
   }
   const size_t size = size_t(st.st_size);
   out->resize(size);  // keeps the capacity when it is large enough

@@ -115,10 +115,11 @@ Status ReadMaybeGzip(const std::string& path, std::vector<uint8_t>* out) {
 
 class IdxSource final : public Source {
  public:
-  IdxSource(std::string where, std::vector<uint8_t> pixels, size_t pixel_offset, int rows,
+  IdxSource(std::string where, std::string labels_path, std::vector<uint8_t> pixels, size_t pixel_offset, int rows,
             int cols, std::vector<uint8_t> labels, std::string keys, std::vector<size_t> key_ends,
             std::vector<std::string> classes)
       : where_(std::move(where)),
+        labels_path_(std::move(labels_path)),
         pixels_(std::move(pixels)),
         pixel_offset_(pixel_offset),
         rows_(rows),
@@ -156,8 +157,12 @@ class IdxSource final : public Source {
            std::to_string(classes_.size()) + " classes";
   }
 
+  std::vector<std::string> Files() const override { return {where_, labels_path_}; }
+  bool in_memory() const override { return true; }
+
  private:
-  std::string where_;
+  std::string where_;  // the images file
+  std::string labels_path_;
   std::vector<uint8_t> pixels_;  // the whole (inflated) images file
   size_t pixel_offset_;          // where the pixels start in pixels_
   int rows_, cols_;
@@ -256,7 +261,7 @@ Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options) {
     img.resize(16 + count * size_t(rows) * cols);
     img.shrink_to_fit();
   }
-  return std::unique_ptr<Source>(new IdxSource(images_path, std::move(img), 16, int(rows),
+  return std::unique_ptr<Source>(new IdxSource(images_path, labels_path, std::move(img), 16, int(rows),
                                                int(cols), std::move(labels), std::move(keys),
                                                std::move(key_ends), std::move(classes)));
 }

@@ -54,6 +54,16 @@ std::string FormatEpochTable(const EpochStats& e) {
          Fmt("%.2f", e.consumer_wait_seconds) + " s (" +
          Fmt("%.0f", e.seconds > 0 ? 100.0 * e.consumer_wait_seconds / e.seconds : 0) + "%)";
   if (e.skipped_count) out += ", skipped " + std::to_string(e.skipped_count);
+  out += "\n  consumer wait p95 " + Ms(e.consumer_wait_p95_ms) + " ms, max " +
+         Ms(e.consumer_wait_max_ms) + " ms; ready batches in queue: mean " +
+         Fmt("%.1f", e.queue_mean) + "; read " + Bytes(e.bytes_read) + " from storage";
+  if (e.cache.mode != "off") {
+    int64_t lookups = e.cache.hits + e.cache.misses;
+    out += "; cache (" + e.cache.mode + ") " + std::to_string(e.cache.hits) + " hits, " +
+           std::to_string(e.cache.misses) + " misses (" +
+           Fmt("%.0f", lookups ? 100.0 * double(e.cache.hits) / double(lookups) : 0) + "% hit), " +
+           Bytes(e.cache.bytes) + " served";
+  }
   out += "\n";
   double total_busy = 0;
   for (const auto& s : e.stages) total_busy += s.busy_seconds;
@@ -90,13 +100,95 @@ std::string FormatEpochTable(const EpochStats& e) {
   return out;
 }
 
+std::string FirstEpochVerdict(const RunStats& run) {
+  if (run.epochs.size() < 2) return "";
+  const EpochStats& first = run.epochs[0];
+  const double n_later = double(run.epochs.size() - 1);
+  double later_seconds = 0;
+  for (size_t i = 1; i < run.epochs.size(); ++i) later_seconds += run.epochs[i].seconds;
+  later_seconds /= n_later;
+  struct Extra {
+    std::string name;
+    double seconds;
+    bool gone;  // the stage did not run at all in epochs 2+
+  };
+  std::vector<Extra> extra;
+  double total_extra = 0;
+  for (const StageStats& s : first.stages) {
+    double later = 0;
+    int64_t later_count = 0;
+    for (size_t i = 1; i < run.epochs.size(); ++i)
+      for (const StageStats& t : run.epochs[i].stages)
+        if (t.name == s.name) {
+          later += t.busy_seconds;
+          later_count += t.count;
+        }
+    double d = s.busy_seconds - later / n_later;
+    if (d > 0) {
+      extra.push_back({s.name, d, later_count == 0 && s.count > 0});
+      total_extra += d;
+    }
+  }
+  std::sort(extra.begin(), extra.end(),
+            [](const Extra& a, const Extra& b) { return a.seconds > b.seconds; });
+  std::string out = "epoch 1 took " + Fmt("%.2f", first.seconds) + " s, epochs 2+ " +
+                    Fmt("%.2f", later_seconds) + " s each (" +
+                    Fmt("%.1f", later_seconds > 0 ? first.seconds / later_seconds : 0) + "x)";
+  if (total_extra <= 0) return out + "; no stage did more work in epoch 1";
+  out += "; epoch 1's extra stage time: ";
+  int listed = 0;
+  std::vector<std::string> gone;
+  for (const Extra& e : extra) {
+    double share = 100.0 * e.seconds / total_extra;
+    if (listed == 4 || share < 3) break;
+    out += (listed ? ", " : "") + Fmt("%.0f%% ", share) + e.name;
+    if (e.gone) gone.push_back(e.name);
+    ++listed;
+  }
+  if (!gone.empty()) {
+    out += " (";
+    for (size_t i = 0; i < gone.size(); ++i) out += (i ? ", " : "") + gone[i];
+    out += " skipped in epochs 2+)";
+  }
+  double later_wait = 0;
+  for (size_t i = 1; i < run.epochs.size(); ++i)
+    later_wait += run.epochs[i].seconds > 0
+                      ? run.epochs[i].consumer_wait_seconds / run.epochs[i].seconds
+                      : 0;
+  later_wait /= n_later;
+  out += "; epochs 2+: consumer waited " + Fmt("%.0f", 100.0 * later_wait) + "% of the time";
+  return out;
+}
+
 std::string ReportJson(const RunStats& run) {
   using nlohmann::json;
   json j;
   j["run"] = {{"source", run.source},
               {"threads", run.threads},
               {"dataset_size", run.dataset_size},
-              {"open_seconds", run.open_seconds}};
+              {"open_seconds", run.open_seconds},
+              {"peak_rss_bytes", run.peak_rss_bytes},
+              {"prefetch", run.prefetch},
+              {"tokens", run.tokens},
+              {"warnings", run.warnings}};
+  const CacheStats& c = run.cache;
+  j["cache"] = {{"mode", run.cache_mode},
+                {"placement", run.cache_placement},
+                {"note", run.cache_note},
+                {"fingerprint", run.cache_fingerprint},
+                {"budget_bytes", c.budget_bytes},
+                {"memory_entries", c.memory_entries},
+                {"memory_bytes", c.memory_bytes},
+                {"disk_entries", c.disk_entries},
+                {"disk_bytes", c.disk_bytes},
+                {"reused_entries", c.reused_entries},
+                {"overhead_bytes", c.overhead_bytes},
+                {"overhead_bytes_per_sample",
+                 run.dataset_size ? double(c.overhead_bytes) / double(run.dataset_size) : 0.0},
+                {"dropped", c.dropped},
+                {"corrupt", c.corrupt},
+                {"disk_disabled", c.disk_disabled},
+                {"messages", c.messages}};
   json epochs = json::array();
   for (const auto& e : run.epochs) {
     json je;
@@ -106,6 +198,16 @@ std::string ReportJson(const RunStats& run) {
     je["batches"] = e.batches;
     je["samples_per_second"] = e.samples_per_second;
     je["consumer_wait_seconds"] = e.consumer_wait_seconds;
+    je["consumer_wait_p95_ms"] = e.consumer_wait_p95_ms;
+    je["consumer_wait_max_ms"] = e.consumer_wait_max_ms;
+    je["bytes_read"] = e.bytes_read;
+    je["cache"] = {{"mode", e.cache.mode},
+                   {"hits", e.cache.hits},
+                   {"misses", e.cache.misses},
+                   {"bytes", e.cache.bytes}};
+    json occupancy = json::array();
+    for (const auto& [t, n] : e.queue_occupancy) occupancy.push_back({t, n});
+    je["queue"] = {{"mean", e.queue_mean}, {"occupancy", occupancy}};
     json stages = json::object();
     json order = json::array();
     for (const auto& s : e.stages) {

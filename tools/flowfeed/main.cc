@@ -2,9 +2,11 @@
 //
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -108,13 +110,20 @@ bool Load(const std::string& path, const std::vector<std::string>& sets,
   return true;
 }
 
+std::string MiB(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f MiB", double(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
 int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
-          const std::string& report_path) {
+          const std::string& report_path, bool cold) {
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
   if (!Load(config, sets, registry, &options)) return kExitUsage;
   if (epochs > 0) options.epochs = epochs;
+  options.cold = cold;
 
   auto opened = flowfeed::Pipeline::Open(options, registry);
   if (!opened.ok()) {
@@ -127,6 +136,16 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
             << " threads, batch " << options.batch.size << ", " << options.epochs
             << " epochs (open " << std::fixed << std::setprecision(2) << head.open_seconds
             << " s)\n" << std::defaultfloat;
+  if (!head.cache_placement.empty()) {
+    std::cerr << "cache: " << head.cache_mode << ", after '" << head.cache_placement
+              << "', memory budget " << MiB(head.cache.budget_bytes) << ", fingerprint "
+              << head.cache_fingerprint << "\n";
+  } else {
+    std::cerr << "cache: none (" << head.cache_note << ")\n";
+  }
+  for (const std::string& m : head.cache.messages) std::cerr << "cache: " << m << "\n";
+  for (const std::string& w : head.warnings) std::cerr << "warning: " << w << "\n";
+  if (cold) std::cerr << "cold: the dataset's files were evicted from the page cache\n";
 
   Progress progress(options.epochs, pipeline->batches_per_epoch());
   for (int e = 0; e < options.epochs; ++e) {
@@ -147,6 +166,23 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   }
 
   flowfeed::RunStats rs = pipeline->stats();
+  std::string verdict = flowfeed::FirstEpochVerdict(rs);
+  if (!verdict.empty()) std::cout << verdict << "\n";
+  {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    std::cout << "memory: peak RSS " << MiB(int64_t(ru.ru_maxrss) * 1024);
+    if (!rs.cache_placement.empty())
+      std::cout << "; cache holds " << MiB(rs.cache.memory_bytes) << " in memory (budget "
+                << MiB(rs.cache.budget_bytes) << ", " << rs.cache.memory_entries << " samples, "
+                << rs.cache.overhead_bytes / std::max<int64_t>(1, rs.dataset_size)
+                << " bytes of bookkeeping per sample) and " << MiB(rs.cache.disk_bytes)
+                << " on disk (" << rs.cache.disk_entries << " samples)";
+    std::cout << "; at most " << rs.tokens << " samples in flight\n";
+  }
+  for (const std::string& w : rs.warnings)
+    if (std::find(head.warnings.begin(), head.warnings.end(), w) == head.warnings.end())
+      std::cerr << "warning: " << w << "\n";
   if (rs.epochs.size() >= 2) {
     double first = rs.epochs[0].samples_per_second;
     double later = 0;
@@ -236,6 +272,10 @@ int main(int argc, char** argv) {
   bench->add_option("--epochs", epochs, "Override the config's epochs")->check(CLI::PositiveNumber);
   bench->add_option("--report", report, "Write a JSON report to this file");
   bench->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
+  bool cold = false;
+  bench->add_flag("--cold", cold,
+                  "Evict the dataset's files (and the disk cache) from the OS page cache before "
+                  "epoch 1, so it measures storage reads");
 
   auto* validate = app.add_subcommand("validate", "Check a config without running it");
   validate->add_option("config", config, "YAML config")->required();
@@ -251,7 +291,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   try {
-    if (*bench) return Bench(config, sets, epochs, report);
+    if (*bench) return Bench(config, sets, epochs, report, cold);
     if (*validate) return Validate(config, sets);
     if (*stages) return Stages();
   } catch (const std::exception& e) {

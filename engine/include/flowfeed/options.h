@@ -54,6 +54,35 @@ struct StageSpec {
   SourceLocation where;
 };
 
+enum class CacheMode { kOff, kMemory, kDisk, kAuto };
+const char* CacheModeName(CacheMode m);  // "off", "memory", "disk", "auto"
+
+// The first-epoch cache: what the pipeline's deterministic prefix produced, kept so that later
+// epochs skip reading, decoding and deterministic preprocessing.
+struct CacheOptions {
+  // off:    nothing is kept.
+  // memory: up to `budget` bytes in memory; samples beyond it are recomputed every epoch.
+  // disk:   every sample in a file under `path`, reused by the next run whose fingerprint
+  //         (dataset listing, cached stages and parameters, codec versions) matches.
+  // auto:   memory up to `budget`, the rest in the file under `path` (memory only without one).
+  CacheMode mode = CacheMode::kMemory;
+  // Memory budget in bytes; 0: a quarter of physical memory.
+  int64_t budget_bytes = 0;
+  std::string path;  // folder of the disk cache (created)
+  // The stage whose output is cached (its `name`); "": the end of the longest deterministic
+  // prefix (read, decode, deterministic stages), which is always safe.
+  std::string after;
+  // A cache point after a random stage freezes that stage's first-epoch draw for every epoch;
+  // refused unless this is true (then reported as a warning).
+  bool allow_frozen_augmentation = false;
+  // Disk: how often written records are made durable (fsync, then an index segment).
+  double commit_seconds = 1.0;
+  // Disk: bytes of records waiting for the writer thread; past this, samples are not cached
+  // (they are recomputed next epoch) rather than stalling the pipeline.
+  int64_t write_queue_bytes = int64_t(256) << 20;
+  SourceLocation where;
+};
+
 enum class Layout { kNCHW, kNHWC };
 const char* LayoutName(Layout l);
 
@@ -72,6 +101,7 @@ struct PipelineOptions {
   SourceOptions source;
   std::vector<StageSpec> pipeline;
   BatchOptions batch;
+  CacheOptions cache;
 
   // --- Affects performance only (never the batches) ---
   int threads = 0;   // TBB arena size; 0: every core
@@ -79,6 +109,9 @@ struct PipelineOptions {
   // Samples being worked on beyond the prefetched batches; 0: 4 per thread.
   int max_in_flight = 0;
   bool digest = true;  // hash every batch into EpochStats::batch_digest
+  // Before epoch 1, evict the dataset's files (and the disk cache's) from the OS page cache, so
+  // epoch 1 measures real storage reads. For benchmarks (`flowfeed bench --cold`).
+  bool cold = false;
 
   // The config file these options came from ("" when built in code).
   std::string config_path;

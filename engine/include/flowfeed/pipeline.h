@@ -20,9 +20,13 @@
 // sample (named in EpochStats::skipped) and the batch is filled with the next samples; `fail`
 // stops the pipeline and Next() returns the error naming the sample and the stage.
 //
+// Cache: with `cache.mode` other than off, the output of the pipeline's deterministic prefix
+// (see PlanCache) is kept as epoch 1 streams (cache.h); a sample found there skips read and the
+// cached stages. Cached and uncached runs give the same batches, bit for bit.
+//
 // Thread-safety: Next(), stats() and Cancel() may be called from different threads; Next() from
-// one consumer thread at a time. Destroying the pipeline cancels and joins the graph; batches
-// still alive stay valid.
+// one consumer thread at a time. Destroying the pipeline cancels and joins the graph and makes
+// the disk cache's written records durable; batches still alive stay valid.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +40,23 @@
 #include "flowfeed/status.h"
 
 namespace flowfeed {
+
+// Where the cache sits in a pipeline, decided from the stages' declared traits.
+struct CachePlacement {
+  bool enabled = false;  // false: cache.mode is off, or nothing is worth caching (see note)
+  int stages = 0;        // how many leading pipeline entries' output is cached
+  std::string after;     // report name of the last of them ("decode", "resize#2")
+  bool frozen = false;   // the point is after a random stage (allow_frozen_augmentation)
+  std::string note;      // why it is disabled, or the frozen-augmentation warning
+};
+
+// By default the cache sits after the longest deterministic prefix. `cache.after` moves it; a
+// point after a random stage fails (InvalidArgument naming both stages) unless
+// `cache.allow_frozen_augmentation` is set. A name that matches no stage fails too.
+Result<CachePlacement> PlanCache(const PipelineOptions& options, const StageRegistry& registry);
+
+// The report names of the pipeline entries: `name` or the type, made unique with #2, #3 ...
+std::vector<std::string> StageNames(const std::vector<StageSpec>& pipeline);
 
 // A collated batch. Its storage is recycled when the last reference goes away.
 class Batch {

@@ -36,6 +36,12 @@ class Source {
   virtual Status Read(int64_t index, Sample* sample) const = 0;
   // One line for reports: "image_folder data/photos: 2000 files, 30 classes".
   virtual std::string Describe() const = 0;
+  // The files the samples come from (one per sample for folders and lists; the images and labels
+  // files for IDX), for the cache's fingerprint and for evicting them from the page cache.
+  virtual std::vector<std::string> Files() const = 0;
+  // True when Read() only copies from memory the source already holds (IDX), so caching the
+  // read step alone would save nothing.
+  virtual bool in_memory() const { return false; }
 };
 
 // Opens the source that `options.type` names.

@@ -10,7 +10,10 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "flowfeed/cache.h"
 
 namespace flowfeed {
 
@@ -31,6 +34,13 @@ struct SkippedSample {
   std::string reason;
 };
 
+struct EpochCacheStats {
+  std::string mode = "off";
+  int64_t hits = 0;    // samples that started from the cache
+  int64_t misses = 0;  // samples that were read and computed (lookups that found nothing)
+  int64_t bytes = 0;   // pixel bytes served from the cache
+};
+
 struct EpochStats {
   int epoch = 0;           // 1-based in reports
   double seconds = 0;      // wall time seen by the consumer: from the epoch's start (the end of
@@ -39,6 +49,14 @@ struct EpochStats {
   int64_t batches = 0;
   double samples_per_second = 0;
   double consumer_wait_seconds = 0;  // time Next() blocked waiting for a batch
+  double consumer_wait_p95_ms = 0;   // over this epoch's Next() calls that returned a batch
+  double consumer_wait_max_ms = 0;
+  int64_t bytes_read = 0;            // bytes the source read from storage (the "read" stage)
+  EpochCacheStats cache;
+  // Ready batches waiting in the queue when the consumer asked, as (seconds into the epoch,
+  // batches); at most 200 points, evenly thinned. queue_mean is over every request.
+  std::vector<std::pair<double, int>> queue_occupancy;
+  double queue_mean = 0;
   std::vector<StageStats> stages;    // in pipeline order
   std::vector<SkippedSample> skipped;
   int64_t skipped_count = 0;  // can exceed skipped.size(): the list keeps the first 1000
@@ -50,11 +68,25 @@ struct RunStats {
   int threads = 0;
   int64_t dataset_size = 0;
   double open_seconds = 0;  // Pipeline::Open: listing, stage construction, graph construction
+  int64_t peak_rss_bytes = 0;  // the process's peak resident memory when stats() was called
+  int prefetch = 0;         // batches kept ready ahead of the consumer
+  int64_t tokens = 0;       // samples alive at once, at most (prefetched batches included)
+  std::string cache_mode = "off";
+  std::string cache_placement;    // the step whose output is cached ("decode"), "" when off
+  std::string cache_note;         // why there is no cache, when there is none
+  std::string cache_fingerprint;  // hex
+  CacheStats cache;               // a snapshot when stats() was called
+  std::vector<std::string> warnings;  // e.g. frozen augmentation, disabled disk cache
   std::vector<EpochStats> epochs;  // finished epochs only
 };
 
 // The terminal table printed at an epoch's end.
 std::string FormatEpochTable(const EpochStats& epoch);
+
+// One line that says where epoch 1's extra time went, from the stage busy times of epoch 1
+// against the mean of epochs 2+: "epoch 1: 3.4x the time of epochs 2+; its extra stage time was
+// 71% decode, 18% read (skipped by the cache in epochs 2+)". "" with fewer than two epochs.
+std::string FirstEpochVerdict(const RunStats& run);
 
 // The JSON report: {"run": {...}, "epochs": [{"epoch": 1, "seconds": ..., "stages": {"decode":
 // {"count": ..., "busy_seconds": ..., "p50_ms": ...}, ...}, "skipped": {"count": N, "samples":

@@ -1,0 +1,1036 @@
+// engine/src/cache.cc: the first-epoch sample cache (see flowfeed/cache.h).
+//
+// Layout of the disk store (all integers in the machine's native byte order, little-endian on
+// every platform flowfeed runs on; a cache folder is not meant to move between machines):
+//
+//   flowfeed-cache.data   records, appended by the writer thread:
+//                           RecordHeader (48 bytes) followed by the pixels (payload_bytes).
+//                           checksum = XXH3-64 of the pixels, seeded with XXH3-64 of the header's
+//                           first 40 bytes (every field but the checksum itself).
+//   flowfeed-cache.index  segments, appended after the records they name were fdatasync'ed:
+//                           u32 magic "FFCI", u32 count, IndexEntry[count] (40 bytes each),
+//                           u64 XXH3-64 of everything before it in the segment.
+//   flowfeed-cache.meta   {"format":1,"fingerprint":"<hex>","parts":[[name,desc],...]}, replaced
+//                           atomically (tmp, fsync, rename, fsync of the folder).
+//
+// The per-sample table is lock-free for Lookup()/Insert(): each entry has one atomic state word
+// (state, dtype bit, generation). A disk entry's location lives in atomics validated
+// seqlock-style by re-reading the state word, so a reader never acts on a half-updated location;
+// the record's own header and checksum are verified on every read as well.
+#include "flowfeed/cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <unordered_map>
+
+namespace flowfeed {
+
+// ------------------------------------------------------------------------------------------
+// CacheFingerprint
+// ------------------------------------------------------------------------------------------
+
+namespace {
+
+void AppendU64(std::string* out, uint64_t v) {
+  char b[8];
+  std::memcpy(b, &v, 8);
+  out->append(b, 8);
+}
+
+// A description shortened for a message: the part around the first difference from `other`
+// when it is long, "..." marking what was cut.
+std::string Excerpt(const std::string& s, const std::string& other) {
+  constexpr size_t kMax = 120;
+  if (s.size() <= kMax) return s;
+  size_t diff = 0;
+  while (diff < s.size() && diff < other.size() && s[diff] == other[diff]) ++diff;
+  size_t begin = diff > 40 ? diff - 40 : 0;
+  if (begin + kMax > s.size()) begin = s.size() - kMax;
+  std::string out = begin > 0 ? "..." : "";
+  out += s.substr(begin, kMax);
+  if (begin + kMax < s.size()) out += "...";
+  return out;
+}
+
+const std::string* FindPart(const CacheFingerprint& fp, const std::string& name) {
+  for (const auto& p : fp.parts)
+    if (p.first == name) return &p.second;
+  return nullptr;
+}
+
+}  // namespace
+
+uint64_t CacheFingerprint::Value() const {
+  // Length-prefixed, so ("ab","c") and ("a","bc") differ.
+  std::string buf;
+  AppendU64(&buf, parts.size());
+  for (const auto& p : parts) {
+    AppendU64(&buf, p.first.size());
+    buf += p.first;
+    AppendU64(&buf, p.second.size());
+    buf += p.second;
+  }
+  return XXH3_64bits(buf.data(), buf.size());
+}
+
+std::string CacheFingerprint::Hex() const {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(Value()));
+  return b;
+}
+
+std::string CacheFingerprint::Explain(const CacheFingerprint& stored) const {
+  std::vector<std::string> clauses;
+  std::vector<std::string> seen;
+  for (const auto& p : parts) {
+    if (std::find(seen.begin(), seen.end(), p.first) != seen.end()) continue;
+    seen.push_back(p.first);
+    const std::string* old = FindPart(stored, p.first);
+    if (!old) {
+      clauses.push_back(p.first + " added");
+    } else if (*old != p.second) {
+      clauses.push_back(p.first + " changed: was '" + Excerpt(*old, p.second) + "', now '" +
+                        Excerpt(p.second, *old) + "'");
+    }
+  }
+  for (const auto& p : stored.parts) {
+    if (std::find(seen.begin(), seen.end(), p.first) != seen.end()) continue;
+    seen.push_back(p.first);
+    clauses.push_back(p.first + " removed");
+  }
+  std::string out;
+  for (const std::string& c : clauses) {
+    if (!out.empty()) out += "; ";
+    out += c;
+  }
+  if (out.empty() && Value() != stored.Value()) out = "the fingerprint changed";
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// CacheFileOps
+// ------------------------------------------------------------------------------------------
+
+ssize_t CacheFileOps::Write(int fd, const void* data, size_t size) {
+  return ::write(fd, data, size);
+}
+
+int CacheFileOps::Sync(int fd) { return ::fdatasync(fd); }
+
+// ------------------------------------------------------------------------------------------
+// ParseByteSize, PhysicalMemoryBytes
+// ------------------------------------------------------------------------------------------
+
+int64_t PhysicalMemoryBytes() {
+  long pages = ::sysconf(_SC_PHYS_PAGES);
+  long page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return int64_t(8) << 30;  // unknown: assume 8 GiB
+  return int64_t(pages) * int64_t(page);
+}
+
+// Accepts "<number><unit>" with optional spaces around and between: the number is decimal
+// digits with an optional fraction ("1.5"); the unit, case-insensitive, is none or "B" (bytes),
+// K, M, G or T each optionally followed by "i" and/or "B" -- all of them binary (1024-based):
+// "8GB", "8G" and "8GiB" are the same 8 * 2^30 bytes -- or "%" of physical memory
+// (0 < N <= 100). Fractions of a byte are dropped.
+Result<int64_t> ParseByteSize(const std::string& text) {
+  auto bad = [&text]() {
+    return Status::InvalidArgument("expected a size such as 8GiB, 512MiB or 25%, got \"" + text +
+                                   "\"");
+  };
+  size_t b = 0, e = text.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
+  const std::string s = text.substr(b, e - b);
+
+  size_t i = 0;
+  uint64_t whole = 0;
+  bool digits = false;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+    unsigned d = unsigned(s[i] - '0');
+    if (whole > (std::numeric_limits<uint64_t>::max() - d) / 10) return bad();
+    whole = whole * 10 + d;
+    digits = true;
+    ++i;
+  }
+  std::string frac_text = "0.";
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      frac_text += s[i];
+      digits = true;
+      ++i;
+    }
+  }
+  if (!digits) return bad();
+  const double frac = frac_text.size() > 2 ? std::strtod(frac_text.c_str(), nullptr) : 0.0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  std::string unit;
+  for (; i < s.size(); ++i) unit += char(std::tolower(static_cast<unsigned char>(s[i])));
+
+  constexpr uint64_t kMaxI64 = uint64_t(std::numeric_limits<int64_t>::max());
+  if (unit == "%") {
+    const double pct = double(whole) + frac;
+    if (!(pct > 0) || pct > 100) return bad();
+    return int64_t(std::floor(double(PhysicalMemoryBytes()) * pct / 100.0));
+  }
+  int shift = 0;
+  if (!unit.empty() && unit != "b") {
+    switch (unit[0]) {
+      case 'k': shift = 10; break;
+      case 'm': shift = 20; break;
+      case 'g': shift = 30; break;
+      case 't': shift = 40; break;
+      default: return bad();
+    }
+    const std::string rest = unit.substr(1);
+    if (!(rest.empty() || rest == "i" || rest == "b" || rest == "ib")) return bad();
+  }
+  const uint64_t mult = uint64_t(1) << shift;
+  if (whole > kMaxI64 / mult) return bad();
+  uint64_t value = whole * mult;
+  const uint64_t extra = uint64_t(std::floor(frac * double(mult)));
+  if (extra > kMaxI64 - value) return bad();
+  value += extra;
+  return int64_t(value);
+}
+
+// ------------------------------------------------------------------------------------------
+// SampleCache implementation
+// ------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint32_t kRecordMagic = 0x46464352;  // "FFCR"
+constexpr uint32_t kRecordVersion = 1;
+constexpr uint32_t kIndexMagic = 0x46464349;  // "FFCI"
+constexpr int kMetaFormat = 1;
+constexpr const char* kMetaName = "flowfeed-cache.meta";
+constexpr const char* kDataName = "flowfeed-cache.data";
+constexpr const char* kIndexName = "flowfeed-cache.index";
+
+struct RecordHeader {
+  uint32_t magic;
+  uint32_t version;
+  uint64_t index;
+  uint32_t height, width, channels, dtype;
+  uint64_t payload_bytes;
+  uint64_t checksum;  // over the fields above and the payload
+};
+static_assert(sizeof(RecordHeader) == 48, "record header layout");
+constexpr size_t kHeaderChecksummed = offsetof(RecordHeader, checksum);
+
+struct IndexEntry {
+  uint64_t index;
+  uint64_t offset;  // of the record header in the data file
+  uint32_t height, width, channels, dtype;
+  uint64_t checksum;  // the record's checksum
+};
+static_assert(sizeof(IndexEntry) == 40, "index entry layout");
+constexpr size_t kSegmentHead = 8;   // magic, count
+constexpr size_t kSegmentTail = 8;   // checksum
+constexpr size_t kMaxSegmentEntries = size_t(1) << 20;
+
+uint64_t RecordChecksum(const RecordHeader& h, const void* payload, size_t size) {
+  const uint64_t seed = XXH3_64bits(&h, kHeaderChecksummed);
+  return XXH3_64bits_withSeed(payload, size, seed);
+}
+
+// Pixel bytes of a shape, or 0 when the shape is invalid or absurd.
+uint64_t PayloadBytes(uint64_t h, uint64_t w, uint64_t c, uint32_t dtype) {
+  if (h == 0 || w == 0 || c == 0 || dtype > 1) return 0;
+  if (h > INT32_MAX || w > INT32_MAX || c > INT32_MAX) return 0;
+  const long double total = (long double)h * w * c * (dtype == 1 ? 4 : 1);
+  if (total > (long double)(uint64_t(1) << 48)) return 0;
+  return h * w * c * (dtype == 1 ? 4 : 1);
+}
+
+std::string ErrnoText(int err) { return std::strerror(err ? err : EIO); }
+
+// The state word of a table entry: bits 0-1 the state, bit 2 the dtype of a disk entry (1:
+// float32), bits 3.. a generation bumped whenever the entry returns to empty, so a reader
+// holding an old word can tell that the entry changed under it.
+enum : uint32_t { kEmpty = 0, kMemory = 1, kDisk = 2, kClaimed = 3 };
+constexpr uint32_t kStateMask = 3;
+constexpr uint32_t kFloatBit = 4;
+constexpr uint32_t kGenStep = 8;
+constexpr uint32_t kGenMask = ~uint32_t(7);
+
+inline uint32_t StateOf(uint32_t w) { return w & kStateMask; }
+inline uint32_t EmptyAfter(uint32_t w) { return (w & kGenMask) + kGenStep; }
+
+struct Entry {
+  std::atomic<uint32_t> state{kEmpty};
+  // Disk location (valid while the state is kDisk); atomics, see ReadRecord().
+  std::atomic<uint32_t> height{0}, width{0}, channels{0};
+  std::atomic<uint64_t> offset{0}, checksum{0};
+  // Memory entries: the shared image, written once before the state becomes kMemory and
+  // never again while the cache lives.
+  Image image;
+};
+
+struct PendingView {
+  Image image;
+  uint64_t seq;
+};
+
+struct Pending {
+  int64_t index;
+  Image image;   // a shared handle: no pixel copy
+  uint64_t seq;  // 1, 2, ... in queue order
+  int64_t bytes; // record bytes (header + pixels), counted against write_queue_bytes
+};
+
+class CacheImpl final : public SampleCache {
+ public:
+  CacheImpl(const CacheOptions& options, int64_t num_samples, const CacheFingerprint& fingerprint,
+            CacheFileOps* ops)
+      : options_(options),
+        n_(num_samples),
+        fingerprint_(fingerprint),
+        ops_(ops ? ops : &default_ops_),
+        table_(new Entry[size_t(std::max<int64_t>(num_samples, 0))]) {
+    if (options_.mode == CacheMode::kMemory || options_.mode == CacheMode::kAuto)
+      budget_ = options_.budget_bytes > 0 ? options_.budget_bytes : PhysicalMemoryBytes() / 4;
+  }
+
+  ~CacheImpl() override {
+    if (writer_.joinable()) {
+      Flush();
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_ = true;
+      }
+      writer_cv_.notify_all();
+      writer_.join();
+    }
+    for (int fd : {data_fd_, read_fd_, index_fd_, dir_fd_})
+      if (fd >= 0) ::close(fd);
+  }
+
+  // Sets up the disk store under options_.path. Errors only for an unusable path.
+  Status OpenDisk();
+
+  bool Lookup(int64_t index, Image* image, int64_t* bytes) override {
+    if (index < 0 || index >= n_) return false;
+    Entry& e = table_[size_t(index)];
+    uint32_t w = e.state.load(std::memory_order_acquire);
+    for (;;) {
+      switch (StateOf(w)) {
+        case kMemory:
+          *image = e.image;
+          if (bytes) *bytes = int64_t(e.image.size_bytes());
+          return true;
+        case kDisk:
+          return ReadRecord(e, index, w, image, bytes);
+        case kClaimed: {
+          if (disk_ && LookupPending(index, image, bytes)) return true;
+          // The writer publishes a written record (kDisk) before it forgets the queued handle:
+          // if the handle is gone, the state has moved on; look again rather than miss a held
+          // sample. A claim that is still a claim is an insert in progress: a miss.
+          const uint32_t now = e.state.load(std::memory_order_acquire);
+          if (now == w) return false;
+          w = now;
+          continue;
+        }
+        default:
+          return false;
+      }
+    }
+  }
+
+  void Insert(int64_t index, const Image& image) override {
+    if (options_.mode == CacheMode::kOff || index < 0 || index >= n_ || image.empty()) return;
+    Entry& e = table_[size_t(index)];
+    uint32_t w = e.state.load(std::memory_order_acquire);
+    if (StateOf(w) != kEmpty) return;  // held (or being inserted): ignored
+    const uint32_t claimed = (w & kGenMask) | kClaimed;
+    if (!e.state.compare_exchange_strong(w, claimed, std::memory_order_acq_rel)) return;
+
+    const int64_t size = int64_t(image.size_bytes());
+    if (budget_ > 0 && ReserveMemory(size)) {
+      e.image = image;  // a shared reference, no copy
+      memory_entries_.fetch_add(1, std::memory_order_relaxed);
+      e.state.store((claimed & kGenMask) | kMemory, std::memory_order_release);
+      return;
+    }
+    if (disk_ &&
+        (options_.mode == CacheMode::kDisk || options_.mode == CacheMode::kAuto) &&
+        Enqueue(index, image))
+      return;  // the writer publishes the entry once the record is written
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    e.state.store(EmptyAfter(claimed), std::memory_order_release);
+  }
+
+  void Flush() override {
+    if (!writer_.joinable()) return;
+    std::unique_lock<std::mutex> lk(mu_);
+    const uint64_t target = pushed_seq_;
+    if (committed_seq_ >= target || writer_exited_) return;
+    // Also after the disk store was disabled: returns once the writer has dealt with (dropped)
+    // everything queued before the call, so stats() afterwards are settled.
+    flush_target_ = std::max(flush_target_, target);
+    writer_cv_.notify_all();
+    flush_cv_.wait(lk, [&] { return committed_seq_ >= target || writer_exited_; });
+  }
+
+  void EvictFromPageCache() override {
+    if (data_fd_ >= 0) ::fdatasync(data_fd_);
+    if (index_fd_ >= 0) ::fdatasync(index_fd_);
+    if (read_fd_ >= 0) ::posix_fadvise(read_fd_, 0, 0, POSIX_FADV_DONTNEED);
+    if (index_fd_ >= 0) ::posix_fadvise(index_fd_, 0, 0, POSIX_FADV_DONTNEED);
+  }
+
+  CacheStats stats() const override {
+    CacheStats s;
+    s.mode = options_.mode;
+    s.budget_bytes = budget_;
+    s.memory_entries = memory_entries_.load();
+    s.memory_bytes = memory_bytes_.load();
+    s.disk_entries = disk_entries_.load();
+    s.disk_bytes = disk_bytes_.load();
+    s.reused_entries = reused_;
+    s.overhead_bytes = int64_t(sizeof(Entry)) * n_;
+    s.dropped = dropped_.load();
+    s.corrupt = corrupt_.load();
+    s.disk_disabled = disk_disabled_.load();
+    std::lock_guard<std::mutex> lk(msg_mu_);
+    s.messages = messages_;
+    return s;
+  }
+
+  const CacheFingerprint& fingerprint() const override { return fingerprint_; }
+
+ private:
+  void AddMessage(std::string m) {
+    std::lock_guard<std::mutex> lk(msg_mu_);
+    messages_.push_back(std::move(m));
+  }
+
+  bool ReserveMemory(int64_t size) {
+    int64_t cur = memory_bytes_.load(std::memory_order_relaxed);
+    do {
+      if (size > budget_ - cur) return false;
+    } while (!memory_bytes_.compare_exchange_weak(cur, cur + size, std::memory_order_relaxed));
+    return true;
+  }
+
+  bool Enqueue(int64_t index, const Image& image) {
+    const int64_t bytes = int64_t(sizeof(RecordHeader) + image.size_bytes());
+    try {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (disk_disabled_.load() || stop_ || writer_exited_) return false;
+      if (bytes > options_.write_queue_bytes - queued_bytes_) return false;  // full: drop
+      const uint64_t seq = pushed_seq_ + 1;
+      pending_.insert_or_assign(index, PendingView{image, seq});  // all or nothing
+      try {
+        queue_.push_back(Pending{index, image, seq, bytes});
+      } catch (...) {
+        pending_.erase(index);
+        throw;
+      }
+      pushed_seq_ = seq;
+      queued_bytes_ += bytes;
+    } catch (...) {
+      return false;
+    }
+    writer_cv_.notify_one();
+    return true;
+  }
+
+  // A sample queued for the writer is served from its queued handle (a shared view, like a
+  // memory hit), so it hits before its record is written.
+  bool LookupPending(int64_t index, Image* image, int64_t* bytes) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = pending_.find(index);
+    if (it == pending_.end()) return false;
+    *image = it->second.image;
+    if (bytes) *bytes = int64_t(image->size_bytes());
+    return true;
+  }
+
+  // Forgets the queued handle of `p` (mu_ held).
+  void ErasePending(const Pending& p) {
+    auto it = pending_.find(p.index);
+    if (it != pending_.end() && it->second.seq == p.seq) pending_.erase(it);
+  }
+
+  // Reads a disk entry's record into *image; verifies header and checksum.
+  bool ReadRecord(Entry& e, int64_t index, uint32_t w, Image* image, int64_t* bytes) {
+    // Seqlock-style: acquire loads of the location, then the state word again. A location
+    // stored for a later generation (release) makes that generation's state visible here.
+    const uint64_t offset = e.offset.load(std::memory_order_acquire);
+    const uint64_t checksum = e.checksum.load(std::memory_order_acquire);
+    const uint32_t h = e.height.load(std::memory_order_acquire);
+    const uint32_t wd = e.width.load(std::memory_order_acquire);
+    const uint32_t c = e.channels.load(std::memory_order_acquire);
+    if (e.state.load(std::memory_order_relaxed) != w) return false;  // changed under us
+    const uint32_t dtype = (w & kFloatBit) ? 1 : 0;
+    const uint64_t payload = PayloadBytes(h, wd, c, dtype);
+    if (payload == 0) return false;
+
+    image->Reshape(int(h), int(wd), int(c), dtype ? DType::kFloat32 : DType::kUInt8);
+    RecordHeader hdr;
+    iovec iov[2] = {{&hdr, sizeof hdr}, {image->data(), size_t(payload)}};
+    const size_t want = sizeof hdr + size_t(payload);
+    size_t got = 0;
+    bool io_ok = true;
+    while (got < want) {
+      // Skip what was read already.
+      iovec part[2];
+      int n = 0;
+      size_t skip = got;
+      for (const iovec& v : iov) {
+        if (skip >= v.iov_len) {
+          skip -= v.iov_len;
+          continue;
+        }
+        part[n].iov_base = static_cast<char*>(v.iov_base) + skip;
+        part[n].iov_len = v.iov_len - skip;
+        skip = 0;
+        ++n;
+      }
+      ssize_t r = ::preadv(read_fd_, part, n, off_t(offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        io_ok = false;
+        break;
+      }
+      got += size_t(r);
+    }
+    const bool ok = io_ok && hdr.magic == kRecordMagic && hdr.version == kRecordVersion &&
+                    hdr.index == uint64_t(index) && hdr.height == h && hdr.width == wd &&
+                    hdr.channels == c && hdr.dtype == dtype && hdr.payload_bytes == payload &&
+                    hdr.checksum == checksum &&
+                    RecordChecksum(hdr, image->data(), size_t(payload)) == checksum;
+    if (ok) {
+      if (bytes) *bytes = int64_t(payload);
+      return true;
+    }
+    image->Clear();
+    uint32_t expect = w;
+    if (e.state.load(std::memory_order_acquire) != w) return false;  // replaced: plain miss
+    if (e.state.compare_exchange_strong(expect, EmptyAfter(w), std::memory_order_acq_rel)) {
+      disk_entries_.fetch_sub(1, std::memory_order_relaxed);
+      disk_bytes_.fetch_sub(int64_t(sizeof(RecordHeader) + payload), std::memory_order_relaxed);
+      if (corrupt_.fetch_add(1, std::memory_order_relaxed) == 0)
+        AddMessage(options_.path + ": the record of sample " + std::to_string(index) +
+                   " failed its checksum; corrupt records are recomputed");
+    }
+    return false;
+  }
+
+  // Writes all of [data, data+size) with ops_->Write; 0 or an errno.
+  int WriteAll(int fd, const void* data, size_t size) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      errno = 0;
+      ssize_t r = ops_->Write(fd, p, size);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return errno ? errno : EIO;
+      }
+      if (r == 0) return EIO;
+      p += r;
+      size -= size_t(r);
+    }
+    return 0;
+  }
+
+  int SyncFd(int fd) {
+    errno = 0;
+    if (ops_->Sync(fd) == 0) return 0;
+    return errno ? errno : EIO;
+  }
+
+  // Puts a disk entry that is not (any longer) usable back to empty.
+  void ForgetDisk(int64_t index, uint64_t record_bytes) {
+    Entry& e = table_[size_t(index)];
+    uint32_t w = e.state.load(std::memory_order_acquire);
+    if (StateOf(w) != kDisk) return;
+    if (e.state.compare_exchange_strong(w, EmptyAfter(w), std::memory_order_acq_rel)) {
+      disk_entries_.fetch_sub(1, std::memory_order_relaxed);
+      disk_bytes_.fetch_sub(int64_t(record_bytes), std::memory_order_relaxed);
+    }
+  }
+
+  // An entry the writer owned (kClaimed) that will not be written.
+  void DropClaimed(int64_t index) {
+    Entry& e = table_[size_t(index)];
+    const uint32_t w = e.state.load(std::memory_order_relaxed);
+    e.state.store(EmptyAfter(w), std::memory_order_release);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Turns the disk store off after a failed write or sync (writer thread only). Records written
+  // since the last commit are cut off; committed ones stay readable.
+  void Disable(const std::string& why) {
+    std::deque<Pending> rest;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (disk_disabled_.load()) return;
+      disk_disabled_.store(true);
+      rest.swap(queue_);
+      for (const Pending& p : rest) {
+        queued_bytes_ -= p.bytes;
+        ErasePending(p);
+      }
+      if (!rest.empty()) written_seq_ = std::max(written_seq_, rest.back().seq);
+    }
+    flush_cv_.notify_all();
+    AddMessage("disk cache disabled: " + options_.path + ": " + why);
+    for (const Pending& p : rest) DropClaimed(p.index);
+    for (const IndexEntry& u : uncommitted_) {
+      ForgetDisk(int64_t(u.index),
+                 sizeof(RecordHeader) + PayloadBytes(u.height, u.width, u.channels, u.dtype));
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+    uncommitted_.clear();
+    if (data_fd_ >= 0) (void)!::ftruncate(data_fd_, off_t(committed_data_end_));
+    if (index_fd_ >= 0) (void)!::ftruncate(index_fd_, off_t(committed_index_end_));
+    data_end_ = committed_data_end_;
+  }
+
+  // Writes one record and publishes its entry (writer thread only).
+  void WriteRecord(Pending& p) {
+    const Image& img = p.image;
+    RecordHeader h{};
+    h.magic = kRecordMagic;
+    h.version = kRecordVersion;
+    h.index = uint64_t(p.index);
+    h.height = uint32_t(img.height());
+    h.width = uint32_t(img.width());
+    h.channels = uint32_t(img.channels());
+    h.dtype = img.dtype() == DType::kFloat32 ? 1 : 0;
+    h.payload_bytes = img.size_bytes();
+    h.checksum = RecordChecksum(h, img.data(), img.size_bytes());
+    int err = WriteAll(data_fd_, &h, sizeof h);
+    if (!err) err = WriteAll(data_fd_, img.data(), img.size_bytes());
+    if (err) {
+      DropClaimed(p.index);
+      Disable(ErrnoText(err));
+      return;
+    }
+    const uint64_t offset = data_end_;
+    data_end_ += sizeof h + h.payload_bytes;
+    Entry& e = table_[size_t(p.index)];
+    const uint32_t w = e.state.load(std::memory_order_relaxed);  // kClaimed, ours
+    e.offset.store(offset, std::memory_order_release);
+    e.checksum.store(h.checksum, std::memory_order_release);
+    e.height.store(h.height, std::memory_order_release);
+    e.width.store(h.width, std::memory_order_release);
+    e.channels.store(h.channels, std::memory_order_release);
+    if (uncommitted_.empty()) {
+      const double seconds = std::min(1e7, std::max(0.0, options_.commit_seconds));
+      commit_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(seconds));
+    }
+    uncommitted_.push_back(IndexEntry{h.index, offset, h.height, h.width, h.channels, h.dtype,
+                                      h.checksum});
+    disk_entries_.fetch_add(1, std::memory_order_relaxed);
+    disk_bytes_.fetch_add(int64_t(sizeof h + h.payload_bytes), std::memory_order_relaxed);
+    e.state.store((w & kGenMask) | (h.dtype ? kFloatBit : 0) | kDisk, std::memory_order_release);
+  }
+
+  // Makes the records written so far durable, then appends their index segment(s).
+  void Commit() {
+    if (disk_disabled_.load() || uncommitted_.empty()) return;
+    if (int err = SyncFd(data_fd_)) return Disable(ErrnoText(err));
+    uint64_t index_end = committed_index_end_;
+    std::vector<uint8_t> seg;
+    for (size_t first = 0; first < uncommitted_.size(); first += kMaxSegmentEntries) {
+      const size_t count = std::min(kMaxSegmentEntries, uncommitted_.size() - first);
+      seg.resize(kSegmentHead + count * sizeof(IndexEntry) + kSegmentTail);
+      const uint32_t magic = kIndexMagic, n = uint32_t(count);
+      std::memcpy(seg.data(), &magic, 4);
+      std::memcpy(seg.data() + 4, &n, 4);
+      std::memcpy(seg.data() + kSegmentHead, uncommitted_.data() + first,
+                  count * sizeof(IndexEntry));
+      const size_t body = kSegmentHead + count * sizeof(IndexEntry);
+      const uint64_t sum = XXH3_64bits(seg.data(), body);
+      std::memcpy(seg.data() + body, &sum, 8);
+      if (int err = WriteAll(index_fd_, seg.data(), seg.size())) return Disable(ErrnoText(err));
+      index_end += seg.size();
+    }
+    if (int err = SyncFd(index_fd_)) return Disable(ErrnoText(err));
+    committed_index_end_ = index_end;
+    committed_data_end_ = data_end_;
+    uncommitted_.clear();
+  }
+
+  void WriterLoop() {
+    try {
+      RunWriter();
+    } catch (const std::exception& ex) {
+      Disable(std::string("internal error: ") + ex.what());
+    } catch (...) {
+      Disable("internal error");
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      writer_exited_ = true;
+      // Anything still queued can no longer be written.
+      std::deque<Pending> rest;
+      rest.swap(queue_);
+      for (const Pending& p : rest) {
+        queued_bytes_ -= p.bytes;
+        ErasePending(p);
+        DropClaimed(p.index);
+      }
+    }
+    flush_cv_.notify_all();
+  }
+
+  void RunWriter() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      // Wait for records, a flush request, a due commit or the stop.
+      while (queue_.empty() && !stop_ && flush_target_ <= committed_seq_ &&
+             !(!uncommitted_.empty() && Clock::now() >= commit_deadline_)) {
+        if (uncommitted_.empty())
+          writer_cv_.wait(lk);
+        else
+          writer_cv_.wait_until(lk, commit_deadline_);
+      }
+      std::deque<Pending> batch;
+      batch.swap(queue_);
+      lk.unlock();
+      for (Pending& p : batch) {
+        // A record not written (disk disabled, failed write) drops its entry first, then its
+        // queued handle; a written one is published as a disk entry first: either way a
+        // Lookup never misses a sample that is held.
+        if (disk_disabled_.load())
+          DropClaimed(p.index);
+        else
+          WriteRecord(p);
+        p.image = Image();  // let go of the pixels at once
+        std::lock_guard<std::mutex> g(mu_);
+        ErasePending(p);
+        queued_bytes_ -= p.bytes;
+        written_seq_ = std::max(written_seq_, p.seq);
+      }
+      batch.clear();
+      lk.lock();
+      const bool drained = queue_.empty() && (flush_target_ > committed_seq_ || stop_);
+      const bool due = !uncommitted_.empty() && Clock::now() >= commit_deadline_;
+      if (drained || due) {
+        const uint64_t upto = written_seq_;
+        lk.unlock();
+        Commit();
+        lk.lock();
+        committed_seq_ = std::max(committed_seq_, upto);
+        flush_cv_.notify_all();
+      }
+      if (stop_ && queue_.empty()) return;
+    }
+  }
+
+  // Open helpers.
+  Status StartFresh();
+  Status WriteMeta();
+  void Recover();
+  std::string File(const char* name) const { return dir_ + "/" + name; }
+
+  using Clock = std::chrono::steady_clock;
+
+  const CacheOptions options_;
+  const int64_t n_;
+  const CacheFingerprint fingerprint_;
+  CacheFileOps default_ops_;
+  CacheFileOps* const ops_;
+  std::unique_ptr<Entry[]> table_;
+  int64_t budget_ = 0;  // memory budget; 0: nothing kept in memory
+
+  std::atomic<int64_t> memory_entries_{0}, memory_bytes_{0}, disk_entries_{0}, disk_bytes_{0};
+  std::atomic<int64_t> dropped_{0}, corrupt_{0};
+  std::atomic<bool> disk_disabled_{false};
+  int64_t reused_ = 0;
+  mutable std::mutex msg_mu_;
+  std::vector<std::string> messages_;
+
+  // Disk store.
+  std::string dir_;
+  int dir_fd_ = -1, data_fd_ = -1, read_fd_ = -1, index_fd_ = -1;
+  // Writer-thread state (also set up by Open before the writer starts).
+  uint64_t data_end_ = 0, committed_data_end_ = 0, committed_index_end_ = 0;
+  std::vector<IndexEntry> uncommitted_;
+  Clock::time_point commit_deadline_;
+  // Queue, guarded by mu_.
+  std::mutex mu_;
+  std::condition_variable writer_cv_, flush_cv_;
+  std::deque<Pending> queue_;
+  std::unordered_map<int64_t, PendingView> pending_;  // queued or being written, by index
+  int64_t queued_bytes_ = 0;
+  uint64_t pushed_seq_ = 0, written_seq_ = 0, committed_seq_ = 0, flush_target_ = 0;
+  bool stop_ = false, writer_exited_ = false;
+  bool disk_ = false;  // the writer runs (set before Open returns, constant after)
+  std::thread writer_;
+};
+
+Status MakeFolder(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode))
+      return Status::InvalidArgument("cache path " + path + " exists and is not a folder");
+    return Status::Ok();
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Status::IoError("cannot create the cache folder " + path + ": " + ec.message());
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::IoError("cannot create the cache folder " + path);
+  return Status::Ok();
+}
+
+// Reads a whole (small) file; false with *error set when it cannot.
+bool ReadWholeFile(const std::string& path, std::string* out, int* error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = errno;
+    return false;
+  }
+  out->clear();
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      *error = errno;
+      ::close(fd);
+      return false;
+    }
+    if (r == 0) break;
+    out->append(buf, size_t(r));
+  }
+  ::close(fd);
+  return true;
+}
+
+Status CacheImpl::WriteMeta() {
+  nlohmann::json parts = nlohmann::json::array();
+  for (const auto& p : fingerprint_.parts) parts.push_back({p.first, p.second});
+  const nlohmann::json meta = {
+      {"format", kMetaFormat}, {"fingerprint", fingerprint_.Hex()}, {"parts", parts}};
+  const std::string text =
+      meta.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const std::string final_path = File(kMetaName);
+  const std::string tmp = final_path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError(ErrnoText(errno));
+  int err = WriteAll(fd, text.data(), text.size());
+  if (!err) err = SyncFd(fd);
+  ::close(fd);
+  if (!err && ::rename(tmp.c_str(), final_path.c_str()) != 0) err = errno;
+  if (!err && ::fsync(dir_fd_) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    return Status::IoError(ErrnoText(err));
+  }
+  return Status::Ok();
+}
+
+// Empties the store and records the current fingerprint. The old files go first, so a crash
+// in between never leaves a new meta file next to old records.
+Status CacheImpl::StartFresh() {
+  ::unlink(File(kMetaName).c_str());
+  for (int fd : {data_fd_, index_fd_})
+    if (::ftruncate(fd, 0) != 0) return Status::IoError(ErrnoText(errno));
+  if (::fsync(dir_fd_) != 0) return Status::IoError(ErrnoText(errno));
+  return WriteMeta();
+}
+
+// Reads the index, keeps every entry of the good segments and cuts off a torn tail.
+void CacheImpl::Recover() {
+  std::string index;
+  int err = 0;
+  if (!ReadWholeFile(File(kIndexName), &index, &err)) index.clear();
+  struct stat st;
+  const uint64_t data_size = ::fstat(read_fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
+
+  size_t pos = 0;
+  uint64_t data_end = 0;
+  std::vector<int64_t> seen;
+  while (pos + kSegmentHead + kSegmentTail <= index.size()) {
+    uint32_t magic, count;
+    std::memcpy(&magic, index.data() + pos, 4);
+    std::memcpy(&count, index.data() + pos + 4, 4);
+    if (magic != kIndexMagic || count > kMaxSegmentEntries) break;
+    const size_t body = kSegmentHead + size_t(count) * sizeof(IndexEntry);
+    if (pos + body + kSegmentTail > index.size()) break;
+    uint64_t sum;
+    std::memcpy(&sum, index.data() + pos + body, 8);
+    if (XXH3_64bits(index.data() + pos, body) != sum) break;
+    std::vector<IndexEntry> entries(count);
+    if (count)
+      std::memcpy(entries.data(), index.data() + pos + kSegmentHead, count * sizeof(IndexEntry));
+    bool valid = true;
+    uint64_t seg_end = data_end;
+    for (const IndexEntry& ie : entries) {
+      const uint64_t payload = PayloadBytes(ie.height, ie.width, ie.channels, ie.dtype);
+      if (payload == 0 || ie.offset > data_size ||
+          data_size - ie.offset < sizeof(RecordHeader) + payload) {
+        valid = false;
+        break;
+      }
+      seg_end = std::max(seg_end, ie.offset + sizeof(RecordHeader) + payload);
+    }
+    if (!valid) break;
+    for (const IndexEntry& ie : entries) {
+      if (ie.index >= uint64_t(n_)) continue;
+      Entry& e = table_[size_t(ie.index)];
+      e.offset.store(ie.offset, std::memory_order_relaxed);
+      e.checksum.store(ie.checksum, std::memory_order_relaxed);
+      e.height.store(ie.height, std::memory_order_relaxed);
+      e.width.store(ie.width, std::memory_order_relaxed);
+      e.channels.store(ie.channels, std::memory_order_relaxed);
+      if (StateOf(e.state.load(std::memory_order_relaxed)) != kDisk)
+        seen.push_back(int64_t(ie.index));
+      e.state.store((ie.dtype ? kFloatBit : 0) | kDisk, std::memory_order_release);
+    }
+    data_end = seg_end;
+    pos += body + kSegmentTail;
+  }
+
+  const uint64_t index_torn = index.size() - pos;
+  const uint64_t data_torn = data_size > data_end ? data_size - data_end : 0;
+  if (index_torn > 0 || data_torn > 0) {
+    (void)!::ftruncate(index_fd_, off_t(pos));
+    (void)!::ftruncate(data_fd_, off_t(data_end));
+    AddMessage(options_.path + ": discarded a torn tail (" + std::to_string(index_torn) +
+               " bytes of index, " + std::to_string(data_torn) +
+               " bytes of data) left by an interrupted run");
+  }
+  committed_index_end_ = pos;
+  committed_data_end_ = data_end_ = data_end;
+
+  int64_t bytes = 0;
+  for (int64_t i : seen) {
+    const Entry& e = table_[size_t(i)];
+    const uint32_t w = e.state.load(std::memory_order_relaxed);
+    bytes += int64_t(sizeof(RecordHeader) +
+                     PayloadBytes(e.height.load(), e.width.load(), e.channels.load(),
+                                  (w & kFloatBit) ? 1 : 0));
+  }
+  reused_ = int64_t(seen.size());
+  disk_entries_.store(reused_);
+  disk_bytes_.store(bytes);
+  AddMessage("reusing " + std::to_string(reused_) + " committed samples from " + options_.path);
+}
+
+Status CacheImpl::OpenDisk() {
+  dir_ = options_.path;
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+  FLOWFEED_RETURN_IF_ERROR(MakeFolder(dir_));
+  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0)
+    return Status::IoError("cannot open the cache folder " + dir_ + ": " + ErrnoText(errno));
+  // One run at a time per folder: a second one works without the disk store.
+  if (::flock(dir_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(dir_fd_);
+    dir_fd_ = -1;
+    disk_disabled_.store(true);
+    AddMessage("disk cache disabled: " + options_.path + ": " +
+               (err == EWOULDBLOCK ? std::string("in use by another run") : ErrnoText(err)));
+    return Status::Ok();
+  }
+
+  // The stored fingerprint decides between reuse and a rebuild.
+  bool reuse = false;
+  std::string text;
+  int err = 0;
+  if (ReadWholeFile(File(kMetaName), &text, &err)) {
+    std::string why;
+    CacheFingerprint stored;
+    std::string stored_hex;
+    try {
+      const nlohmann::json meta = nlohmann::json::parse(text);
+      if (!meta.is_object() || meta.value("format", 0) != kMetaFormat)
+        why = std::string(kMetaName) + " has an unknown format";
+      stored_hex = meta.at("fingerprint").get<std::string>();
+      if (meta.contains("parts"))
+        for (const auto& p : meta.at("parts"))
+          stored.parts.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
+    } catch (const std::exception&) {
+      if (why.empty()) why = std::string(kMetaName) + " is unreadable";
+    }
+    if (why.empty() && stored_hex != fingerprint_.Hex()) {
+      why = fingerprint_.Explain(stored);
+      if (why.empty()) why = "the fingerprint changed";
+    }
+    if (why.empty())
+      reuse = true;
+    else
+      AddMessage("rebuilding " + options_.path + ": " + why);
+  } else if (err != ENOENT) {
+    AddMessage("rebuilding " + options_.path + ": cannot read " + kMetaName + ": " +
+               ErrnoText(err));
+  }
+
+  const std::string data_path = File(kDataName), index_path = File(kIndexName);
+  data_fd_ = ::open(data_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (data_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+  index_fd_ = ::open(index_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (index_fd_ < 0) return Status::IoError("cannot open " + index_path + ": " + ErrnoText(errno));
+  read_fd_ = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (read_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+
+  if (reuse) {
+    Recover();
+  } else {
+    Status s = StartFresh();
+    if (!s.ok()) {
+      // A folder we cannot write into (full disk): run on without the disk store.
+      disk_disabled_.store(true);
+      AddMessage("disk cache disabled: " + options_.path + ": " + s.message());
+      return Status::Ok();
+    }
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+  disk_ = true;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& options,
+                                                       int64_t num_samples,
+                                                       const CacheFingerprint& fingerprint,
+                                                       CacheFileOps* ops) {
+  if (num_samples < 0)
+    return Status::InvalidArgument("cache: negative number of samples " +
+                                   std::to_string(num_samples));
+  if (options.mode == CacheMode::kDisk && options.path.empty())
+    return Status::InvalidArgument("cache.path: required when cache.mode is disk");
+  auto cache = std::make_unique<CacheImpl>(options, num_samples, fingerprint, ops);
+  if (options.mode == CacheMode::kDisk ||
+      (options.mode == CacheMode::kAuto && !options.path.empty())) {
+    Status s = cache->OpenDisk();
+    if (!s.ok()) return s;
+  }
+  return std::unique_ptr<SampleCache>(std::move(cache));
+}
+
+}  // namespace flowfeed
