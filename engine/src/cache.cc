@@ -369,7 +369,8 @@ class CacheImpl final : public SampleCache {
     const uint32_t claimed = (w & kGenMask) | kClaimed;
     if (!e.state.compare_exchange_strong(w, claimed, std::memory_order_acq_rel)) return;
 
-    const int64_t size = int64_t(image.size_bytes());
+    // What keeping the image costs is its storage's capacity, which can exceed its pixels.
+    const int64_t size = int64_t(std::max(image.capacity_bytes(), image.size_bytes()));
     if (budget_ > 0 && ReserveMemory(size)) {
       e.image = image;  // a shared reference, no copy
       memory_entries_.fetch_add(1, std::memory_order_relaxed);

@@ -559,9 +559,20 @@ class GraphPipeline final : public Pipeline {
         s.scratch = std::move(slot->spare);
         slot->spare = Image();
       }
-      if (cache_ && i == placement_.stages) cache_->Insert(s.index, s.image);
+      if (cache_ && i == placement_.stages) InsertIntoCache(s);
     }
     if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
+  }
+
+  // The cache keeps the image's storage alive, so what it costs is the storage's capacity. A
+  // slot buffer that once held something larger (float pixels, a bigger photo) would make the
+  // cache hold more memory than its budget says: such an image is cached as a right-sized copy.
+  void InsertIntoCache(const Sample& s) {
+    const size_t size = s.image.size_bytes();
+    if (s.image.capacity_bytes() > size + size / 8)
+      cache_->Insert(s.index, s.image.Clone());
+    else
+      cache_->Insert(s.index, s.image);
   }
 
   // The sample in the batch's layout and dtype, into the slot's own reused buffer.

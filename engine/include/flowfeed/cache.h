@@ -66,7 +66,7 @@ class CacheFileOps {
 struct CacheStats {
   CacheMode mode = CacheMode::kOff;
   int64_t budget_bytes = 0;
-  int64_t memory_entries = 0, memory_bytes = 0;  // pixels held in memory
+  int64_t memory_entries = 0, memory_bytes = 0;  // storage held in memory (capacity, >= pixels)
   int64_t disk_entries = 0, disk_bytes = 0;      // records written and readable (this run + reused)
   int64_t reused_entries = 0;                    // committed entries found at open
   int64_t overhead_bytes = 0;    // bookkeeping memory: the per-sample table and its entries

@@ -48,6 +48,9 @@ class Image {
   DType dtype() const { return dtype_; }
   size_t row_bytes() const { return size_t(width_) * channels_ * DTypeSize(dtype_); }
   size_t size_bytes() const { return row_bytes() * height_; }
+  // Bytes the storage actually holds (>= size_bytes(); more when a larger shape was reshaped
+  // down). What an Image kept alive costs in memory.
+  size_t capacity_bytes() const { return storage_ ? capacity_ : 0; }
   // True when another Image shares this storage (so writing would be wrong).
   bool shared() const { return storage_ && storage_.use_count() > 1; }
 
