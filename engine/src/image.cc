@@ -35,6 +35,18 @@ Image Image::Clone() const {
   return out;
 }
 
+Image Image::Wrap(std::shared_ptr<uint8_t[]> storage, size_t capacity, int height, int width,
+                  int channels, DType dtype) {
+  Image img;
+  img.storage_ = std::move(storage);
+  img.capacity_ = capacity;
+  img.height_ = height;
+  img.width_ = width;
+  img.channels_ = channels;
+  img.dtype_ = dtype;
+  return img;
+}
+
 std::string Image::ShapeString() const {
   return std::to_string(channels_) + "x" + std::to_string(height_) + "x" + std::to_string(width_) +
          " " + DTypeName(dtype_);

@@ -287,7 +287,7 @@ class GraphPipeline final : public Pipeline {
                 size_t(options.max_in_flight > 0 ? options.max_in_flight : 4 * threads)),
         ring_(tokens_),
         logs_(size_t(options.epochs)),
-        stats_table_(threads, options.epochs, int(steps_.size()) + 3),
+        stats_table_(threads, options.epochs, int(steps_.size()) + 4),
         arena_(threads) {
     digest_state_ = XXH3_createState();
     pool_ = std::make_shared<BatchPool>([this](int64_t n) { ReleaseTokens(n); });
@@ -524,6 +524,7 @@ class GraphPipeline final : public Pipeline {
   int BatchStep() const { return int(steps_.size()); }
   int CollateStep() const { return int(steps_.size()) + 1; }
   int CacheStep() const { return int(steps_.size()) + 2; }
+  int FillStep() const { return int(steps_.size()) + 3; }
 
   void RunSteps(Slot* slot, int begin, int end) {
     Sample& s = slot->sample;
@@ -559,20 +560,14 @@ class GraphPipeline final : public Pipeline {
         s.scratch = std::move(slot->spare);
         slot->spare = Image();
       }
-      if (cache_ && i == placement_.stages) InsertIntoCache(s);
+      if (cache_ && i == placement_.stages) {
+        uint64_t t1 = NowNs();
+        cache_->Insert(s.index, s.image);
+        stats_table_.Record(s.epoch, FillStep(), NowNs() - t1, int64_t(s.image.size_bytes()),
+                            false);
+      }
     }
     if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
-  }
-
-  // The cache keeps the image's storage alive, so what it costs is the storage's capacity. A
-  // slot buffer that once held something larger (float pixels, a bigger photo) would make the
-  // cache hold more memory than its budget says: such an image is cached as a right-sized copy.
-  void InsertIntoCache(const Sample& s) {
-    const size_t size = s.image.size_bytes();
-    if (s.image.capacity_bytes() > size + size / 8)
-      cache_->Insert(s.index, s.image.Clone());
-    else
-      cache_->Insert(s.index, s.image);
   }
 
   // The sample in the batch's layout and dtype, into the slot's own reused buffer.
@@ -795,7 +790,11 @@ class GraphPipeline final : public Pipeline {
       es.cache.misses = int64_t(c.hist.count()) - c.hits;
       es.cache.bytes = c.bytes;
     }
-    for (size_t i = 0; i < steps_.size(); ++i) add(int(i), steps_[i].name, steps_[i].type);
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      add(int(i), steps_[i].name, steps_[i].type);
+      // The copy into the cache, right after the step whose output it keeps.
+      if (cache_ && int(i) == placement_.stages) add(FillStep(), "cache_fill", "cache_fill");
+    }
     add(CollateStep(), "collate", "collate");
     add(BatchStep(), "batch", "batch");
     es.bytes_read = acc[0].bytes;
@@ -889,7 +888,7 @@ std::vector<int64_t> Batch::shape() const {
 std::vector<std::string> StageNames(const std::vector<StageSpec>& pipeline) {
   std::vector<std::string> names;
   std::map<std::string, int> count;
-  count["read"] = count["batch"] = count["collate"] = count["cache"] = 1;  // the engine's own
+  count["read"] = count["batch"] = count["collate"] = count["cache"] = count["cache_fill"] = 1;
   for (const StageSpec& spec : pipeline) {
     std::string name = spec.name.empty() ? spec.type : spec.name;
     if (int n = ++count[name]; n > 1) name += "#" + std::to_string(n);

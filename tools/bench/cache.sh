@@ -24,31 +24,37 @@ rm -rf "$CACHE_DIR"
 FMNIST_CACHED='pipeline=[{type: normalize, mean: [0.2860], std: [0.3530]}, {type: random_horizontal_flip}]'
 
 rows=()
-run() {  # name config mode cold(yes/no) [reuse]
+REPEAT=${REPEAT:-3}
+# measure NAME CONFIG MODE COLD(yes/no) [CACHE_NAME]: REPEAT runs, each from an empty disk cache,
+# or, with CACHE_NAME, each reusing the disk cache that name's runs left.
+measure() {
   local name=$1 cfg=$2 mode=$3 cold=$4 reuse=${5:-}
-  local path="$CACHE_DIR/$name"
-  [ -z "$reuse" ] && rm -rf "$path"
-  local args=(bench "$cfg" --epochs "$EPOCHS" --set "cache.mode=$mode" --set "cache.path=$path"
-              --report "$OUT/$name.json")
-  [ "$cfg" = configs/fashion_mnist.yaml ] && args+=(--set "$FMNIST_CACHED")
-  local files=warm
-  if [ "$cold" = yes ]; then
-    if [ "$(id -u)" -eq 0 ]; then args+=(--cold); files=cold; else files="warm (not root)"; fi
-  fi
-  echo "== $BIN ${args[*]}" >&2
-  "$BIN" "${args[@]}" > "$OUT/$name.txt" 2>&1 || { cat "$OUT/$name.txt" >&2; exit 1; }
-  grep -E "^(epoch 1 took|memory:)" "$OUT/$name.txt" >&2 || true
-  rows+=("$name:$files:$OUT/$name.json")
+  local path="$CACHE_DIR/${reuse:-$name}"
+  local files=warm reports=()
+  for r in $(seq 1 "$REPEAT"); do
+    [ -z "$reuse" ] && rm -rf "$path"
+    local args=(bench "$cfg" --epochs "$EPOCHS" --set "cache.mode=$mode" --set "cache.path=$path"
+                --report "$OUT/$name.r$r.json")
+    [ "$cfg" = configs/fashion_mnist.yaml ] && args+=(--set "$FMNIST_CACHED")
+    if [ "$cold" = yes ]; then
+      if [ "$(id -u)" -eq 0 ]; then args+=(--cold); files=cold; else files="warm (not root)"; fi
+    fi
+    echo "== $BIN ${args[*]}" >&2
+    "$BIN" "${args[@]}" > "$OUT/$name.r$r.txt" 2>&1 || { cat "$OUT/$name.r$r.txt" >&2; exit 1; }
+    grep -E "^(epoch 1 took|memory:)" "$OUT/$name.r$r.txt" >&2 || true
+    reports+=("$OUT/$name.r$r.json")
+  done
+  rows+=("$name:$files:$(IFS=,; echo "${reports[*]}")")
 }
 
 for cold in yes no; do
   for mode in memory disk; do
-    run "photos-$mode-$cold" configs/photos.yaml "$mode" "$cold"
-    run "fmnist-$mode-$cold" configs/fashion_mnist.yaml "$mode" "$cold"
+    measure "photos-$mode-$cold" configs/photos.yaml "$mode" "$cold"
+    measure "fmnist-$mode-$cold" configs/fashion_mnist.yaml "$mode" "$cold"
   done
-  run "photos-off-$cold" configs/photos.yaml off "$cold"
+  measure "photos-off-$cold" configs/photos.yaml off "$cold"
 done
-# The disk cache the previous photos run left, reused (epoch 1 starts warm from it).
-run "photos-disk-no" configs/photos.yaml disk yes reuse
-rows[-1]="photos-disk-reused:$(echo "${rows[-1]}" | cut -d: -f2-)"
+# The disk cache the photos-disk-no runs left, reused by the next runs: epoch 1 starts from it.
+measure photos-disk-reused configs/photos.yaml disk yes photos-disk-no
+echo "(median of $REPEAT runs each; $EPOCHS epochs per run)"
 python3 tools/bench/cache_table.py "${rows[@]}"

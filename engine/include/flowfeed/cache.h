@@ -5,10 +5,12 @@
 // random stages. It fills as a side effect of the normal pass (Insert() from the pipeline's
 // workers), and serves hits as soon as a sample is in (Lookup()), within epoch 1 too.
 //
-// Memory store: the cache holds a shared reference to the sample's Image (no copy); a hit hands
-// out another reference (a zero-copy view). Cached images are immutable: stages never write into
-// shared storage (see image.h). A byte budget bounds it; a sample that does not fit is not kept
-// (memory mode) or goes to the disk store (auto mode).
+// Memory store: Insert() copies the pixels once into the cache's arena (large chunks backed by
+// huge pages, freed with the cache); a hit hands out a shared view of them (zero-copy). Copying
+// on insert lets the caller keep its buffers, so the pipeline allocates nothing per sample even
+// while the cache fills, and the budget charges exactly the memory held. Cached images are
+// immutable: stages never write into shared storage (see image.h). A sample that does not fit
+// the budget is not kept (memory mode) or goes to the disk store (auto mode).
 //
 // Disk store, under CacheOptions::path:
 //   flowfeed-cache.meta   the fingerprint and its parts, written atomically (tmp, fsync, rename)
@@ -98,8 +100,9 @@ class SampleCache {
   // the pixel bytes served. A miss (including a corrupt record) returns false.
   virtual bool Lookup(int64_t index, Image* image, int64_t* bytes) = 0;
 
-  // Offers the prefix's output for `index`. Keeps a reference (memory) or queues a write
-  // (disk); never blocks on I/O. An index already held is ignored.
+  // Offers the prefix's output for `index`: copies it into the memory store, or queues a copy
+  // for the disk writer; never blocks on I/O. The caller's image is not kept. An index already
+  // held is ignored.
   virtual void Insert(int64_t index, const Image& image) = 0;
 
   // Disk: waits until every record queued so far is written and committed. The destructor calls

@@ -38,6 +38,11 @@ class Image {
   // A deep copy with storage of its own.
   Image Clone() const;
 
+  // An image over storage that someone else manages (the cache's arena): `storage` keeps it
+  // alive and must hold at least `capacity` >= height * width * channels * DTypeSize bytes.
+  static Image Wrap(std::shared_ptr<uint8_t[]> storage, size_t capacity, int height, int width,
+                    int channels, DType dtype);
+
   // Drops the shape (the storage is kept for reuse when unshared).
   void Clear() { height_ = width_ = channels_ = 0; }
 
