@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 #include <fstream>
@@ -278,6 +280,55 @@ TEST(Cli, KilledWhileWritingTheDiskCacheLeavesAReusableCache) {
   feeder.join();
   ASSERT_EQ(off.code, 0) << off.output;
   EXPECT_EQ(ReadReportDigest(dir / "again.json"), ReadReportDigest(dir / "off.json"));
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+
+namespace flowfeed {
+namespace {
+
+// A disk cache on a file system that fills up mid-epoch: the disk store switches itself off
+// with a warning naming the path, the run finishes, and the batches are those of a run without
+// any cache.
+TEST(Cli, FullDiskDisablesTheDiskCacheAndTheRunGoesOn) {
+  TempDir dir;
+  const std::string small = dir / "small";
+  std::filesystem::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=160k") != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here (" << std::strerror(errno)
+                 << "; needs root): the full-disk path is covered by CacheFailure.* instead";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{small};
+
+  test::MakeImageFolder(dir / "photos", 3, 10);  // 30 images of 40-80 px: ~270 KiB decoded
+  test::WriteText(dir / "c.yaml",
+                  "source: {type: image_folder, root: " + dir / "photos" + "}\n"
+                  "epochs: 2\n"
+                  "pipeline:\n"
+                  "  - {type: decode}\n"
+                  "  - {type: random_resized_crop, size: 24}\n"
+                  "batch: {size: 4}\n"
+                  "cache: {mode: disk, path: " + small + "/cache}\n");
+  CliRun full = Flowfeed("bench " + dir / "c.yaml" + " --report " + dir / "full.json");
+  ASSERT_EQ(full.code, 0) << full.output;
+  EXPECT_NE(full.output.find("disk cache disabled"), std::string::npos) << full.output;
+  EXPECT_NE(full.output.find("No space left on device"), std::string::npos) << full.output;
+  EXPECT_NE(full.output.find(small), std::string::npos) << full.output;
+  std::ifstream in(dir / "full.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_TRUE(j["cache"]["disk_disabled"].get<bool>());
+  EXPECT_EQ(j["epochs"][1]["samples"], 30);
+
+  CliRun off = Flowfeed("bench " + dir / "c.yaml" + " --set cache.mode=off --report " +
+                        dir / "off.json");
+  ASSERT_EQ(off.code, 0) << off.output;
+  std::ifstream in_off(dir / "off.json");
+  nlohmann::json k = nlohmann::json::parse(in_off);
+  for (int e = 0; e < 2; ++e) EXPECT_EQ(j["epochs"][e]["batch_digest"], k["epochs"][e]["batch_digest"]);
 }
 
 }  // namespace
