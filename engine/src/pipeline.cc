@@ -798,9 +798,18 @@ class GraphPipeline final : public Pipeline {
     add(CollateStep(), "collate", "collate");
     add(BatchStep(), "batch", "batch");
     es.bytes_read = acc[0].bytes;
+    // After the last epoch nothing waits for more batches: make the disk cache durable now, so
+    // the final report counts what was written and any write failure is in its warnings.
+    double flush_seconds = 0;
+    if (cache_ && epoch == options_.epochs - 1) {
+      uint64_t f0 = NowNs();
+      cache_->Flush();
+      flush_seconds = double(NowNs() - f0) * 1e-9;
+    }
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
       run_stats_.epochs.push_back(std::move(es));
+      run_stats_.cache_flush_seconds += flush_seconds;
     }
     epoch_start_ns_ = now;
     consumer_wait_ns_ = 0;

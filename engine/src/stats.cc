@@ -176,6 +176,7 @@ std::string ReportJson(const RunStats& run) {
                 {"placement", run.cache_placement},
                 {"note", run.cache_note},
                 {"fingerprint", run.cache_fingerprint},
+                {"flush_seconds", run.cache_flush_seconds},
                 {"budget_bytes", c.budget_bytes},
                 {"memory_entries", c.memory_entries},
                 {"memory_bytes", c.memory_bytes},

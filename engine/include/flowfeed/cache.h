@@ -105,9 +105,11 @@ class SampleCache {
   // held is ignored.
   virtual void Insert(int64_t index, const Image& image) = 0;
 
-  // Disk: waits until every record queued so far is written and committed. The destructor calls
-  // it; the pipeline does not call it at epoch ends, which would stall the consumer (records are
-  // committed every commit_seconds anyway, and queued records are served from memory).
+  // Disk: waits until every record queued so far is written and committed. The pipeline calls
+  // it once, when the last epoch ends (so its final report includes what was written and any
+  // write failure), and the destructor calls it; not at earlier epoch ends, which would stall
+  // the consumer (records are committed every commit_seconds anyway, and queued records are
+  // served from memory meanwhile).
   virtual void Flush() = 0;
 
   // Asks the OS to drop the disk store's files from the page cache (for --cold).

@@ -94,7 +94,8 @@ class Pipeline {
 
   // Blocks until the next batch of the current epoch and stores it in *batch. At an epoch's end
   // stores nullptr once (the epoch's stats are then in stats()), and the following call starts
-  // on the next epoch. After the last epoch keeps storing nullptr. A non-OK Status means the
+  // on the next epoch. At the last epoch's end that call first waits for the disk cache to be
+  // written out (RunStats::cache_flush_seconds). After the last epoch keeps storing nullptr. A non-OK Status means the
   // pipeline stopped: a sample failed under on_error: fail (named in the message), the run was
   // cancelled, or an internal error; every later call returns the same Status.
   virtual Status Next(BatchPtr* batch) = 0;

@@ -76,6 +76,7 @@ struct RunStats {
   std::string cache_note;         // why there is no cache, when there is none
   std::string cache_fingerprint;  // hex
   CacheStats cache;               // a snapshot when stats() was called
+  double cache_flush_seconds = 0;  // after the last epoch: writing out the disk cache's queue
   std::vector<std::string> warnings;  // e.g. frozen augmentation, disabled disk cache
   std::vector<EpochStats> epochs;  // finished epochs only
 };
