@@ -430,7 +430,9 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
             "a.yaml:2:1: thread: unknown key; did you mean \"threads\"?");
   // Nothing close: the known keys are listed instead.
   const std::string e = OnlyError(kSource + "colour: red\n");
-  EXPECT_TRUE(Contains(e, "a.yaml:2:1: colour: unknown key (known keys: batch, cache, digest,"));
+  EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, checkpoint, "
+               "device, digest, epochs, eval, loss, max_in_flight, model, optimizer, pipeline, "
+               "prefetch, schedule, seed, shuffle, source, threads)");
 }
 
 TEST(ConfigErrors, UnknownNestedKey) {
@@ -756,6 +758,487 @@ TEST(ConfigClosestMatch, Cases) {
   EXPECT_EQ(ClosestMatch("random_resize_crop", {"random_resized_crop", "center_crop"}),
             "random_resized_crop");
   EXPECT_EQ(ClosestMatch("threads", {"thread", "threads"}), "threads");  // exact wins
+}
+
+// ------------------------------------------------------------------------------------------------
+// Training sections: model, optimizer, schedule, loss, eval, checkpoint, device, amp
+
+// decode and resize as in TestRegistry, plus a random stage (traits.deterministic = false).
+const StageRegistry& TrainRegistry() {
+  static const StageRegistry* registry = [] {
+    auto* reg = new StageRegistry;
+    Status s = reg->Register(Info("decode", {ParamSpec::String("color", "rgb", "channel order",
+                                                               {"rgb", "gray", "bgr"})}));
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    s = reg->Register(Info("resize", {ParamSpec::Int("size", std::nullopt, "shorter side", 1,
+                                                     8192)}));
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    StageInfo flip =
+        Info("random_horizontal_flip", {ParamSpec::Float("p", 0.5, "probability", 0.0, 1.0)});
+    flip.traits.deterministic = false;
+    s = reg->Register(std::move(flip));
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return reg;
+  }();
+  return *registry;
+}
+
+PipelineOptions TrainOk(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  std::vector<ConfigError> errors;
+  Result<PipelineOptions> r = ParseConfig(text, "a.yaml", overrides, TrainRegistry(), &errors);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(errors.empty());
+  return r.ok() ? r.value() : PipelineOptions{};
+}
+
+std::vector<std::string> TrainErrors(const std::string& text,
+                                     const std::vector<std::string>& overrides = {}) {
+  std::vector<ConfigError> errors;
+  Result<PipelineOptions> r = ParseConfig(text, "a.yaml", overrides, TrainRegistry(), &errors);
+  EXPECT_FALSE(r.ok()) << "expected the config to fail:\n" << text;
+  std::vector<std::string> out;
+  for (const ConfigError& e : errors) out.push_back(e.ToString());
+  return out;
+}
+
+std::string TrainOnlyError(const std::string& text,
+                           const std::vector<std::string>& overrides = {}) {
+  const std::vector<std::string> errors = TrainErrors(text, overrides);
+  if (errors.size() != 1) {
+    std::string all;
+    for (const auto& e : errors) all += "\n  " + e;
+    ADD_FAILURE() << "expected exactly one error, got " << errors.size() << ":" << all;
+    return "";
+  }
+  return errors[0];
+}
+
+TEST(ConfigTrainParse, FullConfigFillsEveryField) {
+  const std::string text =
+      "source: {type: idx, root: /usr/share/datasets/fashion-mnist}\n"  // 1
+      "pipeline:\n"                                                     // 2
+      "  - type: decode\n"                                              // 3
+      "  - type: random_horizontal_flip\n"                              // 4
+      "batch: {size: 128}\n"                                            // 5
+      "model:\n"                                                        // 6
+      "  type: mlp\n"                                                   // 7
+      "  hidden: [256, 128]\n"                                          // 8
+      "  num_classes: 10\n"                                             // 9
+      "optimizer:\n"                                                    // 10
+      "  type: sgd\n"                                                   // 11
+      "  lr: 0.1\n"                                                     // 12
+      "  momentum: 0.8\n"                                               // 13
+      "  nesterov: false\n"                                             // 14
+      "  weight_decay: 5e-4\n"                                          // 15
+      "schedule: {warmup_epochs: 0.5, type: step, min_lr: 1e-5, step_epochs: 10, gamma: 0.5}\n"
+      "loss: {label_smoothing: 0.1}\n"                                  // 17
+      "eval:\n"                                                         // 18
+      "  source:\n"                                                     // 19
+      "    type: idx\n"                                                 // 20
+      "    root: /usr/share/datasets/fashion-mnist\n"                   // 21
+      "    images: t10k-images-idx3-ubyte.gz\n"                         // 22
+      "    labels: t10k-labels-idx1-ubyte.gz\n"                         // 23
+      "  pipeline:\n"                                                   // 24
+      "    - type: decode\n"                                            // 25
+      "      color: gray\n"                                             // 26
+      "    - {type: resize, size: 32}\n"                                // 27
+      "    - {type: resize, size: 28}\n"                                // 28
+      "  batch_size: 1000\n"                                            // 29
+      "checkpoint: runs/fmnist/ckpt.pt\n"                               // 30
+      "device: cuda\n"                                                  // 31
+      "amp: true\n";                                                    // 32
+  const PipelineOptions o = TrainOk(text);
+  const TrainOptions& t = o.train;
+  EXPECT_EQ(t.model.type, "mlp");
+  EXPECT_EQ(t.model.hidden, (std::vector<int>{256, 128}));
+  EXPECT_EQ(t.model.num_classes, 10);
+  EXPECT_EQ(t.model.stem, "imagenet");  // default, unused by mlp
+
+  EXPECT_EQ(t.optimizer.type, "sgd");
+  EXPECT_DOUBLE_EQ(t.optimizer.lr, 0.1);
+  EXPECT_DOUBLE_EQ(t.optimizer.momentum, 0.8);
+  EXPECT_FALSE(t.optimizer.nesterov);
+  EXPECT_DOUBLE_EQ(t.optimizer.weight_decay, 5e-4);
+
+  EXPECT_DOUBLE_EQ(t.schedule.warmup_epochs, 0.5);
+  EXPECT_EQ(t.schedule.type, "step");
+  EXPECT_DOUBLE_EQ(t.schedule.min_lr, 1e-5);
+  EXPECT_EQ(t.schedule.step_epochs, 10);
+  EXPECT_DOUBLE_EQ(t.schedule.gamma, 0.5);
+
+  EXPECT_DOUBLE_EQ(t.label_smoothing, 0.1);
+
+  EXPECT_TRUE(t.eval.enabled);
+  EXPECT_EQ(t.eval.source.type, "idx");
+  EXPECT_EQ(t.eval.source.root, "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(t.eval.source.images, "t10k-images-idx3-ubyte.gz");
+  EXPECT_EQ(t.eval.source.labels, "t10k-labels-idx1-ubyte.gz");
+  EXPECT_EQ(t.eval.source.where.ToString(), "a.yaml:19:3");
+  ASSERT_EQ(t.eval.pipeline.size(), 3u);
+  EXPECT_EQ(t.eval.pipeline[0].type, "decode");
+  EXPECT_EQ(t.eval.pipeline[0].params.String("color"), "gray");
+  EXPECT_EQ(t.eval.pipeline[0].where.ToString(), "a.yaml:25:7");
+  EXPECT_EQ(t.eval.pipeline[1].name, "resize");
+  EXPECT_EQ(t.eval.pipeline[1].params.Int("size"), 32);
+  EXPECT_EQ(t.eval.pipeline[2].name, "resize#2");  // names are unique per pipeline
+  EXPECT_EQ(t.eval.pipeline[2].params.Int("size"), 28);
+  EXPECT_EQ(t.eval.batch_size, 1000);
+
+  EXPECT_EQ(t.checkpoint, "runs/fmnist/ckpt.pt");
+  EXPECT_EQ(t.device, "cuda");
+  EXPECT_TRUE(t.amp);
+
+  // The training pipeline is untouched by the eval one (a random stage is fine there).
+  ASSERT_EQ(o.pipeline.size(), 2u);
+  EXPECT_EQ(o.pipeline[1].type, "random_horizontal_flip");
+  EXPECT_EQ(o.source.images, "train-images-idx3-ubyte.gz");
+  EXPECT_EQ(o.batch.size, 128);
+}
+
+TEST(ConfigTrainParse, ResNetAndAdamW) {
+  const PipelineOptions o = TrainOk(kSource +
+                                    "model: {type: resnet18, stem: cifar, num_classes: 0}\n"
+                                    "optimizer:\n"
+                                    "  type: adamw\n"
+                                    "  lr: 3e-4\n"
+                                    "  beta1: 0.85\n"
+                                    "  beta2: 0.99\n"
+                                    "  weight_decay: 0\n"
+                                    "schedule: {type: constant, warmup_epochs: 2}\n"
+                                    "device: cpu\n");
+  const TrainOptions& t = o.train;
+  EXPECT_EQ(t.model.type, "resnet18");
+  EXPECT_EQ(t.model.stem, "cifar");
+  EXPECT_EQ(t.model.num_classes, 0);
+  EXPECT_EQ(t.optimizer.type, "adamw");
+  EXPECT_DOUBLE_EQ(t.optimizer.lr, 3e-4);
+  EXPECT_DOUBLE_EQ(t.optimizer.beta1, 0.85);
+  EXPECT_DOUBLE_EQ(t.optimizer.beta2, 0.99);
+  EXPECT_DOUBLE_EQ(t.optimizer.weight_decay, 0);
+  EXPECT_EQ(t.schedule.type, "constant");
+  EXPECT_DOUBLE_EQ(t.schedule.warmup_epochs, 2);  // an int is a valid number
+  EXPECT_EQ(t.device, "cpu");
+
+  // A lone width is a one-layer mlp.
+  EXPECT_EQ(TrainOk(kSource + "model: {type: mlp, hidden: 64}\n").train.model.hidden,
+            (std::vector<int>{64}));
+}
+
+TEST(ConfigTrainParse, DefaultsWhenAbsent) {
+  const TrainOptions d;
+  for (const std::string& text :
+       {kSource, kSource + "model:\noptimizer:\nschedule:\nloss:\n"}) {
+    const TrainOptions t = TrainOk(text).train;
+    EXPECT_EQ(t.model.type, d.model.type);
+    EXPECT_EQ(t.model.type, "cnn");
+    EXPECT_EQ(t.model.stem, d.model.stem);
+    EXPECT_EQ(t.model.hidden, d.model.hidden);
+    EXPECT_EQ(t.model.num_classes, d.model.num_classes);
+    EXPECT_EQ(t.optimizer.type, d.optimizer.type);
+    EXPECT_EQ(t.optimizer.lr, d.optimizer.lr);
+    EXPECT_EQ(t.optimizer.momentum, d.optimizer.momentum);
+    EXPECT_EQ(t.optimizer.nesterov, d.optimizer.nesterov);
+    EXPECT_EQ(t.optimizer.weight_decay, d.optimizer.weight_decay);
+    EXPECT_EQ(t.optimizer.beta1, d.optimizer.beta1);
+    EXPECT_EQ(t.optimizer.beta2, d.optimizer.beta2);
+    EXPECT_EQ(t.schedule.warmup_epochs, d.schedule.warmup_epochs);
+    EXPECT_EQ(t.schedule.type, d.schedule.type);
+    EXPECT_EQ(t.schedule.min_lr, d.schedule.min_lr);
+    EXPECT_EQ(t.schedule.step_epochs, d.schedule.step_epochs);
+    EXPECT_EQ(t.schedule.gamma, d.schedule.gamma);
+    EXPECT_EQ(t.label_smoothing, d.label_smoothing);
+    EXPECT_FALSE(t.eval.enabled);
+    EXPECT_TRUE(t.eval.pipeline.empty());
+    EXPECT_EQ(t.eval.batch_size, 0);
+    EXPECT_EQ(t.checkpoint, "");
+    EXPECT_EQ(t.device, "auto");
+    EXPECT_FALSE(t.amp);
+  }
+}
+
+TEST(ConfigTrainParse, EvalSourceFollowsTheSourceRules) {
+  // idx file names default exactly as for the top-level source.
+  const TrainOptions t =
+      TrainOk(kSource + "eval:\n  source: {type: idx, root: m}\n").train;
+  EXPECT_TRUE(t.eval.enabled);
+  EXPECT_EQ(t.eval.source.images, "train-images-idx3-ubyte.gz");
+  EXPECT_EQ(t.eval.source.labels, "train-labels-idx1-ubyte.gz");
+  EXPECT_TRUE(t.eval.pipeline.empty());
+  EXPECT_EQ(t.eval.batch_size, 0);
+
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source:\n    type: idx\n"),
+            "a.yaml:3:3: eval.source.root: missing required key");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source:\n    type: file_list\n    root: r\n"),
+            "a.yaml:3:3: eval.source.list: missing required key (eval.source.type is "
+            "file_list)");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source:\n    type: idx\n    root: r\n"
+                                     "    list: l.csv\n"),
+            "a.yaml:6:5: eval.source.list: only valid when eval.source.type is file_list (it is "
+            "idx)");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source: {type: idx, root: r, label: l}\n"),
+            "a.yaml:3:32: eval.source.label: unknown key; did you mean \"labels\"?");
+}
+
+TEST(ConfigTrainErrors, UnknownKeyInOptimizer) {
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  type: sgd\n  momentun: 0.9\n"),
+            "a.yaml:4:3: optimizer.momentun: unknown key; did you mean \"momentum\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer: {learning_rate: 0.1}\n"),
+            "a.yaml:2:13: optimizer.learning_rate: unknown key (known keys: beta1, beta2, "
+            "lr, momentum, nesterov, type, weight_decay)");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimiser: {lr: 0.1}\n"),
+            "a.yaml:2:1: optimiser: unknown key; did you mean \"optimizer\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "model: {tpye: cnn}\n"),
+            "a.yaml:2:9: model.tpye: unknown key; did you mean \"type\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule: {gama: 0.5}\n"),
+            "a.yaml:2:12: schedule.gama: unknown key; did you mean \"gamma\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source: {type: idx, root: r}\n  batchsize: 8\n"),
+            "a.yaml:4:3: eval.batchsize: unknown key; did you mean \"batch_size\"?");
+}
+
+TEST(ConfigTrainErrors, LearningRateMustBePositive) {
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer: {lr: 0}\n"),
+            "a.yaml:2:17: optimizer.lr: expected a number > 0, got \"0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  lr: -0.1\n"),
+            "a.yaml:3:7: optimizer.lr: expected a number > 0, got \"-0.1\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  lr: fast\n"),
+            "a.yaml:3:7: optimizer.lr: expected a number > 0, got \"fast\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  lr: \"0.1\"\n"),
+            "a.yaml:3:7: optimizer.lr: expected a number > 0, got the string \"0.1\"");
+}
+
+TEST(ConfigTrainErrors, OptimizerRanges) {
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  momentum: 1\n"),
+            "a.yaml:3:13: optimizer.momentum: expected a number in [0, 1), got \"1\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  weight_decay: -1e-4\n"),
+            "a.yaml:3:17: optimizer.weight_decay: expected a number >= 0, got \"-1e-4\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  type: adamw\n  beta2: 1.0\n"),
+            "a.yaml:4:10: optimizer.beta2: expected a number in [0, 1), got \"1.0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  nesterov: yes\n"),
+            "a.yaml:3:13: optimizer.nesterov: expected true or false, got \"yes\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  type: adam\n"),
+            "a.yaml:3:9: optimizer.type: expected one of sgd, adamw, got \"adam\"; did you "
+            "mean \"adamw\"?");
+}
+
+TEST(ConfigTrainErrors, KeysThatDependOnOptimizerType) {
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  type: adamw\n  momentum: 0.9\n"),
+            "a.yaml:4:3: optimizer.momentum: only valid when optimizer.type is sgd (it is "
+            "adamw)");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  type: adamw\n  nesterov: false\n"),
+            "a.yaml:4:3: optimizer.nesterov: only valid when optimizer.type is sgd (it is "
+            "adamw)");
+  // sgd is the default type.
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  lr: 0.1\n  beta1: 0.9\n"),
+            "a.yaml:4:3: optimizer.beta1: only valid when optimizer.type is adamw (it is sgd)");
+  // An invalid type is reported once, not again for every key that depends on it.
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  type: lamb\n  beta1: 0.9\n  momentum: 0\n"),
+            "a.yaml:3:9: optimizer.type: expected one of sgd, adamw, got \"lamb\"");
+}
+
+TEST(ConfigTrainErrors, NesterovWithoutMomentum) {
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer:\n  momentum: 0\n  nesterov: true\n"),
+            "a.yaml:4:13: optimizer.nesterov: nesterov needs momentum > 0");
+  EXPECT_EQ(TrainOnlyError(kSource + "optimizer: {nesterov: true, momentum: 0.0}\n"),
+            "a.yaml:2:23: optimizer.nesterov: nesterov needs momentum > 0");
+  // The default nesterov (true) gives way to momentum 0; explicit false is fine.
+  EXPECT_FALSE(TrainOk(kSource + "optimizer: {momentum: 0}\n").train.optimizer.nesterov);
+  EXPECT_FALSE(
+      TrainOk(kSource + "optimizer: {momentum: 0, nesterov: false}\n").train.optimizer.nesterov);
+  EXPECT_TRUE(TrainOk(kSource + "optimizer: {nesterov: true}\n").train.optimizer.nesterov);
+}
+
+TEST(ConfigTrainErrors, KeysThatDependOnModelType) {
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  type: cnn\n  stem: cifar\n"),
+            "a.yaml:4:3: model.stem: only valid when model.type is resnet18 (it is cnn)");
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  type: cnn\n  hidden: [128]\n"),
+            "a.yaml:4:3: model.hidden: only valid when model.type is mlp (it is cnn)");
+  // cnn is the default type.
+  EXPECT_EQ(TrainOnlyError(kSource + "model: {hidden: [64]}\n"),
+            "a.yaml:2:9: model.hidden: only valid when model.type is mlp (it is cnn)");
+  EXPECT_EQ(TrainOnlyError(kSource + "model: {type: mlp, stem: imagenet}\n"),
+            "a.yaml:2:20: model.stem: only valid when model.type is resnet18 (it is mlp)");
+}
+
+TEST(ConfigTrainErrors, ModelValues) {
+  EXPECT_EQ(TrainOnlyError(kSource + "model: {type: resnet}\n"),
+            "a.yaml:2:15: model.type: expected one of mlp, cnn, resnet18, got \"resnet\"; did "
+            "you mean \"resnet18\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "model: {type: transformer}\n"),
+            "a.yaml:2:15: model.type: expected one of mlp, cnn, resnet18, got \"transformer\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "model: {type: resnet18, stem: cifr}\n"),
+            "a.yaml:2:31: model.stem: expected one of imagenet, cifar, got \"cifr\"; did you "
+            "mean \"cifar\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  type: mlp\n  hidden: []\n"),
+            "a.yaml:4:11: model.hidden: expected a list of layer widths (integers >= 1), got an "
+            "empty list");
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  type: mlp\n  hidden: [256, 0]\n"),
+            "a.yaml:4:17: model.hidden[1]: expected an integer >= 1, got \"0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  type: mlp\n  hidden: {a: 1}\n"),
+            "a.yaml:4:11: model.hidden: expected a list of layer widths (integers >= 1), got a "
+            "map");
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  num_classes: -1\n"),
+            "a.yaml:3:16: model.num_classes: expected an integer >= 0, got \"-1\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "model: cnn\n"),
+            "a.yaml:2:8: model: expected a map (type, stem, hidden, num_classes), got \"cnn\"");
+}
+
+TEST(ConfigTrainErrors, ScheduleValues) {
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  warmup_epochs: -1\n"),
+            "a.yaml:3:18: schedule.warmup_epochs: expected a number >= 0, got \"-1\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  type: linear\n"),
+            "a.yaml:3:9: schedule.type: expected one of cosine, step, constant, got \"linear\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  min_lr: -0.1\n"),
+            "a.yaml:3:11: schedule.min_lr: expected a number >= 0, got \"-0.1\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  step_epochs: 0\n"),
+            "a.yaml:3:16: schedule.step_epochs: expected an integer >= 1, got \"0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  step_epochs: 2.5\n"),
+            "a.yaml:3:16: schedule.step_epochs: expected an integer >= 1, got \"2.5\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  gamma: 0\n"),
+            "a.yaml:3:10: schedule.gamma: expected a number in (0, 1], got \"0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "schedule:\n  gamma: 1.5\n"),
+            "a.yaml:3:10: schedule.gamma: expected a number in (0, 1], got \"1.5\"");
+  EXPECT_DOUBLE_EQ(TrainOk(kSource + "schedule: {gamma: 1}\n").train.schedule.gamma, 1.0);
+}
+
+TEST(ConfigTrainErrors, LabelSmoothingBelowOne) {
+  EXPECT_EQ(TrainOnlyError(kSource + "loss: {label_smoothing: 1.0}\n"),
+            "a.yaml:2:25: loss.label_smoothing: expected a number in [0, 1), got \"1.0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "loss:\n  label_smoothing: -0.1\n"),
+            "a.yaml:3:20: loss.label_smoothing: expected a number in [0, 1), got \"-0.1\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "loss:\n  smoothing: 0.1\n"),
+            "a.yaml:3:3: loss.smoothing: unknown key (known keys: label_smoothing)");
+  EXPECT_DOUBLE_EQ(TrainOk(kSource + "loss: {label_smoothing: 0}\n").train.label_smoothing, 0);
+}
+
+TEST(ConfigTrainErrors, RandomStageInEvalPipeline) {
+  const std::string text = kSource +
+                           "eval:\n"                                   // 2
+                           "  source: {type: idx, root: m}\n"          // 3
+                           "  pipeline:\n"                             // 4
+                           "    - type: decode\n"                      // 5
+                           "    - type: random_horizontal_flip\n"      // 6
+                           "      p: 0.5\n"                            // 7
+                           "    - {type: resize, size: 28}\n";         // 8
+  EXPECT_EQ(TrainOnlyError(text),
+            "a.yaml:6:7: eval.pipeline[1] (random_horizontal_flip): eval pipelines must be "
+            "deterministic: 'random_horizontal_flip' is random");
+  // Stage errors in the eval pipeline carry its path.
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source: {type: idx, root: m}\n  pipeline:\n"
+                                     "    - type: decode\n    - {type: resize, size: 0}\n"),
+            "a.yaml:6:28: eval.pipeline[1] (resize).size: expected an integer in [1, 8192], got "
+            "\"0\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source: {type: idx, root: m}\n  pipeline: decode\n"),
+            "a.yaml:4:13: eval.pipeline: expected a list of stages (- type: ...), got \"decode\"");
+}
+
+TEST(ConfigTrainErrors, EvalWithoutSource) {
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  batch_size: 100\n"),
+            "a.yaml:2:1: eval.source: missing required key");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n"), "a.yaml:2:1: eval.source: missing required key");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval: [a]\n"),
+            "a.yaml:2:7: eval: expected a map (source, pipeline, batch_size), got a list");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source: {type: idx, root: m}\n  batch_size: 0\n"),
+            "a.yaml:4:15: eval.batch_size: expected an integer >= 1, got \"0\"");
+}
+
+TEST(ConfigTrainErrors, DeviceCheckpointAmp) {
+  EXPECT_EQ(TrainOnlyError(kSource + "device: gpu\n"),
+            "a.yaml:2:9: device: expected one of auto, cpu, cuda, got \"gpu\"; did you mean "
+            "\"cpu\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "device: cuda:0\n"),
+            "a.yaml:2:9: device: expected one of auto, cpu, cuda, got \"cuda:0\"; did you mean "
+            "\"cuda\"?");
+  EXPECT_EQ(TrainOnlyError(kSource + "device: [cpu]\n"),
+            "a.yaml:2:9: device: expected one of auto, cpu, cuda, got a list");
+  EXPECT_EQ(TrainOnlyError(kSource + "checkpoint: \"\"\n"),
+            "a.yaml:2:13: checkpoint: expected a file path, got \"\"");
+  EXPECT_EQ(TrainOnlyError(kSource + "checkpoint:\n"),
+            "a.yaml:2:1: checkpoint: expected a file path, got nothing");
+  EXPECT_EQ(TrainOnlyError(kSource + "amp: 1\n"),
+            "a.yaml:2:6: amp: expected true or false, got \"1\"");
+}
+
+TEST(ConfigTrainErrors, ManyErrorsAreAllReportedInLineOrder) {
+  const std::vector<std::string> got = TrainErrors(kSource +
+                                                   "model: {type: cnn, stem: cifar}\n"   // 2
+                                                   "optimizer:\n"                        // 3
+                                                   "  type: adamw\n"                     // 4
+                                                   "  lr: 0\n"                           // 5
+                                                   "  momentum: 0.9\n"                   // 6
+                                                   "loss: {label_smoothing: 1}\n"        // 7
+                                                   "device: tpu\n");                     // 8
+  const std::vector<std::string> want = {
+      "a.yaml:2:20: model.stem: only valid when model.type is resnet18 (it is cnn)",
+      "a.yaml:5:7: optimizer.lr: expected a number > 0, got \"0\"",
+      "a.yaml:6:3: optimizer.momentum: only valid when optimizer.type is sgd (it is adamw)",
+      "a.yaml:7:25: loss.label_smoothing: expected a number in [0, 1), got \"1\"",
+      "a.yaml:8:9: device: expected one of auto, cpu, cuda, got \"tpu\"; did you mean "
+      "\"cpu\"?",
+  };
+  EXPECT_EQ(got, want);
+}
+
+TEST(ConfigTrainOverrides, SetValuesInTheNewSections) {
+  // Sections the file lacks are created.
+  PipelineOptions o = TrainOk(kSource, {"optimizer.lr=0.1", "model.type=mlp",
+                                        "model.hidden=[512, 256]", "schedule.type=step",
+                                        "loss.label_smoothing=0.05", "device=cpu", "amp=true",
+                                        "checkpoint=/tmp/c.pt"});
+  EXPECT_DOUBLE_EQ(o.train.optimizer.lr, 0.1);
+  EXPECT_EQ(o.train.model.type, "mlp");
+  EXPECT_EQ(o.train.model.hidden, (std::vector<int>{512, 256}));
+  EXPECT_EQ(o.train.schedule.type, "step");
+  EXPECT_DOUBLE_EQ(o.train.label_smoothing, 0.05);
+  EXPECT_EQ(o.train.device, "cpu");
+  EXPECT_TRUE(o.train.amp);
+  EXPECT_EQ(o.train.checkpoint, "/tmp/c.pt");
+  EXPECT_FALSE(o.train.eval.enabled);
+
+  // And values the file gives are replaced.
+  const std::string text = kSource +
+                           "model: {type: cnn}\n"
+                           "optimizer: {lr: 0.05, weight_decay: 5e-4}\n"
+                           "eval:\n"
+                           "  source: {type: idx, root: m}\n"
+                           "  pipeline:\n"
+                           "    - type: decode\n"
+                           "    - {type: resize, size: 32}\n";
+  o = TrainOk(text, {"optimizer.lr=1e-3", "model.type=resnet18", "model.stem=cifar",
+                     "eval.batch_size=500", "eval.pipeline.1.size=64",
+                     "eval.source.root=/data/test"});
+  EXPECT_DOUBLE_EQ(o.train.optimizer.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(o.train.optimizer.weight_decay, 5e-4);
+  EXPECT_EQ(o.train.model.type, "resnet18");
+  EXPECT_EQ(o.train.model.stem, "cifar");
+  EXPECT_EQ(o.train.eval.batch_size, 500);
+  ASSERT_EQ(o.train.eval.pipeline.size(), 2u);
+  EXPECT_EQ(o.train.eval.pipeline[1].params.Int("size"), 64);
+  EXPECT_EQ(o.train.eval.source.root, "/data/test");
+
+  // An eval section made entirely by overrides.
+  o = TrainOk(kSource, {"eval.source={type: idx, root: m, images: t10k-images-idx3-ubyte.gz}"});
+  EXPECT_TRUE(o.train.eval.enabled);
+  EXPECT_EQ(o.train.eval.source.images, "t10k-images-idx3-ubyte.gz");
+  EXPECT_EQ(o.train.eval.source.labels, "train-labels-idx1-ubyte.gz");
+}
+
+TEST(ConfigTrainOverrides, BadValuesReportTheOverride) {
+  EXPECT_EQ(TrainOnlyError(kSource, {"optimizer.lr=0"}),
+            "--set optimizer.lr: optimizer.lr: expected a number > 0, got \"0\"");
+  EXPECT_EQ(TrainOnlyError(kSource, {"model.type=vit"}),
+            "--set model.type: model.type: expected one of mlp, cnn, resnet18, got \"vit\"");
+  EXPECT_EQ(TrainOnlyError(kSource, {"optimizer.nesterov=true", "optimizer.momentum=0"}),
+            "--set optimizer.nesterov: optimizer.nesterov: nesterov needs momentum > 0");
+  // A key the file gives becomes invalid through an override's type: reported in the file.
+  EXPECT_EQ(TrainOnlyError(kSource + "model:\n  type: mlp\n  hidden: [64]\n", {"model.type=cnn"}),
+            "a.yaml:4:3: model.hidden: only valid when model.type is mlp (it is cnn)");
+  EXPECT_EQ(TrainOnlyError(kSource, {"eval.batch_size=8"}),
+            "--set eval.batch_size: eval.source: missing required key");
+  EXPECT_EQ(TrainOnlyError(kSource + "eval:\n  source: {type: idx, root: m}\n  pipeline:\n"
+                                     "    - {type: decode}\n",
+                           {"eval.pipeline=[{type: random_horizontal_flip}]"}),
+            "--set eval.pipeline: eval.pipeline[0] (random_horizontal_flip): eval pipelines "
+            "must be deterministic: 'random_horizontal_flip' is random");
 }
 
 }  // namespace

@@ -607,3 +607,39 @@ TEST(Pipeline, CorruptFilesAreSkippedWithTheirReason) {
 
 }  // namespace
 }  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// A run resumed at epoch 2 produces exactly the batches the full run produced for epoch 2.
+TEST(Pipeline, StartEpochReproducesThatEpoch) {
+  TempDir dir;
+  PipelineOptions o = IdxOptions(dir, 60, 6, 6);
+  o.epochs = 3;
+  o.pipeline = {Spec("jitter"), Spec("random_horizontal_flip")};
+  StageRegistry reg = TestRegistry();
+  Collected full = RunAll(o, reg);
+  ASSERT_OK(full.status);
+  o.start_epoch = 2;
+  auto p = Pipeline::Open(o, reg);
+  ASSERT_OK(p);
+  EXPECT_EQ(p.value()->current_epoch(), 2);
+  std::vector<int64_t> indices;
+  while (true) {
+    BatchPtr b;
+    ASSERT_OK(p.value()->Next(&b));
+    if (!b) break;
+    EXPECT_EQ(b->epoch, 2);
+    indices.insert(indices.end(), b->indices.begin(), b->indices.end());
+  }
+  EXPECT_EQ(indices, full.indices[2]);
+  RunStats s = p.value()->stats();
+  ASSERT_EQ(s.epochs.size(), 1u);
+  EXPECT_EQ(s.epochs[0].epoch, 3);
+  EXPECT_EQ(s.epochs[0].batch_digest, full.stats.epochs[2].batch_digest);
+  o.start_epoch = 3;
+  EXPECT_FALSE(Pipeline::Open(o, reg).ok());
+}
+
+}  // namespace
+}  // namespace flowfeed

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # flowfeed's one script: installs the Debian packages that are missing, builds, then runs.
 #
-#   bash tools/run.sh main    # install, build, run the main job on Fashion-MNIST
+#   bash tools/run.sh main    # install, build, train the small CNN on Fashion-MNIST
 #   bash tools/run.sh test    # install, build, run the whole test suite (what CI runs)
 #   bash tools/run.sh build   # install and build only
 #
@@ -20,6 +20,7 @@ PACKAGES=(
   libtbb-dev libopencv-dev libturbojpeg0-dev libyaml-cpp-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev libxxhash-dev
   libgtest-dev libgmock-dev
+  libtorch-dev
   dataset-fashion-mnist mate-backgrounds
 )
 
@@ -59,7 +60,7 @@ case "$cmd" in
     install_missing
     build
     mkdir -p "$BUILD_DIR/reports"
-    "$BUILD_DIR/flowfeed" bench configs/fashion_mnist.yaml --report "$BUILD_DIR/reports/fashion_mnist.json"
+    "$BUILD_DIR/flowfeed" train configs/fashion_mnist.yaml --report "$BUILD_DIR/reports/train-fashion_mnist.json"
     ;;
   test)
     install_missing

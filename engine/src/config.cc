@@ -30,6 +30,7 @@
 #include <iomanip>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -464,12 +465,60 @@ class ConfigReader {
     return true;
   }
 
+  // One end of a number's range: `open` excludes the value itself (> 0 rather than >= 0).
+  struct Bound {
+    double value;
+    bool open;
+  };
+
+  // A number (an int or a decimal such as 5e-4) within [lo, hi], either end optional or open;
+  // "expected a number in [0, 1), got ...".
+  bool ReadDouble(const Item& item, std::optional<Bound> lo, std::optional<Bound> hi,
+                  double* out) {
+    std::string range;
+    if (lo && hi)
+      range = std::string(" in ") + (lo->open ? "(" : "[") + FormatNumber(lo->value) + ", " +
+              FormatNumber(hi->value) + (hi->open ? ")" : "]");
+    else if (lo)
+      range = (lo->open ? " > " : " >= ") + FormatNumber(lo->value);
+    else if (hi)
+      range = (hi->open ? " < " : " <= ") + FormatNumber(hi->value);
+    double v = 0;
+    bool ok = item.node.IsScalar() && !IsQuoted(item.node) && ParseDouble(item.node.Scalar(), &v);
+    if (ok && lo) ok = lo->open ? v > lo->value : v >= lo->value;
+    if (ok && hi) ok = hi->open ? v < hi->value : v <= hi->value;
+    if (!ok) {
+      Error(item, "expected a number" + range + ", got " + GotValue(item.node));
+      return false;
+    }
+    *out = v;
+    return true;
+  }
+
+  // Reports each key in `keys` (gathered while reading a section) that needs `section`.type to
+  // be something else: "only valid when model.type is resnet18 (it is cnn)".
+  void CheckTypeSpecific(const std::vector<std::pair<YAML::Node, KeyPath>>& keys,
+                         const KeyPath& type_path, const std::string& type,
+                         const std::map<std::string, std::string>& needs) {
+    for (const auto& [kn, kp] : keys) {
+      auto it = needs.find(kn.Scalar());
+      if (it == needs.end() || it->second == type) continue;
+      Error(kn.Mark(), kp, "only valid when " + type_path.display + " is " + it->second +
+                               " (it is " + type + ")");
+    }
+  }
+
   // --- Sections ---
 
   void ReadSource(const YAML::Node& key_node, const Item& item, SourceOptions* source);
   void ReadBatch(const Item& item, BatchOptions* batch);
   void ReadCache(const YAML::Node& key_node, const Item& item, CacheOptions* cache);
   void ReadPipeline(const Item& item, std::vector<StageSpec>* pipeline);
+  void ReadModel(const Item& item, ModelOptions* model);
+  void ReadOptimizer(const Item& item, OptimizerOptions* optimizer);
+  void ReadSchedule(const Item& item, ScheduleOptions* schedule);
+  void ReadLoss(const Item& item, TrainOptions* train);
+  void ReadEval(const YAML::Node& key_node, const Item& item, EvalOptions* eval);
   bool ReadStage(const Item& item, StageSpec* spec);
   bool ReadParam(const ParamSpec& spec, const Item& item, ParamValue* out);
   bool ReadNumber(const ParamSpec& spec, bool integer, const Item& item, double* as_double,
@@ -562,8 +611,10 @@ void ConfigReader::ApplyOverride(YAML::Node root, const std::string& text) {
 
 void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
   static const std::vector<std::string> kKeys = {
-      "seed",   "threads",  "epochs", "shuffle", "prefetch", "max_in_flight",
-      "digest", "source",   "pipeline", "batch", "cache"};
+      "seed",   "threads", "epochs", "shuffle", "prefetch", "max_in_flight", "digest",
+      "source", "pipeline", "batch", "cache",
+      // Training (flowfeed train)
+      "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "device", "amp"};
   bool has_source = false;
   const KeyPath top;
   ForEachEntry(root, top, [&](const std::string& key, const YAML::Node& key_node,
@@ -591,6 +642,22 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       ReadBatch(item, &options->batch);
     } else if (key == "cache") {
       ReadCache(key_node, item, &options->cache);
+    } else if (key == "model") {
+      ReadModel(item, &options->train.model);
+    } else if (key == "optimizer") {
+      ReadOptimizer(item, &options->train.optimizer);
+    } else if (key == "schedule") {
+      ReadSchedule(item, &options->train.schedule);
+    } else if (key == "loss") {
+      ReadLoss(item, &options->train);
+    } else if (key == "eval") {
+      ReadEval(key_node, item, &options->train.eval);
+    } else if (key == "checkpoint") {
+      ReadString(item, "a file path", &options->train.checkpoint);
+    } else if (key == "device") {
+      ReadChoice(item, {"auto", "cpu", "cuda"}, &options->train.device);
+    } else if (key == "amp") {
+      ReadBool(item, &options->train.amp);
     } else {
       UnknownKey(key_node, item.path, key, kKeys);
     }
@@ -661,15 +728,14 @@ void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item,
   if (!has_root) Error(at, path.Key("root"), "missing required key");
   if (!type_ok) return;  // the type-specific checks need a valid type
   const std::string& type = source->type;
+  const KeyPath type_path = path.Key("type");  // source.type, eval.source.type
   if (type == "file_list" && !has_list)
-    Error(at, path.Key("list"), "missing required key (source.type is file_list)");
-  for (const auto& [kn, kp] : type_specific) {
-    const std::string key = kn.Scalar();
-    const char* needs = key == "list" ? "file_list" : key == "extensions" ? "image_folder" : "idx";
-    if (type != needs)
-      Error(kn.Mark(), kp, "only valid when source.type is " + std::string(needs) +
-                               " (it is " + type + ")");
-  }
+    Error(at, path.Key("list"), "missing required key (" + type_path.display + " is file_list)");
+  CheckTypeSpecific(type_specific, type_path, type,
+                    {{"list", "file_list"},
+                     {"extensions", "image_folder"},
+                     {"images", "idx"},
+                     {"labels", "idx"}});
   if (type == "idx") {
     if (source->images.empty()) source->images = kDefaultIdxImages;
     if (source->labels.empty()) source->labels = kDefaultIdxLabels;
@@ -878,6 +944,190 @@ bool ConfigReader::ReadStage(const Item& item, StageSpec* spec) {
     return false;
   }
   return true;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Training sections (flowfeed train): model, optimizer, schedule, loss, eval
+
+void ConfigReader::ReadModel(const Item& item, ModelOptions* model) {
+  static const std::vector<std::string> kKeys = {"type", "stem", "hidden", "num_classes"};
+  if (item.node.IsNull()) return;  // `model:` with nothing under it: all defaults
+  if (!item.node.IsMap()) {
+    Error(item, "expected a map (type, stem, hidden, num_classes), got " + Got(item.node));
+    return;
+  }
+  bool type_ok = true;  // the default type is valid
+  std::vector<std::pair<YAML::Node, KeyPath>> type_specific;
+  ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                         const Item& value) {
+    if (key == "type") {
+      type_ok = ReadChoice(value, {"mlp", "cnn", "resnet18"}, &model->type);
+    } else if (key == "stem") {
+      type_specific.emplace_back(kn, value.path);
+      ReadChoice(value, {"imagenet", "cifar"}, &model->stem);
+    } else if (key == "hidden") {
+      type_specific.emplace_back(kn, value.path);
+      // A lone number is a one-layer list, so `--set model.hidden=512` works.
+      if (value.node.IsScalar()) {
+        int width = 0;
+        if (ReadIntField(value, 1, &width)) model->hidden = {width};
+        return;
+      }
+      if (!value.node.IsSequence() || value.node.size() == 0) {
+        Error(value, "expected a list of layer widths (integers >= 1), got " +
+                         (value.node.IsSequence() ? std::string("an empty list")
+                                                  : Got(value.node)));
+        return;
+      }
+      std::vector<int> widths;
+      bool ok = true;
+      for (size_t i = 0; i < value.node.size(); ++i) {
+        const YAML::Node e = value.node[i];
+        int width = 0;
+        if (!ReadIntField(Item{e, e.Mark(), value.path.Index(i)}, 1, &width)) ok = false;
+        widths.push_back(width);
+      }
+      if (ok) model->hidden = std::move(widths);
+    } else if (key == "num_classes") {
+      ReadIntField(value, 0, &model->num_classes);
+    } else {
+      UnknownKey(kn, value.path, key, kKeys);
+    }
+  });
+  if (type_ok)
+    CheckTypeSpecific(type_specific, item.path.Key("type"), model->type,
+                      {{"stem", "resnet18"}, {"hidden", "mlp"}});
+}
+
+void ConfigReader::ReadOptimizer(const Item& item, OptimizerOptions* optimizer) {
+  static const std::vector<std::string> kKeys = {"type",         "lr",    "momentum", "nesterov",
+                                                 "weight_decay", "beta1", "beta2"};
+  if (item.node.IsNull()) return;
+  if (!item.node.IsMap()) {
+    Error(item, "expected a map (type, lr, momentum, ...), got " + Got(item.node));
+    return;
+  }
+  const Bound zero{0, false}, positive{0, true}, below_one{1, true};
+  bool type_ok = true;
+  bool momentum_ok = true;
+  std::optional<Item> nesterov;  // given and read
+  std::vector<std::pair<YAML::Node, KeyPath>> type_specific;
+  ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                         const Item& value) {
+    if (key == "type") {
+      type_ok = ReadChoice(value, {"sgd", "adamw"}, &optimizer->type);
+    } else if (key == "lr") {
+      ReadDouble(value, positive, std::nullopt, &optimizer->lr);
+    } else if (key == "momentum") {
+      type_specific.emplace_back(kn, value.path);
+      momentum_ok = ReadDouble(value, zero, below_one, &optimizer->momentum);
+    } else if (key == "nesterov") {
+      type_specific.emplace_back(kn, value.path);
+      if (ReadBool(value, &optimizer->nesterov)) nesterov = value;
+    } else if (key == "weight_decay") {
+      ReadDouble(value, zero, std::nullopt, &optimizer->weight_decay);
+    } else if (key == "beta1" || key == "beta2") {
+      type_specific.emplace_back(kn, value.path);
+      ReadDouble(value, zero, below_one,
+                 key == "beta1" ? &optimizer->beta1 : &optimizer->beta2);
+    } else {
+      UnknownKey(kn, value.path, key, kKeys);
+    }
+  });
+  if (!type_ok) return;
+  CheckTypeSpecific(type_specific, item.path.Key("type"), optimizer->type,
+                    {{"momentum", "sgd"}, {"nesterov", "sgd"}, {"beta1", "adamw"},
+                     {"beta2", "adamw"}});
+  if (optimizer->type == "sgd" && momentum_ok && optimizer->momentum == 0 &&
+      optimizer->nesterov) {
+    // Nesterov's look-ahead is a momentum method. Only a nesterov the user asked for is an
+    // error; the default gives way to `momentum: 0`.
+    if (nesterov)
+      Error(*nesterov, "nesterov needs momentum > 0");
+    else
+      optimizer->nesterov = false;
+  }
+}
+
+void ConfigReader::ReadSchedule(const Item& item, ScheduleOptions* schedule) {
+  static const std::vector<std::string> kKeys = {"warmup_epochs", "type", "min_lr", "step_epochs",
+                                                 "gamma"};
+  if (item.node.IsNull()) return;
+  if (!item.node.IsMap()) {
+    Error(item, "expected a map (type, warmup_epochs, min_lr, ...), got " + Got(item.node));
+    return;
+  }
+  const Bound zero{0, false};
+  ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                         const Item& value) {
+    if (key == "warmup_epochs") {
+      ReadDouble(value, zero, std::nullopt, &schedule->warmup_epochs);
+    } else if (key == "type") {
+      ReadChoice(value, {"cosine", "step", "constant"}, &schedule->type);
+    } else if (key == "min_lr") {
+      ReadDouble(value, zero, std::nullopt, &schedule->min_lr);
+    } else if (key == "step_epochs") {
+      ReadIntField(value, 1, &schedule->step_epochs);
+    } else if (key == "gamma") {
+      ReadDouble(value, Bound{0, true}, Bound{1, false}, &schedule->gamma);
+    } else {
+      UnknownKey(kn, value.path, key, kKeys);
+    }
+  });
+}
+
+void ConfigReader::ReadLoss(const Item& item, TrainOptions* train) {
+  static const std::vector<std::string> kKeys = {"label_smoothing"};
+  if (item.node.IsNull()) return;
+  if (!item.node.IsMap()) {
+    Error(item, "expected a map (label_smoothing), got " + Got(item.node));
+    return;
+  }
+  ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                         const Item& value) {
+    if (key == "label_smoothing")
+      ReadDouble(value, Bound{0, false}, Bound{1, true}, &train->label_smoothing);
+    else
+      UnknownKey(kn, value.path, key, kKeys);
+  });
+}
+
+void ConfigReader::ReadEval(const YAML::Node& key_node, const Item& item, EvalOptions* eval) {
+  static const std::vector<std::string> kKeys = {"source", "pipeline", "batch_size"};
+  eval->enabled = true;
+  if (!item.node.IsNull() && !item.node.IsMap()) {
+    Error(item, "expected a map (source, pipeline, batch_size), got " + Got(item.node));
+    return;
+  }
+  bool has_source = false;
+  if (item.node.IsMap()) {
+    ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                           const Item& value) {
+      if (key == "source") {
+        has_source = true;
+        ReadSource(kn, value, &eval->source);
+      } else if (key == "pipeline") {
+        const size_t first = eval->pipeline.size();
+        ReadPipeline(value, &eval->pipeline);
+        // Evaluation must see the same images every epoch: no augmentation.
+        if (!value.node.IsSequence()) return;
+        for (size_t i = 0; i < value.node.size() && first + i < eval->pipeline.size(); ++i) {
+          const StageSpec& spec = eval->pipeline[first + i];
+          const StageInfo* info = registry_.Find(spec.type);
+          if (!info || info->traits.deterministic) continue;
+          KeyPath kp = value.path.Index(i);
+          kp.display += " (" + spec.type + ")";
+          Error(value.node[i].Mark(), kp,
+                "eval pipelines must be deterministic: '" + spec.type + "' is random");
+        }
+      } else if (key == "batch_size") {
+        ReadIntField(value, 1, &eval->batch_size);
+      } else {
+        UnknownKey(kn, value.path, key, kKeys);
+      }
+    });
+  }
+  if (!has_source) Error(key_node.Mark(), item.path.Key("source"), "missing required key");
 }
 
 // ------------------------------------------------------------------------------------------------

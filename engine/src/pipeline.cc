@@ -282,7 +282,7 @@ class GraphPipeline final : public Pipeline {
         cache_(std::move(cache)),
         placement_(std::move(placement)),
         per_epoch_(source_->size()),
-        total_(uint64_t(per_epoch_) * uint64_t(options.epochs)),
+        total_(uint64_t(per_epoch_) * uint64_t(options.epochs - options.start_epoch)),
         tokens_(size_t(options.prefetch) * size_t(options.batch.size) +
                 size_t(options.max_in_flight > 0 ? options.max_in_flight : 4 * threads)),
         ring_(tokens_),
@@ -307,6 +307,7 @@ class GraphPipeline final : public Pipeline {
     run_stats_.dataset_size = per_epoch_;
     run_stats_.open_seconds = open_seconds;
     run_stats_.prefetch = options_.prefetch;
+    consumer_epoch_.store(options_.start_epoch);
     run_stats_.tokens = int64_t(tokens_);
     run_stats_.warnings = std::move(warnings);
     if (cache_) {
@@ -366,6 +367,7 @@ class GraphPipeline final : public Pipeline {
 
   int current_epoch() const override { return consumer_epoch_.load(); }
   int64_t dataset_size() const override { return per_epoch_; }
+  int64_t num_classes() const override { return int64_t(source_->classes().size()); }
   int64_t batches_per_epoch() const override {
     int64_t bs = options_.batch.size;
     return options_.batch.drop_last ? per_epoch_ / bs : (per_epoch_ + bs - 1) / bs;
@@ -469,7 +471,8 @@ class GraphPipeline final : public Pipeline {
     }
     Ticket t;
     t.sequence = next_sequence_++;
-    t.epoch = int(t.sequence / uint64_t(per_epoch_));
+    // Sequences start at 0 (the sequencer needs that); epochs at start_epoch.
+    t.epoch = options_.start_epoch + int(t.sequence / uint64_t(per_epoch_));
     int64_t pos = int64_t(t.sequence % uint64_t(per_epoch_));
     if (pos == 0) MakeOrder(t.epoch);
     t.index = order_[size_t(pos)];
@@ -1016,6 +1019,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
   if (options.prefetch < 1) return Status::InvalidArgument("prefetch must be >= 1");
   if (options.threads < 0) return Status::InvalidArgument("threads must be >= 0");
   if (options.max_in_flight < 0) return Status::InvalidArgument("max_in_flight must be >= 0");
+  if (options.start_epoch < 0 || options.start_epoch >= options.epochs)
+    return Status::InvalidArgument("start_epoch must be in [0, epochs)");
   int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
 
   std::vector<Step> steps;

@@ -19,6 +19,9 @@
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/stats.h"
+#if FLOWFEED_WITH_TORCH
+#include "flowfeed/trainer.h"
+#endif
 
 namespace flowfeed::cli {
 int RunDatasetCommand(const std::vector<std::string>& args);
@@ -213,6 +216,92 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   return kExitOk;
 }
 
+bool WriteFileAtomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int Train(const std::string& config, const std::vector<std::string>& sets, int epochs,
+          const std::string& report_path, const std::string& resume, bool cold) {
+#if FLOWFEED_WITH_TORCH
+  auto t0 = std::chrono::steady_clock::now();
+  flowfeed::StageRegistry registry;
+  flowfeed::RegisterBuiltinStages(&registry);
+  flowfeed::PipelineOptions options;
+  if (!Load(config, sets, registry, &options)) return kExitUsage;
+  if (epochs > 0) options.epochs = epochs;
+  options.cold = cold;
+  double config_seconds = Seconds(t0, std::chrono::steady_clock::now());
+  auto created = flowfeed::Trainer::Create(options, registry, resume, config_seconds);
+  if (!created.ok()) {
+    std::cerr << "flowfeed: " << config << ": " << created.status().ToString() << "\n";
+    return created.status().code() == flowfeed::StatusCode::kInternal ? kExitRuntime : kExitUsage;
+  }
+  std::unique_ptr<flowfeed::Trainer> trainer = std::move(created.value());
+  flowfeed::TrainReport head = trainer->report();
+  std::cerr << "flowfeed train " << config << ": " << head.pipeline.source << "; "
+            << head.pipeline.threads << " threads, batch " << options.batch.size << ", epochs "
+            << head.start_epoch + 1 << ".." << options.epochs << "\n";
+  if (!head.pipeline.cache_placement.empty())
+    std::cerr << "cache: " << head.pipeline.cache_mode << ", after '"
+              << head.pipeline.cache_placement << "'\n";
+  for (const std::string& m : head.pipeline.cache.messages) std::cerr << "cache: " << m << "\n";
+  for (const std::string& w : head.pipeline.warnings) std::cerr << "warning: " << w << "\n";
+  std::cout << flowfeed::FormatSetup(head) << std::flush;
+
+  Progress progress(options.epochs, 0);
+  int progress_epoch = -1;
+  flowfeed::Trainer* tp = trainer.get();
+  flowfeed::Status st = trainer->Run(
+      [&](const flowfeed::TrainEpochStats& e) {
+        progress.Finish();
+        flowfeed::TrainReport r = tp->report();
+        for (const auto& pe : r.pipeline.epochs)
+          if (pe.epoch == e.epoch) std::cout << flowfeed::FormatEpochTable(pe);
+        std::cout << flowfeed::FormatTrainEpoch(e) << std::flush;
+      },
+      [&](int epoch, int64_t step, int64_t steps, double loss) {
+        if (epoch != progress_epoch) {
+          progress = Progress(options.epochs, steps);
+          progress.Start(epoch);
+          progress_epoch = epoch;
+        }
+        progress.Update(options.batch.size);
+        (void)step;
+        (void)loss;
+      });
+  if (!st.ok()) {
+    std::cerr << "\nflowfeed: " << st.ToString() << "\n";
+    return kExitRuntime;
+  }
+  flowfeed::TrainReport r = trainer->report();
+  std::string verdict = flowfeed::FirstEpochVerdict(r.pipeline);
+  if (!verdict.empty()) std::cout << "pipeline: " << verdict << "\n";
+  if (!r.epochs.empty() && r.epochs.back().has_eval)
+    std::cout << "final: eval accuracy " << std::fixed << std::setprecision(2)
+              << 100 * r.epochs.back().eval_accuracy << "% after epoch " << r.epochs.back().epoch
+              << ", " << r.wall_seconds << " s in all" << std::defaultfloat << "\n";
+  if (!report_path.empty()) {
+    if (!WriteFileAtomic(report_path, flowfeed::TrainReportJson(r))) {
+      std::cerr << "flowfeed: cannot write report " << report_path << "\n";
+      return kExitRuntime;
+    }
+    std::cerr << "report: " << report_path << "\n";
+  }
+  return kExitOk;
+#else
+  (void)config, (void)sets, (void)epochs, (void)report_path, (void)resume, (void)cold;
+  std::cerr << "flowfeed: this build has no trainer: LibTorch was not found when it was "
+               "configured (install libtorch-dev, or point CMake at a LibTorch, and rebuild)\n";
+  return kExitUsage;
+#endif
+}
+
 int Validate(const std::string& config, const std::vector<std::string>& sets) {
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
@@ -277,6 +366,15 @@ int main(int argc, char** argv) {
                   "Evict the dataset's files (and the disk cache) from the OS page cache before "
                   "epoch 1, so it measures storage reads");
 
+  std::string resume;
+  auto* train = app.add_subcommand("train", "Train the config's model on its pipeline");
+  train->add_option("config", config, "YAML config")->required();
+  train->add_option("--epochs", epochs, "Override the config's epochs")->check(CLI::PositiveNumber);
+  train->add_option("--report", report, "Write a JSON report to this file");
+  train->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
+  train->add_option("--resume", resume, "Continue from this checkpoint");
+  train->add_flag("--cold", cold, "Evict the dataset's files from the page cache first");
+
   auto* validate = app.add_subcommand("validate", "Check a config without running it");
   validate->add_option("config", config, "YAML config")->required();
   validate->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
@@ -292,6 +390,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*bench) return Bench(config, sets, epochs, report, cold);
+    if (*train) return Train(config, sets, epochs, report, resume, cold);
     if (*validate) return Validate(config, sets);
     if (*stages) return Stages();
   } catch (const std::exception& e) {

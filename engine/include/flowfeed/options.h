@@ -93,6 +93,53 @@ struct BatchOptions {
   DType dtype = DType::kFloat32;  // uint8 images are scaled to [0,1] only by `normalize`
 };
 
+// --- Training (flowfeed train); the pipeline alone (flowfeed bench) ignores these. ---
+
+struct ModelOptions {
+  // mlp: flatten -> hidden layers -> classes; cnn: two 3x3 conv blocks for small (28x28) inputs;
+  // resnet18: ResNet-18 with the ImageNet stem (7x7/2 conv + max pool) or the CIFAR stem
+  // (3x3/1 conv, no pool) for small inputs.
+  std::string type = "cnn";
+  std::string stem = "imagenet";    // resnet18 only: imagenet | cifar
+  std::vector<int> hidden = {256};  // mlp only: widths of the hidden layers
+  int num_classes = 0;              // 0: from the data (the source's class count)
+};
+
+struct OptimizerOptions {
+  std::string type = "sgd";  // sgd | adamw
+  double lr = 0.05;
+  double momentum = 0.9;     // sgd
+  bool nesterov = true;      // sgd
+  double weight_decay = 5e-4;
+  double beta1 = 0.9, beta2 = 0.999;  // adamw
+};
+
+struct ScheduleOptions {
+  double warmup_epochs = 0;   // linear warm-up from 0, per step
+  std::string type = "cosine";  // cosine | step | constant (after warm-up)
+  double min_lr = 0;          // cosine: the floor
+  int step_epochs = 30;       // step: multiply by gamma every this many epochs
+  double gamma = 0.1;         // step
+};
+
+struct EvalOptions {
+  bool enabled = false;  // true when the config has an `eval:` section
+  SourceOptions source;
+  std::vector<StageSpec> pipeline;  // deterministic stages only (no augmentation)
+  int batch_size = 0;               // 0: the training batch size
+};
+
+struct TrainOptions {
+  ModelOptions model;
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  double label_smoothing = 0;
+  EvalOptions eval;
+  std::string checkpoint;      // written atomically after every epoch ("": none)
+  std::string device = "auto";  // auto | cpu | cuda
+  bool amp = false;            // mixed precision on CUDA
+};
+
 struct PipelineOptions {
   // --- Affects results ---
   uint64_t seed = 0;   // keys the sampler's permutation and every random stage
@@ -112,6 +159,12 @@ struct PipelineOptions {
   // Before epoch 1, evict the dataset's files (and the disk cache's) from the OS page cache, so
   // epoch 1 measures real storage reads. For benchmarks (`flowfeed bench --cold`).
   bool cold = false;
+
+  // First epoch to produce (0-based): a resumed run starts where its checkpoint ended, with
+  // that epoch's permutation and random draws.
+  int start_epoch = 0;
+
+  TrainOptions train;
 
   // The config file these options came from ("" when built in code).
   std::string config_path;

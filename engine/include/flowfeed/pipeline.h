@@ -103,6 +103,8 @@ class Pipeline {
   // 0-based epoch that Next() is delivering.
   virtual int current_epoch() const = 0;
   virtual int64_t dataset_size() const = 0;
+  // Classes the source knows (image folders: class folders; IDX: the largest label + 1).
+  virtual int64_t num_classes() const = 0;
   // Batches one epoch yields when no sample is skipped.
   virtual int64_t batches_per_epoch() const = 0;
 

@@ -1,0 +1,113 @@
+// flowfeed/trainer.h: trains a LibTorch model on the pipeline's batches, and keeps the ledger of
+// where every second went.
+//
+// A Trainer owns a Pipeline (the training data), optionally a second one for evaluation (its
+// stages must be deterministic), a model built from TrainOptions::model, an optimiser and a
+// learning-rate schedule. Run() trains the configured epochs: per step it waits for a batch,
+// copies it to the device, runs forward, backward and the optimiser step, and times each part;
+// per epoch it evaluates, writes the checkpoint atomically and hands an EpochReport to the
+// callback.
+//
+// Timing: on CUDA the per-step parts are measured with a device synchronisation after each part
+// (said in the report as `synchronized_timing`), because asynchronous kernels would otherwise be
+// charged to whatever synchronises next. On the CPU no synchronisation is needed.
+//
+// Failure: Create() returns InvalidArgument for a bad model/optimiser combination, NotFound for a
+// missing dataset, and refuses a checkpoint that is corrupt or was written for another model
+// (the message names the file and what differs). Run() returns the pipeline's error (a sample
+// under on_error: fail) or an I/O error writing the checkpoint; an existing checkpoint is never
+// replaced by a partial one (write to a temporary file, fsync, rename).
+//
+// The library that implements this needs LibTorch; it is built when CMake finds Torch
+// (FLOWFEED_WITH_TORCH). The header itself has no LibTorch types.
+//
+// Thread-safety: one thread drives a Trainer.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowfeed/options.h"
+#include "flowfeed/registry.h"
+#include "flowfeed/stats.h"
+#include "flowfeed/status.h"
+
+namespace flowfeed {
+
+// One named one-time cost (config load, graph construction, model construction, ...).
+struct SetupPart {
+  std::string name;
+  double seconds = 0;
+};
+
+struct TrainEpochStats {
+  int epoch = 0;  // 1-based
+  int64_t steps = 0;
+  int64_t samples = 0;
+  double seconds = 0;  // wall time of the epoch's training loop (evaluation not included)
+  double samples_per_second = 0;
+  double data_wait_seconds = 0;  // blocked in Pipeline::Next
+  double h2d_seconds = 0;        // batch to device (and dtype conversion)
+  double forward_seconds = 0;
+  double backward_seconds = 0;
+  double optimizer_seconds = 0;
+  double first_step_seconds = 0;   // the epoch's first step, all parts
+  double median_step_seconds = 0;  // all parts
+  double loss = 0;      // mean training loss
+  double accuracy = 0;  // training top-1 (on augmented samples)
+  double lr = 0;        // at the epoch's end
+  // Evaluation after the epoch (when configured).
+  bool has_eval = false;
+  double eval_loss = 0, eval_accuracy = 0, eval_seconds = 0;
+  int64_t eval_samples = 0;
+  double checkpoint_seconds = 0;
+};
+
+struct TrainReport {
+  std::string device;  // "cpu", "cuda:0"
+  std::string model;   // "cnn (421,642 parameters)"
+  bool synchronized_timing = false;
+  int torch_threads = 0;  // LibTorch's intra-op threads
+  int start_epoch = 0;  // 0-based epoch the run started at (resumed runs: > 0)
+  std::vector<SetupPart> setup;
+  std::vector<TrainEpochStats> epochs;
+  RunStats pipeline;  // the training pipeline's stage tables, per epoch
+  double wall_seconds = 0;  // from Create() (minus the config load before it) to the end of Run()
+  // wall_seconds minus the set-up parts and every epoch's training, evaluation and checkpoint:
+  // time no part measured, reported rather than hidden.
+  double unexplained_seconds = 0;
+};
+
+class Trainer {
+ public:
+  // Builds everything: pipelines, model (moved to the device), optimiser; resumes from
+  // `resume` ("" for none). `config_seconds` is how long loading the config took, recorded as
+  // the first set-up part.
+  static Result<std::unique_ptr<Trainer>> Create(const PipelineOptions& options,
+                                                 const StageRegistry& registry,
+                                                 const std::string& resume = "",
+                                                 double config_seconds = 0);
+  virtual ~Trainer() = default;
+
+  // Trains until the configured epochs are done. `on_epoch` (optional) sees each epoch's
+  // figures as soon as it ends; `on_step` (optional) sees (epoch, step, steps per epoch, loss).
+  virtual Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch = nullptr,
+                     const std::function<void(int, int64_t, int64_t, double)>& on_step = nullptr) = 0;
+
+  virtual TrainReport report() const = 0;
+};
+
+// The ledger as text: set-up parts, and per epoch the trainer's parts next to the verdict
+// (input-bound or compute-bound, and by how much).
+std::string FormatTrainEpoch(const TrainEpochStats& epoch);
+std::string FormatSetup(const TrainReport& report);
+
+// The JSON report of a training run: everything ReportJson() has for the pipeline, plus
+// `setup.parts.<name>.seconds`, `epochs[i].trainer.{steps, data_wait_seconds, h2d_seconds,
+// forward_seconds, backward_seconds, optimizer_seconds, ...}`, `epochs[i].eval.{loss,
+// accuracy}`.
+std::string TrainReportJson(const TrainReport& report);
+
+}  // namespace flowfeed

@@ -1,0 +1,234 @@
+// The trainer on small data the tests make: it learns, it resumes exactly, it refuses bad
+// checkpoints, and its ledger adds up.
+#include "flowfeed/trainer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "flowfeed/config.h"
+#include "test_util.h"
+
+namespace flowfeed {
+namespace {
+
+using test::TempDir;
+
+void PutBE32(std::vector<uint8_t>* v, uint32_t x) {
+  for (int s = 24; s >= 0; s -= 8) v->push_back(uint8_t(x >> s));
+}
+
+// n images of 8x8 in 4 classes: class c lights up the band of rows 2c..2c+1, plus seeded noise.
+// Bands survive a horizontal flip (the pipeline's augmentation), so labels stay true.
+void WriteQuadrants(const std::string& images, const std::string& labels, int n, uint32_t seed) {
+  std::vector<uint8_t> img, lab;
+  PutBE32(&img, 0x803);
+  PutBE32(&img, uint32_t(n));
+  PutBE32(&img, 8);
+  PutBE32(&img, 8);
+  PutBE32(&lab, 0x801);
+  PutBE32(&lab, uint32_t(n));
+  uint32_t r = seed * 2654435761u + 1;
+  for (int i = 0; i < n; ++i) {
+    const int c = i % 4;
+    lab.push_back(uint8_t(c));
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x) {
+        r = r * 1664525u + 1013904223u;
+        const bool lit = y / 2 == c;
+        img.push_back(uint8_t((lit ? 150 : 40) + (r >> 26)));
+      }
+  }
+  test::WriteBytes(images, img);
+  test::WriteBytes(labels, lab);
+}
+
+PipelineOptions TinyOptions(const TempDir& dir, int epochs) {
+  WriteQuadrants(dir / "train-images", dir / "train-labels", 256, 1);
+  WriteQuadrants(dir / "test-images", dir / "test-labels", 64, 2);
+  const std::string yaml =
+      "seed: 3\n"
+      "threads: 2\n"
+      "epochs: " + std::to_string(epochs) + "\n"
+      "source: {type: idx, root: " + dir.path() + ", images: train-images, labels: train-labels}\n"
+      "pipeline:\n"
+      "  - {type: random_horizontal_flip}\n"
+      "  - {type: normalize, mean: [0.4], std: [0.3]}\n"
+      "batch: {size: 32}\n"
+      "model: {type: mlp, hidden: [32]}\n"
+      "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
+      "schedule: {type: constant}\n"
+      "eval:\n"
+      "  source: {type: idx, root: " + dir.path() + ", images: test-images, labels: test-labels}\n"
+      "  pipeline: [{type: normalize, mean: [0.4], std: [0.3]}]\n"
+      "checkpoint: " + dir / "ckpt/model.pt" + "\n";
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto r = ParseConfig(yaml, "tiny.yaml", {}, reg);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? r.value() : PipelineOptions{};
+}
+
+Result<TrainReport> Train(const PipelineOptions& o, const std::string& resume = "") {
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto t = Trainer::Create(o, reg, resume);
+  if (!t.ok()) return t.status();
+  Status st = t.value()->Run();
+  if (!st.ok()) return st;
+  return t.value()->report();
+}
+
+// Every tensor of an archive and its nested archives (LibTorch saves a module's children as
+// nested archives), by dotted name.
+void Collect(torch::serialize::InputArchive& a, const std::string& prefix,
+             std::map<std::string, torch::Tensor>* out) {
+  for (const std::string& key : a.keys()) {
+    torch::Tensor t;
+    torch::serialize::InputArchive child;
+    if (a.try_read(key, t))
+      (*out)[prefix + key] = t;
+    else if (a.try_read(key, child))
+      Collect(child, prefix + key + ".", out);
+  }
+}
+
+std::map<std::string, torch::Tensor> Weights(const std::string& path) {
+  torch::serialize::InputArchive archive, model;
+  archive.load_from(path);
+  archive.read("model", model);
+  std::map<std::string, torch::Tensor> out;
+  Collect(model, "", &out);
+  return out;
+}
+
+TEST(Trainer, LossFallsAndTheModelLearns) {
+  TempDir dir;
+  auto r = Train(TinyOptions(dir, 3));
+  ASSERT_OK(r);
+  ASSERT_EQ(r->epochs.size(), 3u);
+  EXPECT_LT(r->epochs[2].loss, r->epochs[0].loss * 0.7);
+  EXPECT_TRUE(r->epochs[2].has_eval);
+  EXPECT_GT(r->epochs[2].eval_accuracy, 0.9);  // chance is 0.25
+  EXPECT_EQ(r->epochs[0].steps, 8);
+  EXPECT_EQ(r->epochs[0].samples, 256);
+  EXPECT_EQ(r->epochs[2].eval_samples, 64);
+  EXPECT_EQ(r->device, "cpu");
+}
+
+TEST(Trainer, ResumeContinuesExactly) {
+  TempDir a, b;
+  // Uninterrupted: 3 epochs.
+  ASSERT_OK(Train(TinyOptions(a, 3)));
+  // Interrupted after epoch 2, then resumed for epoch 3.
+  PipelineOptions first = TinyOptions(b, 2);
+  ASSERT_OK(Train(first));
+  PipelineOptions rest = TinyOptions(b, 3);
+  auto resumed = Train(rest, b / "ckpt/model.pt");
+  ASSERT_OK(resumed);
+  EXPECT_EQ(resumed->start_epoch, 2);
+  ASSERT_EQ(resumed->epochs.size(), 1u);
+  EXPECT_EQ(resumed->epochs[0].epoch, 3);
+  auto wa = Weights(a / "ckpt/model.pt"), wb = Weights(b / "ckpt/model.pt");
+  ASSERT_FALSE(wa.empty());
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    EXPECT_TRUE(torch::equal(t, wb[name])) << name << " differs after resume";
+  }
+  // Nothing left to do: refused with a clear message.
+  auto done = Train(TinyOptions(b, 3), b / "ckpt/model.pt");
+  ASSERT_FALSE(done.ok());
+  EXPECT_NE(done.status().message().find("nothing left"), std::string::npos);
+}
+
+TEST(Trainer, CorruptCheckpointsAreRefused) {
+  TempDir dir;
+  ASSERT_OK(Train(TinyOptions(dir, 1)));
+  const std::string ckpt = dir / "ckpt/model.pt";
+  std::vector<uint8_t> bytes = test::ReadBytes(ckpt);
+  ASSERT_GT(bytes.size(), 100u);
+
+  bytes.resize(bytes.size() / 2);  // cut short, as by a crash of a tool that is not atomic
+  test::WriteBytes(dir / "cut.pt", bytes);
+  auto r = Train(TinyOptions(dir, 2), dir / "cut.pt");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorrupt);
+  EXPECT_NE(r.status().message().find("cut.pt"), std::string::npos) << r.status().message();
+
+  test::WriteText(dir / "text.pt", "definitely not a checkpoint");
+  r = Train(TinyOptions(dir, 2), dir / "text.pt");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("text.pt"), std::string::npos);
+
+  r = Train(TinyOptions(dir, 2), dir / "missing.pt");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+}
+
+TEST(Trainer, CheckpointOfAnotherModelIsRefused) {
+  TempDir dir;
+  ASSERT_OK(Train(TinyOptions(dir, 1)));
+  PipelineOptions other = TinyOptions(dir, 2);
+  other.train.model.hidden = {64};
+  auto r = Train(other, dir / "ckpt/model.pt");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("mlp/32"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("mlp/64"), std::string::npos) << r.status().message();
+}
+
+TEST(Trainer, AFailedCheckpointWriteKeepsTheOldOne) {
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 1);
+  ASSERT_OK(Train(o));
+  const std::vector<uint8_t> before = test::ReadBytes(dir / "ckpt/model.pt");
+  // The temporary file's name taken by a folder: writing the new checkpoint fails.
+  std::filesystem::create_directories(dir / "ckpt/model.pt.tmp/blocker");
+  auto r = Train(TinyOptions(dir, 2), dir / "ckpt/model.pt");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(test::ReadBytes(dir / "ckpt/model.pt"), before);  // untouched
+}
+
+TEST(Trainer, ReportHasTheLedgerAndItAddsUp) {
+  TempDir dir;
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto t = Trainer::Create(TinyOptions(dir, 3), reg, "", 0.0);
+  ASSERT_OK(t);
+  ASSERT_OK(t.value()->Run());
+  TrainReport r = t.value()->report();
+  nlohmann::json j = nlohmann::json::parse(TrainReportJson(r));
+  for (const char* part : {"config", "torch_threads", "device_probe", "pipeline_open",
+                           "eval_pipeline_open", "first_batch",
+                           "model_build", "model_to_device", "optimizer"})
+    EXPECT_TRUE(j["setup"]["parts"].contains(part)) << part;
+  ASSERT_EQ(j["epochs"].size(), 3u);
+  for (const auto& e : j["epochs"]) {
+    for (const char* f : {"steps", "data_wait_seconds", "h2d_seconds", "forward_seconds",
+                          "backward_seconds", "optimizer_seconds"})
+      EXPECT_TRUE(e["trainer"].contains(f)) << f;
+    EXPECT_TRUE(e["eval"].contains("loss"));
+    EXPECT_TRUE(e["eval"].contains("accuracy"));
+    EXPECT_TRUE(e.contains("stages"));  // the pipeline's table for the same epoch
+  }
+  // Set-up parts plus each epoch's training, evaluation and checkpoint account for the wall
+  // time within 5%.
+  double parts = j["setup"]["seconds"].get<double>();
+  for (const auto& e : r.epochs) parts += e.seconds + e.eval_seconds + e.checkpoint_seconds;
+  std::string ledger;
+  for (const auto& p : r.setup) ledger += p.name + "=" + std::to_string(p.seconds) + " ";
+  for (const auto& e : r.epochs)
+    ledger += "epoch" + std::to_string(e.epoch) + "=" + std::to_string(e.seconds) + "+" +
+              std::to_string(e.eval_seconds) + "+" + std::to_string(e.checkpoint_seconds) + " ";
+  EXPECT_NEAR(parts, r.wall_seconds, 0.05 * r.wall_seconds) << ledger << " wall=" << r.wall_seconds;
+  EXPECT_NEAR(j["ledger"]["unexplained_seconds"].get<double>(), r.wall_seconds - parts, 1e-9);
+  EXPECT_NE(FormatTrainEpoch(r.epochs[0]).find("verdict"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flowfeed
