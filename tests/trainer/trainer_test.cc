@@ -228,6 +228,18 @@ TEST(Trainer, ReportHasTheLedgerAndItAddsUp) {
   EXPECT_NEAR(parts, r.wall_seconds, 0.05 * r.wall_seconds) << ledger << " wall=" << r.wall_seconds;
   EXPECT_NEAR(j["ledger"]["unexplained_seconds"].get<double>(), r.wall_seconds - parts, 1e-9);
   EXPECT_NE(FormatTrainEpoch(r.epochs[0]).find("verdict"), std::string::npos);
+
+  // The first-epoch gap: measured parts plus "unexplained" add up to it exactly.
+  ASSERT_FALSE(r.gap.empty());
+  double gap = 0;
+  for (const auto& p : r.gap) gap += p.seconds;
+  EXPECT_NEAR(gap, r.gap_seconds, 1e-9);
+  EXPECT_EQ(r.gap.front().name, "set-up");
+  EXPECT_EQ(r.gap.back().name, "unexplained");
+  EXPECT_TRUE(j["first_epoch_gap"]["parts"].contains("set-up"));
+  EXPECT_TRUE(j["first_epoch_gap"]["parts"].contains("first step"));
+  EXPECT_NEAR(j["first_epoch_gap"]["seconds"].get<double>(), r.gap_seconds, 1e-9);
+  EXPECT_NE(FormatGap(r).find("unexplained"), std::string::npos);
 }
 
 }  // namespace

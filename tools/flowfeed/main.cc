@@ -119,6 +119,31 @@ std::string MiB(int64_t bytes) {
   return buf;
 }
 
+// What a run says before its first epoch: the cache's placement and state, and warnings.
+void PrintCacheHeader(const flowfeed::RunStats& head, bool cold) {
+  if (!head.cache_placement.empty()) {
+    std::cerr << "cache: " << head.cache_mode << ", after '" << head.cache_placement
+              << "', memory budget " << MiB(head.cache.budget_bytes) << ", fingerprint "
+              << head.cache_fingerprint << "\n";
+  } else {
+    std::cerr << "cache: none (" << head.cache_note << ")\n";
+  }
+  for (const std::string& m : head.cache.messages) std::cerr << "cache: " << m << "\n";
+  for (const std::string& w : head.warnings) std::cerr << "warning: " << w << "\n";
+  if (cold) std::cerr << "cold: the dataset's files were evicted from the page cache\n";
+}
+
+// Writes a report through a temporary file and a rename, so a reader never sees half of one.
+bool WriteFileAtomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
 int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
           const std::string& report_path, bool cold) {
   flowfeed::StageRegistry registry;
@@ -139,16 +164,7 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
             << " threads, batch " << options.batch.size << ", " << options.epochs
             << " epochs (open " << std::fixed << std::setprecision(2) << head.open_seconds
             << " s)\n" << std::defaultfloat;
-  if (!head.cache_placement.empty()) {
-    std::cerr << "cache: " << head.cache_mode << ", after '" << head.cache_placement
-              << "', memory budget " << MiB(head.cache.budget_bytes) << ", fingerprint "
-              << head.cache_fingerprint << "\n";
-  } else {
-    std::cerr << "cache: none (" << head.cache_note << ")\n";
-  }
-  for (const std::string& m : head.cache.messages) std::cerr << "cache: " << m << "\n";
-  for (const std::string& w : head.warnings) std::cerr << "warning: " << w << "\n";
-  if (cold) std::cerr << "cold: the dataset's files were evicted from the page cache\n";
+  PrintCacheHeader(head, cold);
 
   Progress progress(options.epochs, pipeline->batches_per_epoch());
   for (int e = 0; e < options.epochs; ++e) {
@@ -198,32 +214,13 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
     std::cout << line;
   }
   if (!report_path.empty()) {
-    std::string tmp = report_path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << flowfeed::ReportJson(rs);
-      if (!out) {
-        std::cerr << "flowfeed: cannot write report " << report_path << "\n";
-        return kExitRuntime;
-      }
-    }
-    if (std::rename(tmp.c_str(), report_path.c_str()) != 0) {
+    if (!WriteFileAtomic(report_path, flowfeed::ReportJson(rs))) {
       std::cerr << "flowfeed: cannot write report " << report_path << "\n";
       return kExitRuntime;
     }
     std::cerr << "report: " << report_path << "\n";
   }
   return kExitOk;
-}
-
-bool WriteFileAtomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 int Train(const std::string& config, const std::vector<std::string>& sets, int epochs,
@@ -247,11 +244,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   std::cerr << "flowfeed train " << config << ": " << head.pipeline.source << "; "
             << head.pipeline.threads << " threads, batch " << options.batch.size << ", epochs "
             << head.start_epoch + 1 << ".." << options.epochs << "\n";
-  if (!head.pipeline.cache_placement.empty())
-    std::cerr << "cache: " << head.pipeline.cache_mode << ", after '"
-              << head.pipeline.cache_placement << "'\n";
-  for (const std::string& m : head.pipeline.cache.messages) std::cerr << "cache: " << m << "\n";
-  for (const std::string& w : head.pipeline.warnings) std::cerr << "warning: " << w << "\n";
+  PrintCacheHeader(head.pipeline, cold);
   std::cout << flowfeed::FormatSetup(head) << std::flush;
 
   Progress progress(options.epochs, 0);
@@ -282,6 +275,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::TrainReport r = trainer->report();
   std::string verdict = flowfeed::FirstEpochVerdict(r.pipeline);
   if (!verdict.empty()) std::cout << "pipeline: " << verdict << "\n";
+  std::cout << flowfeed::FormatGap(r);
   if (!r.epochs.empty() && r.epochs.back().has_eval)
     std::cout << "final: eval accuracy " << std::fixed << std::setprecision(2)
               << 100 * r.epochs.back().eval_accuracy << "% after epoch " << r.epochs.back().epoch

@@ -78,6 +78,17 @@ struct TrainReport {
   // wall_seconds minus the set-up parts and every epoch's training, evaluation and checkpoint:
   // time no part measured, reported rather than hidden.
   double unexplained_seconds = 0;
+
+  // Why the run's first epoch took longer than the others: gap_seconds = set-up + the first
+  // epoch (training, evaluation, checkpoint) - the mean of the later epochs, split into measured
+  // parts that add up to it exactly, the last one "unexplained" (what no part measured). Parts:
+  // "set-up"; "data wait: <stage>" (the trainer's extra wait for data, shared among the pipeline
+  // stages in proportion to how much more they worked in the first epoch: cold reads, decoding
+  // and deterministic stages the cache then removed, filling the cache); "first step" (its
+  // extra cost over the median step); "other step compute"; "evaluation"; "checkpoint".
+  // Empty with fewer than two epochs in the run.
+  double gap_seconds = 0;
+  std::vector<SetupPart> gap;
 };
 
 class Trainer {
@@ -103,11 +114,13 @@ class Trainer {
 // (input-bound or compute-bound, and by how much).
 std::string FormatTrainEpoch(const TrainEpochStats& epoch);
 std::string FormatSetup(const TrainReport& report);
+// The first-epoch gap as a table ("" when the run has fewer than two epochs).
+std::string FormatGap(const TrainReport& report);
 
 // The JSON report of a training run: everything ReportJson() has for the pipeline, plus
 // `setup.parts.<name>.seconds`, `epochs[i].trainer.{steps, data_wait_seconds, h2d_seconds,
 // forward_seconds, backward_seconds, optimizer_seconds, ...}`, `epochs[i].eval.{loss,
-// accuracy}`.
+// accuracy}`, `first_epoch_gap.{seconds, parts.<name>}` and `ledger` (wall time accounted for).
 std::string TrainReportJson(const TrainReport& report);
 
 }  // namespace flowfeed

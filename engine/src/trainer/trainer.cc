@@ -18,6 +18,10 @@
 #include "trainer/models.h"
 
 namespace flowfeed {
+
+// Fills report->gap (defined below, after the trainer).
+void ComputeGap(TrainReport* report);
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -218,6 +222,7 @@ class TorchTrainer final : public Trainer {
     for (const auto& p : r.setup) parts += p.seconds;
     for (const auto& e : r.epochs) parts += e.seconds + e.eval_seconds + e.checkpoint_seconds;
     r.unexplained_seconds = r.wall_seconds - parts;
+    ComputeGap(&r);
     return r;
   }
 
@@ -450,6 +455,81 @@ std::string Fmt(const char* f, double v) {
 
 }  // namespace
 
+void ComputeGap(TrainReport* r) {
+  r->gap.clear();
+  r->gap_seconds = 0;
+  if (r->epochs.size() < 2) return;
+  const TrainEpochStats& first = r->epochs.front();
+  const double n = double(r->epochs.size() - 1);
+  auto later_mean = [&](auto field) {
+    double sum = 0;
+    for (size_t i = 1; i < r->epochs.size(); ++i) sum += field(r->epochs[i]);
+    return sum / n;
+  };
+  auto whole = [](const TrainEpochStats& e) { return e.seconds + e.eval_seconds + e.checkpoint_seconds; };
+  auto compute = [](const TrainEpochStats& e) {
+    return e.h2d_seconds + e.forward_seconds + e.backward_seconds + e.optimizer_seconds;
+  };
+  auto first_extra = [](const TrainEpochStats& e) { return e.first_step_seconds - e.median_step_seconds; };
+  double setup = 0;
+  for (const auto& p : r->setup) setup += p.seconds;
+  r->gap_seconds = setup + whole(first) - later_mean(whole);
+
+  std::vector<SetupPart> parts;
+  parts.push_back({"set-up", setup});
+  // The extra wait for data, shared among the stages that worked more in the first epoch.
+  const double wait = first.data_wait_seconds - later_mean([](const TrainEpochStats& e) { return e.data_wait_seconds; });
+  const RunStats& ps = r->pipeline;
+  const EpochStats* p1 = nullptr;
+  std::vector<const EpochStats*> pl;
+  for (const auto& e : ps.epochs) {
+    if (e.epoch == first.epoch) p1 = &e;
+    else if (e.epoch > first.epoch) pl.push_back(&e);
+  }
+  std::vector<std::pair<std::string, double>> extra;
+  double extra_total = 0;
+  if (p1 && !pl.empty()) {
+    for (const StageStats& s : p1->stages) {
+      double later = 0;
+      for (const EpochStats* e : pl)
+        for (const StageStats& t : e->stages)
+          if (t.name == s.name) later += t.busy_seconds;
+      double d = s.busy_seconds - later / double(pl.size());
+      if (d > 0) {
+        extra.emplace_back(s.name, d);
+        extra_total += d;
+      }
+    }
+  }
+  if (wait > 0 && extra_total > 0) {
+    std::sort(extra.begin(), extra.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    for (const auto& [name, d] : extra) parts.push_back({"data wait: " + name, wait * d / extra_total});
+  } else {
+    parts.push_back({"data wait", wait});
+  }
+  const double first_step = first_extra(first) - later_mean(first_extra);
+  parts.push_back({"first step", first_step});
+  parts.push_back({"other step compute", compute(first) - later_mean(compute) - first_step});
+  parts.push_back({"evaluation", first.eval_seconds - later_mean([](const TrainEpochStats& e) { return e.eval_seconds; })});
+  parts.push_back({"checkpoint", first.checkpoint_seconds - later_mean([](const TrainEpochStats& e) { return e.checkpoint_seconds; })});
+  double sum = 0;
+  for (const auto& p : parts) sum += p.seconds;
+  parts.push_back({"unexplained", r->gap_seconds - sum});
+  r->gap = std::move(parts);
+}
+
+std::string FormatGap(const TrainReport& r) {
+  if (r.gap.empty()) return "";
+  std::string out = "first epoch against the rest: " + Fmt("%+.2f", r.gap_seconds) +
+                    " s (set-up + epoch " + std::to_string(r.epochs.front().epoch) +
+                    " - mean of the later epochs)\n";
+  for (const auto& p : r.gap)
+    out += "  " + p.name + std::string(p.name.size() < 34 ? 34 - p.name.size() : 1, ' ') +
+           Fmt("%+8.3f s", p.seconds) +
+           Fmt("  %5.1f%%", r.gap_seconds != 0 ? 100 * p.seconds / r.gap_seconds : 0) + "\n";
+  return out;
+}
+
 Result<std::unique_ptr<Trainer>> Trainer::Create(const PipelineOptions& options,
                                                  const StageRegistry& registry,
                                                  const std::string& resume, double config_seconds) {
@@ -507,6 +587,9 @@ std::string TrainReportJson(const TrainReport& r) {
   for (const auto& e : r.epochs) epochs += e.seconds + e.eval_seconds + e.checkpoint_seconds;
   // The whole run accounted for: set-up parts, then each epoch's training, evaluation and
   // checkpoint; what no part measured is shown, not hidden.
+  nlohmann::json gap = nlohmann::json::object();
+  for (const auto& p : r.gap) gap[p.name] = p.seconds;
+  j["first_epoch_gap"] = {{"seconds", r.gap_seconds}, {"parts", gap}};
   j["ledger"] = {{"wall_seconds", r.wall_seconds},
                  {"setup_seconds", total},
                  {"epochs_seconds", epochs},
