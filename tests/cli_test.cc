@@ -15,6 +15,8 @@
 #include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
+#include <set>
 #include <string>
 
 #include "test_util.h"
@@ -329,6 +331,40 @@ TEST(Cli, FullDiskDisablesTheDiskCacheAndTheRunGoesOn) {
   std::ifstream in_off(dir / "off.json");
   nlohmann::json k = nlohmann::json::parse(in_off);
   for (int e = 0; e < 2; ++e) EXPECT_EQ(j["epochs"][e]["batch_digest"], k["epochs"][e]["batch_digest"]);
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+TEST(Cli, TraceIsChromeTraceEventJson) {
+  TempDir dir;
+  std::string cfg = IdxConfig(dir);
+  CliRun r = Flowfeed("bench " + cfg + " --trace " + dir / "t.json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream in(dir / "t.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  ASSERT_TRUE(j.contains("traceEvents"));
+  std::map<std::string, int> names;
+  std::set<std::string> tracks;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["ph"] == "M") {
+      tracks.insert(e["args"]["name"].get<std::string>());
+      continue;
+    }
+    EXPECT_EQ(e["ph"], "X");
+    EXPECT_GE(e["ts"].get<double>(), 0);
+    EXPECT_GE(e["dur"].get<double>(), 0);
+    ++names[e["name"].get<std::string>()];
+  }
+  // 100 samples x 2 epochs, every one traced at this size.
+  EXPECT_EQ(names["read"], 200);
+  EXPECT_EQ(names["normalize"], 200);
+  EXPECT_GT(names["wait for batch"], 0);
+  EXPECT_TRUE(tracks.count("consumer"));
+  EXPECT_TRUE(tracks.count("worker 0") || tracks.count("worker 1"));
 }
 
 }  // namespace

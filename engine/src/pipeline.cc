@@ -308,6 +308,12 @@ class GraphPipeline final : public Pipeline {
     run_stats_.open_seconds = open_seconds;
     run_stats_.prefetch = options_.prefetch;
     consumer_epoch_.store(options_.start_epoch);
+    if (options_.trace) {
+      const uint64_t per_sample = steps_.size() + 3;
+      const uint64_t max_events = uint64_t(std::max<int64_t>(1000, options_.trace_max_events));
+      trace_every_ = std::max<uint64_t>(1, (total_ * per_sample + max_events - 1) / max_events);
+      trace_buffers_.reset(new TraceBuffer[size_t(threads_) + 1]);
+    }
     run_stats_.tokens = int64_t(tokens_);
     run_stats_.warnings = std::move(warnings);
     if (cache_) {
@@ -353,6 +359,11 @@ class GraphPipeline final : public Pipeline {
         queue_.pop_front();
         --ready_batches_;
         wait_hist_.Add(waited);
+        if (trace_every_) {
+          std::lock_guard<std::mutex> tl(consumer_trace_mu_);
+          consumer_trace_.push_back(TraceEvent{"wait for batch", "consumer", t0, waited,
+                                               (*batch)->epoch + 1, -1});
+        }
         return Status::Ok();
       case ReadyItem::kEpochEnd: {
         int epoch = front.epoch;
@@ -387,6 +398,19 @@ class GraphPipeline final : public Pipeline {
         for (const std::string& m : out.cache.messages)
           if (m.rfind("disk cache disabled", 0) == 0) out.warnings.push_back(m);
     }
+    return out;
+  }
+
+  std::vector<TraceEvent> trace() const override {
+    std::vector<TraceEvent> out;
+    if (!trace_every_) return out;
+    for (int i = 0; i <= threads_; ++i) {
+      std::lock_guard<std::mutex> lock(trace_buffers_[size_t(i)].mu);
+      out.insert(out.end(), trace_buffers_[size_t(i)].events.begin(),
+                 trace_buffers_[size_t(i)].events.end());
+    }
+    std::lock_guard<std::mutex> lock(consumer_trace_mu_);
+    out.insert(out.end(), consumer_trace_.begin(), consumer_trace_.end());
     return out;
   }
 
@@ -521,7 +545,20 @@ class GraphPipeline final : public Pipeline {
       s.image = std::move(slot->spare);
       slot->spare = Image();
     }
-    stats_table_.Record(s.epoch, CacheStep(), NowNs() - t0, hit ? bytes : 0, false, hit);
+    uint64_t t1 = NowNs();
+    stats_table_.Record(s.epoch, CacheStep(), t1 - t0, hit ? bytes : 0, false, hit);
+    Trace(s, hit ? "cache hit" : "cache miss", t0, t1);
+  }
+
+  // Records a span of `s` when tracing and the sample is one of those traced.
+  void Trace(const Sample& s, const std::string& name, uint64_t t0, uint64_t t1) {
+    if (!trace_every_ || s.sequence % trace_every_ != 0) return;
+    int slot = tbb::this_task_arena::current_thread_index();
+    if (slot < 0 || slot >= threads_) slot = threads_;
+    TraceBuffer& b = trace_buffers_[size_t(slot)];
+    std::lock_guard<std::mutex> lock(b.mu);
+    b.events.push_back(TraceEvent{name, slot < threads_ ? "worker " + std::to_string(slot) : "other",
+                                  t0, t1 - t0, s.epoch + 1, s.index});
   }
 
   int BatchStep() const { return int(steps_.size()); }
@@ -550,7 +587,9 @@ class GraphPipeline final : public Pipeline {
       } catch (...) {
         st = Status::Internal("stage threw a non-standard exception");
       }
-      stats_table_.Record(s.epoch, i, NowNs() - t0, bytes, !st.ok());
+      uint64_t t_end = NowNs();
+      stats_table_.Record(s.epoch, i, t_end - t0, bytes, !st.ok());
+      Trace(s, step.name, t0, t_end);
       if (!st.ok()) {
         slot->failed_step = i;
         slot->fatal = step.on_error == OnError::kFail;
@@ -566,8 +605,9 @@ class GraphPipeline final : public Pipeline {
       if (cache_ && i == placement_.stages) {
         uint64_t t1 = NowNs();
         cache_->Insert(s.index, s.image);
-        stats_table_.Record(s.epoch, FillStep(), NowNs() - t1, int64_t(s.image.size_bytes()),
-                            false);
+        uint64_t t2 = NowNs();
+        stats_table_.Record(s.epoch, FillStep(), t2 - t1, int64_t(s.image.size_bytes()), false);
+        Trace(s, "cache_fill", t1, t2);
       }
     }
     if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
@@ -589,7 +629,9 @@ class GraphPipeline final : public Pipeline {
     slot->channels = img.channels();
     slot->height = img.height();
     slot->width = img.width();
-    stats_table_.Record(s.epoch, CollateStep(), NowNs() - t0, int64_t(bytes), false);
+    uint64_t t1 = NowNs();
+    stats_table_.Record(s.epoch, CollateStep(), t1 - t0, int64_t(bytes), false);
+    Trace(s, "collate", t0, t1);
   }
 
   // batcher body (serial, in sampler order).
@@ -675,7 +717,9 @@ class GraphPipeline final : public Pipeline {
     b.labels.push_back(s.label);
     b.indices.push_back(s.index);
     ++b.size;
-    stats_table_.Record(s.epoch, BatchStep(), NowNs() - t0, int64_t(b.sample_bytes()), false);
+    uint64_t t1 = NowNs();
+    stats_table_.Record(s.epoch, BatchStep(), t1 - t0, int64_t(b.sample_bytes()), false);
+    Trace(s, "batch", t0, t1);
     if (b.size == options_.batch.size) EmitBatch();
     return true;
   }
@@ -846,6 +890,17 @@ class GraphPipeline final : public Pipeline {
 
   StatsTable stats_table_;
   std::shared_ptr<BatchPool> pool_;
+
+  // --- Tracing (options_.trace): one buffer per arena slot plus one for outsiders; each
+  // locked only by its own thread while the run goes on (uncontended), by trace() after. ---
+  struct TraceBuffer {
+    std::mutex mu;
+    std::vector<TraceEvent> events;
+  };
+  uint64_t trace_every_ = 0;  // trace every k-th sample; 0: off
+  std::unique_ptr<TraceBuffer[]> trace_buffers_;
+  mutable std::mutex consumer_trace_mu_;
+  std::vector<TraceEvent> consumer_trace_;
 
   // --- Ready queue, protected by q_mu_ ---
   std::mutex q_mu_;

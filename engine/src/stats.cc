@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <climits>
+#include <cstdint>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace flowfeed {
@@ -158,6 +162,41 @@ std::string FirstEpochVerdict(const RunStats& run) {
   later_wait /= n_later;
   out += "; epochs 2+: consumer waited " + Fmt("%.0f", 100.0 * later_wait) + "% of the time";
   return out;
+}
+
+Status WriteChromeTrace(const std::string& path, const std::vector<TraceEvent>& events) {
+  using nlohmann::json;
+  uint64_t t0 = UINT64_MAX;
+  for (const auto& e : events) t0 = std::min(t0, e.start_ns);
+  std::map<std::string, int> tids;
+  json list = json::array();
+  for (const auto& e : events) {
+    auto [it, fresh] = tids.emplace(e.track, int(tids.size()) + 1);
+    if (fresh)
+      list.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", it->second},
+                      {"args", {{"name", e.track}}}});
+    json ev = {{"name", e.name},
+               {"ph", "X"},
+               {"pid", 1},
+               {"tid", it->second},
+               {"ts", double(e.start_ns - t0) / 1000.0},
+               {"dur", double(e.duration_ns) / 1000.0}};
+    json args = json::object();
+    if (e.epoch > 0) args["epoch"] = e.epoch;
+    if (e.sample >= 0) args["sample"] = e.sample;
+    if (!args.empty()) ev["args"] = args;
+    list.push_back(std::move(ev));
+  }
+  json doc = {{"traceEvents", list}, {"displayTimeUnit", "ms"}};
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << doc.dump();
+    if (!out) return Status::IoError("trace " + path + ": cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status::IoError("trace " + path + ": cannot rename " + tmp);
+  return Status::Ok();
 }
 
 std::string ReportJson(const RunStats& run) {

@@ -240,6 +240,31 @@ TEST(Trainer, ReportHasTheLedgerAndItAddsUp) {
   EXPECT_TRUE(j["first_epoch_gap"]["parts"].contains("first step"));
   EXPECT_NEAR(j["first_epoch_gap"]["seconds"].get<double>(), r.gap_seconds, 1e-9);
   EXPECT_NE(FormatGap(r).find("unexplained"), std::string::npos);
+  EXPECT_TRUE(t.value()->trace().empty());  // not asked for
+}
+
+TEST(Trainer, TraceHasTheTrainersStepsAndThePipelinesStages) {
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 1);
+  o.trace = true;
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto t = Trainer::Create(o, reg);
+  ASSERT_OK(t);
+  ASSERT_OK(t.value()->Run());
+  std::map<std::string, int> n;
+  for (const auto& e : t.value()->trace()) ++n[e.track + "/" + e.name];
+  EXPECT_EQ(n["trainer/forward"], 8);
+  EXPECT_EQ(n["trainer/backward"], 8);
+  EXPECT_EQ(n["trainer/optimizer"], 8);
+  EXPECT_EQ(n["trainer/evaluate"], 1);
+  EXPECT_EQ(n["trainer/checkpoint"], 1);
+  int normalize = 0;
+  for (const auto& [k, v] : n)
+    if (k.size() > 10 && k.compare(k.size() - 10, 10, "/normalize") == 0) normalize += v;
+  EXPECT_EQ(normalize, 256);
+  TempDir out;
+  ASSERT_OK(WriteChromeTrace(out / "t.json", t.value()->trace()));
 }
 
 }  // namespace

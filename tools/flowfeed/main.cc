@@ -144,14 +144,26 @@ bool WriteFileAtomic(const std::string& path, const std::string& text) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+int WriteTrace(const std::string& path, const std::vector<flowfeed::TraceEvent>& events) {
+  flowfeed::Status st = flowfeed::WriteChromeTrace(path, events);
+  if (!st.ok()) {
+    std::cerr << "flowfeed: " << st.ToString() << "\n";
+    return kExitRuntime;
+  }
+  std::cerr << "trace: " << path << " (" << events.size()
+            << " spans; open it in https://ui.perfetto.dev or chrome://tracing)\n";
+  return kExitOk;
+}
+
 int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
-          const std::string& report_path, bool cold) {
+          const std::string& report_path, bool cold, const std::string& trace_path) {
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
   if (!Load(config, sets, registry, &options)) return kExitUsage;
   if (epochs > 0) options.epochs = epochs;
   options.cold = cold;
+  options.trace = !trace_path.empty();
 
   auto opened = flowfeed::Pipeline::Open(options, registry);
   if (!opened.ok()) {
@@ -220,11 +232,13 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
     }
     std::cerr << "report: " << report_path << "\n";
   }
+  if (!trace_path.empty()) return WriteTrace(trace_path, pipeline->trace());
   return kExitOk;
 }
 
 int Train(const std::string& config, const std::vector<std::string>& sets, int epochs,
-          const std::string& report_path, const std::string& resume, bool cold) {
+          const std::string& report_path, const std::string& resume, bool cold,
+          const std::string& trace_path) {
 #if FLOWFEED_WITH_TORCH
   auto t0 = std::chrono::steady_clock::now();
   flowfeed::StageRegistry registry;
@@ -233,6 +247,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   if (!Load(config, sets, registry, &options)) return kExitUsage;
   if (epochs > 0) options.epochs = epochs;
   options.cold = cold;
+  options.trace = !trace_path.empty();
   double config_seconds = Seconds(t0, std::chrono::steady_clock::now());
   auto created = flowfeed::Trainer::Create(options, registry, resume, config_seconds);
   if (!created.ok()) {
@@ -287,9 +302,11 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
     }
     std::cerr << "report: " << report_path << "\n";
   }
+  if (!trace_path.empty()) return WriteTrace(trace_path, trainer->trace());
   return kExitOk;
 #else
   (void)config, (void)sets, (void)epochs, (void)report_path, (void)resume, (void)cold;
+  (void)trace_path;
   std::cerr << "flowfeed: this build has no trainer: LibTorch was not found when it was "
                "configured (install libtorch-dev, or point CMake at a LibTorch, and rebuild)\n";
   return kExitUsage;
@@ -356,6 +373,8 @@ int main(int argc, char** argv) {
   bench->add_option("--report", report, "Write a JSON report to this file");
   bench->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
   bool cold = false;
+  std::string trace;
+  bench->add_option("--trace", trace, "Write a Chrome trace (Perfetto) of the run to this file");
   bench->add_flag("--cold", cold,
                   "Evict the dataset's files (and the disk cache) from the OS page cache before "
                   "epoch 1, so it measures storage reads");
@@ -368,6 +387,7 @@ int main(int argc, char** argv) {
   train->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
   train->add_option("--resume", resume, "Continue from this checkpoint");
   train->add_flag("--cold", cold, "Evict the dataset's files from the page cache first");
+  train->add_option("--trace", trace, "Write a Chrome trace (Perfetto) of the run to this file");
 
   auto* validate = app.add_subcommand("validate", "Check a config without running it");
   validate->add_option("config", config, "YAML config")->required();
@@ -383,8 +403,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   try {
-    if (*bench) return Bench(config, sets, epochs, report, cold);
-    if (*train) return Train(config, sets, epochs, report, resume, cold);
+    if (*bench) return Bench(config, sets, epochs, report, cold, trace);
+    if (*train) return Train(config, sets, epochs, report, resume, cold, trace);
     if (*validate) return Validate(config, sets);
     if (*stages) return Stages();
   } catch (const std::exception& e) {

@@ -156,6 +156,10 @@ struct PipelineOptions {
   // Samples being worked on beyond the prefetched batches; 0: 4 per thread.
   int max_in_flight = 0;
   bool digest = true;  // hash every batch into EpochStats::batch_digest
+  // Record spans for a Chrome trace (Pipeline::trace()): every stage of every k-th sample,
+  // k chosen so that at most trace_max_events spans are kept.
+  bool trace = false;
+  int64_t trace_max_events = 200000;
   // Before epoch 1, evict the dataset's files (and the disk cache's) from the OS page cache, so
   // epoch 1 measures real storage reads. For benchmarks (`flowfeed bench --cold`).
   bool cold = false;

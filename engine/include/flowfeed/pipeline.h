@@ -111,6 +111,10 @@ class Pipeline {
   // A snapshot: finished epochs only.
   virtual RunStats stats() const = 0;
 
+  // The spans recorded so far when options.trace is set (stages per worker thread, the
+  // consumer's waits); empty otherwise. Complete once the last epoch has ended.
+  virtual std::vector<TraceEvent> trace() const = 0;
+
   // Stops the graph; a blocked Next() returns Cancelled. Idempotent.
   virtual void Cancel() = 0;
 };

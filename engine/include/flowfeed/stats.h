@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "flowfeed/cache.h"
+#include "flowfeed/status.h"
 
 namespace flowfeed {
 
@@ -80,6 +81,22 @@ struct RunStats {
   std::vector<std::string> warnings;  // e.g. frozen augmentation, disabled disk cache
   std::vector<EpochStats> epochs;  // finished epochs only
 };
+
+// One span for a Chrome trace: a stage working on a sample, the consumer waiting, a training
+// step's part. Times are steady-clock nanoseconds (the same clock everywhere in flowfeed).
+struct TraceEvent {
+  std::string name;   // "decode", "wait for batch", "forward"
+  std::string track;  // "worker 0", "consumer", "trainer"
+  uint64_t start_ns = 0;
+  uint64_t duration_ns = 0;
+  int epoch = 0;         // 1-based
+  int64_t sample = -1;   // dataset index, or -1
+};
+
+// Writes events in Chrome's trace-event JSON (opens in Perfetto and chrome://tracing): one
+// track per `track`, times relative to the earliest event. Written through a temporary file
+// and a rename. IoError naming the path on failure.
+Status WriteChromeTrace(const std::string& path, const std::vector<TraceEvent>& events);
 
 // The terminal table printed at an epoch's end.
 std::string FormatEpochTable(const EpochStats& epoch);

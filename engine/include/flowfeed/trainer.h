@@ -108,6 +108,11 @@ class Trainer {
                      const std::function<void(int, int64_t, int64_t, double)>& on_step = nullptr) = 0;
 
   virtual TrainReport report() const = 0;
+
+  // With options.trace: the pipeline's spans plus the trainer's (per step: waiting for the
+  // batch, to device, forward, backward, optimiser; evaluation; checkpoint), for
+  // WriteChromeTrace(). Empty otherwise.
+  virtual std::vector<TraceEvent> trace() const = 0;
 };
 
 // The ledger as text: set-up parts, and per epoch the trainer's parts next to the verdict

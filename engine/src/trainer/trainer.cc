@@ -204,6 +204,7 @@ class TorchTrainer final : public Trainer {
         auto t0 = Clock::now();
         FLOWFEED_RETURN_IF_ERROR(WriteCheckpoint(epoch + 1));
         es.checkpoint_seconds = Since(t0);
+        Span("checkpoint", t0, Clock::now(), epoch + 1);
       }
       report_.epochs.push_back(es);
       if (on_epoch) on_epoch(es);
@@ -212,6 +213,14 @@ class TorchTrainer final : public Trainer {
     report_.wall_seconds = Since(created_);
     finished_ = true;
     return Status::Ok();
+  }
+
+  std::vector<TraceEvent> trace() const override {
+    std::vector<TraceEvent> out;
+    if (!options_.trace) return out;
+    out = pipeline_->trace();
+    out.insert(out.end(), trace_.begin(), trace_.end());
+    return out;
   }
 
   TrainReport report() const override {
@@ -227,6 +236,13 @@ class TorchTrainer final : public Trainer {
   }
 
  private:
+  static uint64_t Ns(Clock::time_point t) {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+  }
+  void Span(const char* name, Clock::time_point a, Clock::time_point b, int epoch) {
+    if (options_.trace) trace_.push_back(TraceEvent{name, "trainer", Ns(a), Ns(b) - Ns(a), epoch, -1});
+  }
+
   void Sync() {
     if (device_.is_cuda()) torch::cuda::synchronize();
   }
@@ -314,6 +330,11 @@ class TorchTrainer final : public Trainer {
       auto secs = [](Clock::time_point a, Clock::time_point c) {
         return std::chrono::duration<double>(c - a).count();
       };
+      Span("wait for batch", t0, t1, epoch + 1);
+      Span("to device", t1, t2, epoch + 1);
+      Span("forward", t2, t3, epoch + 1);
+      Span("backward", t3, t4, epoch + 1);
+      Span("optimizer", t4, t5, epoch + 1);
       es->data_wait_seconds += wait;
       es->h2d_seconds += secs(t1, t2);
       es->forward_seconds += secs(t2, t3);
@@ -362,6 +383,7 @@ class TorchTrainer final : public Trainer {
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       n += b->size;
     }
+    Span("evaluate", t0, Clock::now(), es->epoch);
     es->has_eval = true;
     es->eval_samples = n;
     es->eval_loss = n ? loss_sum / double(n) : 0;
@@ -445,6 +467,7 @@ class TorchTrainer final : public Trainer {
   int64_t global_step_ = 0;
   int64_t steps_per_epoch_ = 0;
   TrainReport report_;
+  std::vector<TraceEvent> trace_;  // the trainer's own spans (options_.trace)
 };
 
 std::string Fmt(const char* f, double v) {
