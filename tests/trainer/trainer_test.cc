@@ -269,3 +269,49 @@ TEST(Trainer, TraceHasTheTrainersStepsAndThePipelinesStages) {
 
 }  // namespace
 }  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+TEST(Trainer, MixedPrecisionIsRefusedUntilImplemented) {
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 1);
+  o.train.amp = true;
+  auto r = Train(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(r.status().message().find("amp"), std::string::npos);
+}
+
+// uint8 batches (a quarter of the bytes of float32) are scaled to [0, 1] by the trainer.
+TEST(Trainer, TrainsOnUint8Batches) {
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 3);
+  o.batch.dtype = DType::kUInt8;
+  o.pipeline.pop_back();  // no normalize
+  o.train.eval.pipeline.clear();
+  auto r = Train(o);
+  ASSERT_OK(r);
+  EXPECT_LT(r->epochs[2].loss, r->epochs[0].loss * 0.8);
+  EXPECT_GT(r->epochs[2].eval_accuracy, 0.8);
+}
+
+// The CUDA path (pinned staging, non-blocking copy, uint8 batches scaled on the device) trains
+// like the CPU one. Runs where LibTorch sees a GPU; skipped, and says so, elsewhere.
+TEST(TrainerCuda, TrainsOnTheGpuWithUint8Batches) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible to LibTorch";
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 3);
+  o.train.device = "cuda";
+  o.batch.dtype = DType::kUInt8;
+  o.pipeline.pop_back();  // no normalize: uint8 pixels go to the GPU and are scaled there
+  o.train.eval.pipeline.clear();
+  auto r = Train(o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->device.substr(0, 4), "cuda");
+  EXPECT_TRUE(r->synchronized_timing);
+  EXPECT_LT(r->epochs[2].loss, r->epochs[0].loss);
+}
+
+}  // namespace
+}  // namespace flowfeed

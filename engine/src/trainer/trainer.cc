@@ -87,6 +87,8 @@ class TorchTrainer final : public Trainer {
     report_.setup.push_back({"device_probe", Since(tp)});
     if (t.device == "cuda" && !have_cuda)
       return Status::InvalidArgument("device: cuda was asked for, but LibTorch sees no GPU");
+    if (t.amp)
+      return Status::Unsupported("amp: mixed precision is not implemented yet; remove `amp: true`");
     const bool cuda = t.device == "cuda" || (t.device == "auto" && have_cuda);
     device_ = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
     report_.device = device_.str();
@@ -272,14 +274,22 @@ class TorchTrainer final : public Trainer {
   }
 
   // The batch as a device tensor: float pixels as they are; uint8 pixels scaled to [0, 1] on
-  // the device (a quarter of the bytes over the bus).
+  // the device (a quarter of the bytes over the bus). On CUDA the batch is staged in pinned
+  // host memory (allocated once, grown when needed) and copied without blocking the host.
   torch::Tensor Input(const Batch& b) {
     std::vector<int64_t> shape = b.shape();
     if (b.layout == Layout::kNHWC) shape = {b.size, b.height, b.width, b.channels};
     auto dtype = b.dtype == DType::kUInt8 ? torch::kUInt8 : torch::kFloat32;
     torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(b.data()), shape,
                                        torch::TensorOptions().dtype(dtype));
-    if (device_.is_cuda()) x = x.to(device_, /*non_blocking=*/false);
+    if (device_.is_cuda()) {
+      const int64_t bytes = int64_t(b.bytes());
+      if (!pinned_.defined() || pinned_.numel() < bytes)
+        pinned_ = torch::empty({bytes}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+      // The previous step's copy out of this buffer finished: Run() synchronises every step.
+      std::memcpy(pinned_.data_ptr(), b.data(), size_t(bytes));
+      x = pinned_.narrow(0, 0, bytes).view(dtype).view(shape).to(device_, /*non_blocking=*/true);
+    }
     if (b.layout == Layout::kNHWC) x = x.permute({0, 3, 1, 2});
     if (b.dtype == DType::kUInt8) x = x.to(torch::kFloat32).div_(255.0);
     return x.contiguous();
@@ -468,6 +478,7 @@ class TorchTrainer final : public Trainer {
   int64_t steps_per_epoch_ = 0;
   TrainReport report_;
   std::vector<TraceEvent> trace_;  // the trainer's own spans (options_.trace)
+  torch::Tensor pinned_;           // CUDA: the pinned staging buffer for batches
 };
 
 std::string Fmt(const char* f, double v) {
