@@ -15,6 +15,7 @@
 
 #include "flowfeed/cache.h"
 #include "flowfeed/pipeline.h"
+#include "flowfeed/plugin.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -24,6 +25,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -614,7 +616,8 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       "seed",   "threads", "epochs", "shuffle", "prefetch", "max_in_flight", "digest",
       "source", "pipeline", "batch", "cache",
       // Training (flowfeed train)
-      "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "device", "amp"};
+      "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "device", "amp",
+      "plugins"};
   bool has_source = false;
   const KeyPath top;
   ForEachEntry(root, top, [&](const std::string& key, const YAML::Node& key_node,
@@ -658,6 +661,8 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       ReadChoice(item, {"auto", "cpu", "cuda"}, &options->train.device);
     } else if (key == "amp") {
       ReadBool(item, &options->train.amp);
+    } else if (key == "plugins") {
+      // Loaded before the rest is read (LoadPlugins), so the pipeline can use their stages.
     } else {
       UnknownKey(key_node, item.path, key, kKeys);
     }
@@ -1303,10 +1308,37 @@ Result<PipelineOptions> Fail(const std::string& file, std::vector<ConfigError> f
 
 }  // namespace
 
-Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::string& display_name,
-                                    const std::vector<std::string>& overrides,
-                                    const StageRegistry& registry,
-                                    std::vector<ConfigError>* errors) {
+namespace {
+
+// A `plugins:` entry as a file: absolute as written; else beside the config file; else the
+// first match in FLOWFEED_PLUGIN_PATH (colon-separated folders); else beside the config file
+// (where the loader then reports it missing).
+std::string ResolvePlugin(const std::string& entry, const std::string& config_path) {
+  namespace fs = std::filesystem;
+  if (fs::path(entry).is_absolute()) return entry;
+  fs::path beside = fs::path(config_path).parent_path() / entry;
+  std::error_code ec;
+  if (fs::exists(beside, ec)) return beside.string();
+  if (const char* search = std::getenv("FLOWFEED_PLUGIN_PATH")) {
+    std::string dirs = search;
+    size_t start = 0;
+    while (start <= dirs.size()) {
+      size_t end = dirs.find(':', start);
+      if (end == std::string::npos) end = dirs.size();
+      fs::path candidate = fs::path(dirs.substr(start, end - start)) / entry;
+      if (end > start && fs::exists(candidate, ec)) return candidate.string();
+      start = end + 1;
+    }
+  }
+  return beside.string();
+}
+
+Result<PipelineOptions> ParseConfigImpl(const std::string& yaml_text,
+                                        const std::string& display_name,
+                                        const std::vector<std::string>& overrides,
+                                        StageRegistry* loadable, const StageRegistry& registry,
+                                        std::vector<ConfigError>* errors,
+                                        std::vector<LoadedPlugin>* plugins) {
   if (errors) errors->clear();
   ConfigReader reader(display_name, registry);
   PipelineOptions options;
@@ -1334,6 +1366,27 @@ Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::str
     }
     for (const std::string& o : overrides) reader.ApplyOverride(root, o);
     const YAML::Node& const_root = root;
+    if (const YAML::Node list = const_root["plugins"]) {
+      if (!list.IsSequence()) {
+        reader.DocumentError(list.Mark(), "plugins: expected a list of plugin files, got " + Got(list));
+      } else {
+        for (size_t i = 0; i < list.size(); ++i) {
+          const YAML::Node entry = list[i];
+          const std::string where = "plugins[" + std::to_string(i) + "]: ";
+          if (!entry.IsScalar() || entry.Scalar().empty()) {
+            reader.DocumentError(entry.Mark(), where + "expected a plugin file, got " + Got(entry));
+            continue;
+          }
+          if (!loadable) continue;  // the caller's registry has them already
+          const std::string file = ResolvePlugin(entry.Scalar(), display_name);
+          Result<LoadedPlugin> loaded = LoadPlugin(file, loadable);
+          if (!loaded.ok())
+            reader.DocumentError(entry.Mark(), where + loaded.status().message());
+          else if (plugins)
+            plugins->push_back(loaded.value());
+        }
+      }
+    }
     reader.ReadTop(const_root, &options);
   } catch (const YAML::Exception& e) {
     // Not expected: every node is type-checked before it is read.
@@ -1350,12 +1403,9 @@ Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::str
   return options;
 }
 
-Result<PipelineOptions> LoadConfig(const std::string& path,
-                                   const std::vector<std::string>& overrides,
-                                   const StageRegistry& registry,
-                                   std::vector<ConfigError>* errors) {
+Result<std::string> ReadConfigText(const std::string& path, std::vector<ConfigError>* errors) {
   if (errors) errors->clear();
-  const auto fail = [&](Status status, const std::string& message) -> Result<PipelineOptions> {
+  const auto fail = [&](Status status, const std::string& message) -> Result<std::string> {
     if (errors) errors->push_back({SourceLocation{path, 0, 0}, "", message});
     return status;
   };
@@ -1371,7 +1421,35 @@ Result<PipelineOptions> LoadConfig(const std::string& path,
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return fail(Status::IoError("cannot read config file: " + path), "cannot read");
-  return ParseConfig(text.str(), path, overrides, registry, errors);
+  return text.str();
+}
+
+}  // namespace
+
+Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::string& display_name,
+                                    const std::vector<std::string>& overrides,
+                                    const StageRegistry& registry,
+                                    std::vector<ConfigError>* errors) {
+  return ParseConfigImpl(yaml_text, display_name, overrides, nullptr, registry, errors, nullptr);
+}
+
+Result<PipelineOptions> LoadConfigWithPlugins(const std::string& path,
+                                              const std::vector<std::string>& overrides,
+                                              StageRegistry* registry,
+                                              std::vector<ConfigError>* errors,
+                                              std::vector<LoadedPlugin>* plugins) {
+  Result<std::string> text = ReadConfigText(path, errors);
+  if (!text.ok()) return text.status();
+  return ParseConfigImpl(text.value(), path, overrides, registry, *registry, errors, plugins);
+}
+
+Result<PipelineOptions> LoadConfig(const std::string& path,
+                                   const std::vector<std::string>& overrides,
+                                   const StageRegistry& registry,
+                                   std::vector<ConfigError>* errors) {
+  Result<std::string> text = ReadConfigText(path, errors);
+  if (!text.ok()) return text.status();
+  return ParseConfigImpl(text.value(), path, overrides, nullptr, registry, errors, nullptr);
 }
 
 }  // namespace flowfeed

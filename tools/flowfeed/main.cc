@@ -101,10 +101,11 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_;
 };
 
-// Loads the config; prints every problem and returns false on failure.
+// Loads the config and the plugins it lists into `registry`; prints every problem and returns
+// false on failure.
 bool Load(const std::string& path, const std::vector<std::string>& sets,
-          const flowfeed::StageRegistry& registry, flowfeed::PipelineOptions* out) {
-  auto r = flowfeed::LoadConfig(path, sets, registry);
+          flowfeed::StageRegistry* registry, flowfeed::PipelineOptions* out) {
+  auto r = flowfeed::LoadConfigWithPlugins(path, sets, registry);
   if (!r.ok()) {
     std::cerr << "flowfeed: " << r.status().message() << "\n";
     return false;
@@ -160,7 +161,7 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
-  if (!Load(config, sets, registry, &options)) return kExitUsage;
+  if (!Load(config, sets, &registry, &options)) return kExitUsage;
   if (epochs > 0) options.epochs = epochs;
   options.cold = cold;
   options.trace = !trace_path.empty();
@@ -244,7 +245,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
-  if (!Load(config, sets, registry, &options)) return kExitUsage;
+  if (!Load(config, sets, &registry, &options)) return kExitUsage;
   if (epochs > 0) options.epochs = epochs;
   options.cold = cold;
   options.trace = !trace_path.empty();
@@ -317,16 +318,23 @@ int Validate(const std::string& config, const std::vector<std::string>& sets) {
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
-  if (!Load(config, sets, registry, &options)) return kExitUsage;
+  if (!Load(config, sets, &registry, &options)) return kExitUsage;
   std::cout << config << ": ok (" << options.source.type << " source, "
             << options.pipeline.size() << " stages, batch " << options.batch.size << ", "
             << options.epochs << " epochs)\n";
   return kExitOk;
 }
 
-int Stages() {
+int Stages(const std::vector<std::string>& plugins) {
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
+  for (const std::string& path : plugins) {
+    auto loaded = flowfeed::LoadPlugin(path, &registry);
+    if (!loaded.ok()) {
+      std::cerr << "flowfeed: " << loaded.status().message() << "\n";
+      return kExitUsage;
+    }
+  }
   for (const flowfeed::StageInfo* info : registry.List()) {
     std::cout << info->name << "  ("
               << (info->traits.deterministic ? "deterministic" : "random")
@@ -394,6 +402,8 @@ int main(int argc, char** argv) {
   validate->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
 
   auto* stages = app.add_subcommand("stages", "List the stage types and their parameters");
+  std::vector<std::string> plugin_files;
+  stages->add_option("--plugins", plugin_files, "Plugin files whose stages to list too");
   app.add_subcommand("dataset", "Build datasets from Debian's real data (see: flowfeed dataset --help)");
 
   try {
@@ -406,7 +416,7 @@ int main(int argc, char** argv) {
     if (*bench) return Bench(config, sets, epochs, report, cold, trace);
     if (*train) return Train(config, sets, epochs, report, resume, cold, trace);
     if (*validate) return Validate(config, sets);
-    if (*stages) return Stages();
+    if (*stages) return Stages(plugin_files);
   } catch (const std::exception& e) {
     std::cerr << "flowfeed: internal error: " << e.what() << "\n";
     return kExitRuntime;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "flowfeed/options.h"
+#include "flowfeed/plugin.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/status.h"
 
@@ -40,6 +41,17 @@ Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::str
                                     const std::vector<std::string>& overrides,
                                     const StageRegistry& registry,
                                     std::vector<ConfigError>* errors = nullptr);
+
+// Like LoadConfig, but first loads the plugins the config lists under `plugins:` into
+// `registry`, so the pipeline can use their stages. Each entry is a file: absolute; else beside
+// the config file; else found in FLOWFEED_PLUGIN_PATH (colon-separated folders). A plugin that
+// fails to load is a config error at its line, with the loader's message (plugin.h).
+// LoadConfig and ParseConfig accept `plugins:` but load nothing.
+Result<PipelineOptions> LoadConfigWithPlugins(const std::string& path,
+                                              const std::vector<std::string>& overrides,
+                                              StageRegistry* registry,
+                                              std::vector<ConfigError>* errors = nullptr,
+                                              std::vector<LoadedPlugin>* plugins = nullptr);
 
 // The closest candidate within a small edit distance, or "" (for "did you mean").
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates);
