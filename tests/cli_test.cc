@@ -166,7 +166,7 @@ TEST(Cli, StagesListsEveryBuiltinWithParameters) {
 
 TEST(Cli, ShippedConfigsValidate) {
   for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/photos.yaml",
-                          "configs/photos_resize256.yaml"}) {
+                          "configs/photos_resize256.yaml", "configs/photos_plugins.yaml"}) {
     CliRun r = Flowfeed(std::string("validate ") + FLOWFEED_SOURCE_DIR + "/" + cfg);
     EXPECT_EQ(r.code, 0) << cfg << "\n" << r.output;
   }

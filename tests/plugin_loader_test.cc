@@ -2,6 +2,8 @@
 // plugins' stages behave like built-in ones (schemas, caching, reproducibility, on_error).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "flowfeed/config.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/plugin.h"
@@ -153,6 +155,36 @@ TEST(PluginLoader, PluginStagesInAConfigAndAPipeline) {
   ASSERT_GE(errors.size(), 1u);
   EXPECT_EQ(errors[0].where.line, 2);
   EXPECT_NE(errors[0].ToString().find("nowhere.so"), std::string::npos) << errors[0].ToString();
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// A bare plugin name is looked up beside the config, then in FLOWFEED_PLUGIN_PATH's folders.
+TEST(PluginLoader, SearchPath) {
+  TempDir dir;
+  test::WriteIdx(dir / "i.idx", dir / "l.idx", 10, 4, 4);
+  test::WriteText(dir / "c.yaml",
+                  "plugins: [good.so]\n"
+                  "source: {type: idx, root: " + dir.path() + ", images: i.idx, labels: l.idx}\n"
+                  "pipeline: [{type: test_invert}]\n");
+  const char* old = std::getenv("FLOWFEED_PLUGIN_PATH");
+  const std::string saved = old ? old : "";
+  setenv("FLOWFEED_PLUGIN_PATH", ("/nonexistent:" + std::string(FLOWFEED_TEST_PLUGIN_DIR)).c_str(), 1);
+  StageRegistry reg = Builtins();
+  auto o = LoadConfigWithPlugins(dir / "c.yaml", {}, &reg);
+  EXPECT_OK(o);
+  unsetenv("FLOWFEED_PLUGIN_PATH");
+  StageRegistry reg2 = Builtins();
+  std::vector<ConfigError> errors;
+  auto missing = LoadConfigWithPlugins(dir / "c.yaml", {}, &reg2, &errors);
+  EXPECT_FALSE(missing.ok());
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].ToString().find(dir / "good.so"), std::string::npos) << errors[0].ToString();
+  if (old) setenv("FLOWFEED_PLUGIN_PATH", saved.c_str(), 1);
 }
 
 }  // namespace
