@@ -18,9 +18,12 @@
 #include "flowfeed/registry.h"
 #include "flowfeed/sample.h"
 #include "flowfeed/stage.h"
+#include "test_util.h"
 
 namespace flowfeed {
 namespace {
+
+using test::FillParams;
 
 using Overrides = std::map<std::string, ParamValue>;
 
@@ -68,23 +71,6 @@ const StageInfo* PluginStage(const std::string& name) {
   const StageInfo* info = Registry().Find(name);
   EXPECT_NE(info, nullptr) << name << " was loaded but is not registered";
   return info;
-}
-
-// Every declared parameter: its default, unless overridden. Required ones must be overridden.
-StageParams FillParams(const StageInfo& info, const Overrides& overrides) {
-  StageParams params;
-  for (const ParamSpec& spec : info.params) {
-    auto it = overrides.find(spec.name);
-    if (it != overrides.end())
-      params.Set(spec.name, it->second);
-    else if (spec.default_value)
-      params.Set(spec.name, *spec.default_value);
-    else
-      ADD_FAILURE() << info.name << ": required parameter " << spec.name << " not given";
-  }
-  for (const auto& [name, value] : overrides)
-    if (!info.FindParam(name)) ADD_FAILURE() << info.name << " has no parameter " << name;
-  return params;
 }
 
 Result<std::unique_ptr<Stage>> TryMake(const std::string& type, const Overrides& overrides = {}) {

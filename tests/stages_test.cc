@@ -24,6 +24,8 @@
 namespace flowfeed {
 namespace {
 
+using test::FillParams;
+
 using test::PatternImage;
 using test::SolidImage;
 using Overrides = std::map<std::string, ParamValue>;
@@ -35,23 +37,6 @@ const StageRegistry& Builtins() {
     return r;
   }();
   return *registry;
-}
-
-// Every declared parameter: its default, unless overridden. Required ones must be overridden.
-StageParams FillParams(const StageInfo& info, const Overrides& overrides) {
-  StageParams params;
-  for (const ParamSpec& spec : info.params) {
-    auto it = overrides.find(spec.name);
-    if (it != overrides.end())
-      params.Set(spec.name, it->second);
-    else if (spec.default_value)
-      params.Set(spec.name, *spec.default_value);
-    else
-      ADD_FAILURE() << info.name << ": required parameter " << spec.name << " not given";
-  }
-  for (const auto& [name, value] : overrides)
-    if (!info.FindParam(name)) ADD_FAILURE() << info.name << " has no parameter " << name;
-  return params;
 }
 
 Result<std::unique_ptr<Stage>> TryMake(const std::string& type, const Overrides& overrides = {}) {

@@ -119,6 +119,22 @@ void WriteIdx(const std::string& images_path, const std::string& labels_path, in
   WriteMaybeGz(labels_path, lab);
 }
 
+StageParams FillParams(const StageInfo& info, const std::map<std::string, ParamValue>& overrides) {
+  StageParams params;
+  for (const ParamSpec& spec : info.params) {
+    auto it = overrides.find(spec.name);
+    if (it != overrides.end())
+      params.Set(spec.name, it->second);
+    else if (spec.default_value)
+      params.Set(spec.name, *spec.default_value);
+    else
+      ADD_FAILURE() << info.name << ": required parameter " << spec.name << " not given";
+  }
+  for (const auto& [name, value] : overrides)
+    if (!info.FindParam(name)) ADD_FAILURE() << info.name << " has no parameter " << name;
+  return params;
+}
+
 int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_t seed) {
   int n = 0;
   for (int c = 0; c < classes; ++c) {

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
 #include "flowfeed/image.h"
+#include "flowfeed/registry.h"
 #include "flowfeed/status.h"
 
 #define ASSERT_OK(expr)                                        \
@@ -59,6 +62,11 @@ void WritePng(const std::string& path, const Image& image);
 // labels i % 10. gzip when the path ends in .gz.
 void WriteIdx(const std::string& images_path, const std::string& labels_path, int n, int rows,
               int cols);
+
+// A stage's parameters as the config parser would give them: every declared parameter, its
+// default unless `overrides` has it. A required parameter missing from `overrides`, or an
+// override the stage does not declare, fails the current test.
+StageParams FillParams(const StageInfo& info, const std::map<std::string, ParamValue>& overrides);
 
 // Makes root/<class>/<i>.jpg for `classes` classes with `per_class` images each, sizes varying
 // between 40 and 80 pixels. Returns the number of files written.
