@@ -40,8 +40,9 @@ def epoch_rate(epochs, first):
 
 
 def median(values):
-    values = [v for v in values if v is not None]
-    return (statistics.median(values), len(values), min(values), max(values)) if values else None
+    kept = [v for v in values if v is not None]
+    # The last element keeps the per-run values (in repeat order) for paired ratios.
+    return (statistics.median(kept), len(kept), min(kept), max(kept), values) if kept else None
 
 
 def main():
@@ -75,29 +76,34 @@ def main():
     vs_limit = {"rd": "ff1", "ra": "ff2"}
 
     def val(key):
-        m = rows[key][1]
-        return m[0] if m else None
+        return rows[key][1]
 
     def ratio(num, den):
-        return f"{num / den:.2f}x" if num and den else ""
+        """Median over repeats of num/den within the same repeat: the machine's speed drifts
+        between repeats (shared VM), so pairing runs of one repeat is steadier than dividing
+        medians."""
+        if not num or not den:
+            return ""
+        pairs = [x / y for x, y in zip(num[4], den[4]) if x and y]
+        return f"{statistics.median(pairs):.2f}x" if pairs else ""
 
     print(f"threads / num_workers = {T}, batch 64, data = the photo folder, files {a.files} at each "
-          "epoch 1; medians of the runs shown (min-max in brackets)\n")
+          "epoch 1; images/s = median of the runs (min-max in brackets)\n")
     print("| contender | images/s | runs (min-max) | flowfeed / DataLoader | flowfeed / limit |")
     print("|---|---:|---|---:|---:|")
     for key, (label, m) in rows.items():
         if m is None:
             print(f"| {label} | n/a | 0 | | |")
             continue
-        med, n, lo, hi = m
-        r_dl = ratio(val(vs_dl[key]), med) if key in vs_dl else ""
-        r_lim = ratio(val(vs_limit[key]), med) if key in vs_limit else ""
+        med, n, lo, hi, _ = m
+        r_dl = ratio(val(vs_dl[key]), m) if key in vs_dl else ""
+        r_lim = ratio(val(vs_limit[key]), m) if key in vs_limit else ""
         if key == "ff1":
-            r_dl, r_lim = ratio(med, val("dl1")), ratio(med, val("rd"))
+            r_dl, r_lim = ratio(m, val("dl1")), ratio(m, val("rd"))
         elif key == "ff2":
-            r_dl, r_lim = ratio(med, val("dl2")), ratio(med, val("ra"))
+            r_dl, r_lim = ratio(m, val("dl2")), ratio(m, val("ra"))
         elif key == "ffm1":
-            r_dl = ratio(med, val("dc1"))
+            r_dl = ratio(m, val("dc1"))
         print(f"| {label} | {med:.0f} | {n} ({lo:.0f}-{hi:.0f}) | {r_dl} | {r_lim} |")
 
     notes = []
@@ -114,7 +120,9 @@ def main():
         if r:
             notes.append(f"² {name}: {r[0]['images']} images, median of {r[0]['reps']} reps per run, "
                          "images already in memory (no file reads, no batching).")
-    notes.append("Ratios: flowfeed rows against the DataLoader (plain) row and the raw limit of the same "
+    notes.append("Ratios are medians over repeats of the ratio within one repeat (runs of a repeat "
+                 "are back to back, so they share the machine's speed at that time). "
+                 "Flowfeed rows against the DataLoader (plain) row and the raw limit of the same "
                  "kind of epoch; DataLoader rows show the matching flowfeed figure divided by theirs "
                  "(epoch 1 with cache against flowfeed's cache-memory epoch 1).")
     print()
