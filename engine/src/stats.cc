@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <climits>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -164,7 +163,7 @@ std::string FirstEpochVerdict(const RunStats& run) {
   return out;
 }
 
-Status WriteChromeTrace(const std::string& path, const std::vector<TraceEvent>& events) {
+std::string ChromeTraceJson(const std::vector<TraceEvent>& events) {
   using nlohmann::json;
   uint64_t t0 = UINT64_MAX;
   for (const auto& e : events) t0 = std::min(t0, e.start_ns);
@@ -188,15 +187,7 @@ Status WriteChromeTrace(const std::string& path, const std::vector<TraceEvent>& 
     list.push_back(std::move(ev));
   }
   json doc = {{"traceEvents", list}, {"displayTimeUnit", "ms"}};
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump();
-    if (!out) return Status::IoError("trace " + path + ": cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::IoError("trace " + path + ": cannot rename " + tmp);
-  return Status::Ok();
+  return doc.dump();
 }
 
 std::string ReportJson(const RunStats& run) {

@@ -145,15 +145,20 @@ bool WriteFileAtomic(const std::string& path, const std::string& text) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-int WriteTrace(const std::string& path, const std::vector<flowfeed::TraceEvent>& events) {
-  flowfeed::Status st = flowfeed::WriteChromeTrace(path, events);
-  if (!st.ok()) {
-    std::cerr << "flowfeed: " << st.ToString() << "\n";
+// Writes a JSON report or trace (`what`) to `path`; the exit code for it.
+int WriteOutput(const std::string& what, const std::string& path, const std::string& text) {
+  if (!WriteFileAtomic(path, text)) {
+    std::cerr << "flowfeed: cannot write " << what << " " << path << "\n";
     return kExitRuntime;
   }
-  std::cerr << "trace: " << path << " (" << events.size()
-            << " spans; open it in https://ui.perfetto.dev or chrome://tracing)\n";
+  std::cerr << what << ": " << path << "\n";
   return kExitOk;
+}
+
+int WriteTrace(const std::string& path, const std::vector<flowfeed::TraceEvent>& events) {
+  std::cerr << "trace: " << events.size()
+            << " spans; open it in https://ui.perfetto.dev or chrome://tracing\n";
+  return WriteOutput("trace", path, flowfeed::ChromeTraceJson(events));
 }
 
 int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
@@ -226,13 +231,8 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
                   later, first > 0 ? later / first : 0);
     std::cout << line;
   }
-  if (!report_path.empty()) {
-    if (!WriteFileAtomic(report_path, flowfeed::ReportJson(rs))) {
-      std::cerr << "flowfeed: cannot write report " << report_path << "\n";
-      return kExitRuntime;
-    }
-    std::cerr << "report: " << report_path << "\n";
-  }
+  if (!report_path.empty() && WriteOutput("report", report_path, flowfeed::ReportJson(rs)) != 0)
+    return kExitRuntime;
   if (!trace_path.empty()) return WriteTrace(trace_path, pipeline->trace());
   return kExitOk;
 }
@@ -296,13 +296,9 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
     std::cout << "final: eval accuracy " << std::fixed << std::setprecision(2)
               << 100 * r.epochs.back().eval_accuracy << "% after epoch " << r.epochs.back().epoch
               << ", " << r.wall_seconds << " s in all" << std::defaultfloat << "\n";
-  if (!report_path.empty()) {
-    if (!WriteFileAtomic(report_path, flowfeed::TrainReportJson(r))) {
-      std::cerr << "flowfeed: cannot write report " << report_path << "\n";
-      return kExitRuntime;
-    }
-    std::cerr << "report: " << report_path << "\n";
-  }
+  if (!report_path.empty() &&
+      WriteOutput("report", report_path, flowfeed::TrainReportJson(r)) != 0)
+    return kExitRuntime;
   if (!trace_path.empty()) return WriteTrace(trace_path, trainer->trace());
   return kExitOk;
 #else

@@ -93,10 +93,9 @@ struct TraceEvent {
   int64_t sample = -1;   // dataset index, or -1
 };
 
-// Writes events in Chrome's trace-event JSON (opens in Perfetto and chrome://tracing): one
-// track per `track`, times relative to the earliest event. Written through a temporary file
-// and a rename. IoError naming the path on failure.
-Status WriteChromeTrace(const std::string& path, const std::vector<TraceEvent>& events);
+// The events in Chrome's trace-event JSON (opens in Perfetto and chrome://tracing): one track
+// per `track`, times relative to the earliest event.
+std::string ChromeTraceJson(const std::vector<TraceEvent>& events);
 
 // The terminal table printed at an epoch's end.
 std::string FormatEpochTable(const EpochStats& epoch);

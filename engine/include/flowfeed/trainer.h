@@ -111,7 +111,7 @@ class Trainer {
 
   // With options.trace: the pipeline's spans plus the trainer's (per step: waiting for the
   // batch, to device, forward, backward, optimiser; evaluation; checkpoint), for
-  // WriteChromeTrace(). Empty otherwise.
+  // ChromeTraceJson(). Empty otherwise.
   virtual std::vector<TraceEvent> trace() const = 0;
 };
 

@@ -132,7 +132,6 @@ class TorchTrainer final : public Trainer {
     FLOWFEED_RETURN_IF_ERROR(pipeline_->Next(&first_));
     if (!first_) return Status::Internal("the training pipeline produced no batch");
     report_.setup.push_back({"first_batch", Since(t0)});
-    first_wait_ = report_.setup.back().seconds;
 
     t0 = Clock::now();
     // The model's initial weights (and dropout) come from LibTorch's generator: seeded, so the
@@ -211,8 +210,7 @@ class TorchTrainer final : public Trainer {
       report_.epochs.push_back(es);
       if (on_epoch) on_epoch(es);
     }
-    report_.pipeline = pipeline_->stats();
-    report_.wall_seconds = Since(created_);
+    report_.wall_seconds = Since(created_);  // report() adds the pipeline's stats
     finished_ = true;
     return Status::Ok();
   }
@@ -469,7 +467,6 @@ class TorchTrainer final : public Trainer {
   torch::Device device_{torch::kCPU};
   std::unique_ptr<Pipeline> pipeline_, eval_;
   BatchPtr first_;
-  double first_wait_ = 0;
   std::shared_ptr<ClassifierImpl> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int start_epoch_ = 0;
