@@ -348,6 +348,35 @@ TEST(Pipeline, SkippedSamplesAreNamedAndBatchesRefilled) {
   EXPECT_TRUE(found);
 }
 
+// A sample's token is its ring slot. With two tokens and half the samples skipped, the slot a
+// skip releases is refilled at once by the next ticket; the batcher must have read all it needs
+// from the slot before that (a race here once ended epochs early and lost their statistics).
+TEST(Pipeline, ReleasedSlotsAreNotReadAgainByTheBatcher) {
+  TempDir dir;
+  PipelineOptions o = IdxOptions(dir, 40);
+  o.epochs = 40;
+  o.threads = 2;
+  o.prefetch = 1;
+  o.max_in_flight = 1;
+  o.batch.size = 1;
+  o.cache.mode = CacheMode::kOff;
+  StageParams fp;
+  fp.Set("every", int64_t(2));
+  fp.Set("offset", int64_t(0));
+  o.pipeline = {Spec("fail_some", fp)};
+  StageRegistry reg = TestRegistry();
+  Collected c = RunAll(o, reg);
+  ASSERT_OK(c.status);
+  ASSERT_EQ(c.stats.epochs.size(), 40u);
+  for (int e = 0; e < 40; ++e) {
+    const EpochStats& es = c.stats.epochs[size_t(e)];
+    EXPECT_EQ(es.epoch, e + 1);
+    EXPECT_EQ(es.samples, 20) << "epoch " << e + 1;
+    EXPECT_EQ(es.skipped_count, 20) << "epoch " << e + 1;
+    EXPECT_EQ(c.indices[size_t(e)].size(), 20u) << "epoch " << e + 1;
+  }
+}
+
 TEST(Pipeline, OnErrorFailStopsWithTheSampleNamed) {
   TempDir dir;
   PipelineOptions o = IdxOptions(dir, 50);

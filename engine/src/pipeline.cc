@@ -643,9 +643,13 @@ class GraphPipeline final : public Pipeline {
     }
   }
 
+  // A sample's token is its ring slot: once released, the limiter may admit the ticket that
+  // reuses the slot and a worker may overwrite it. So everything read from the slot is read
+  // before the release, and a released slot is never touched again.
   void BatchSampleImpl(Slot* slot) {
     Sample& s = slot->sample;
-    EpochLog& log = logs_[size_t(s.epoch)];
+    const int epoch = s.epoch;
+    EpochLog& log = logs_[size_t(epoch)];
     if (stopped_batching_) {
       ReleaseTokens(1);
       return;
@@ -655,12 +659,13 @@ class GraphPipeline final : public Pipeline {
     if (slot->failed_step >= 0) {
       const Step& step = steps_[size_t(slot->failed_step)];
       if (slot->fatal) {
+        Status failed(slot->error.code(), "stage '" + step.name + "' failed on " +
+                                              std::string(s.source) + " (sample " +
+                                              std::to_string(s.index) + ", epoch " +
+                                              std::to_string(epoch + 1) +
+                                              "), on_error is fail: " + slot->error.message());
         ReleaseTokens(1);
-        Fail(Status(slot->error.code(), "stage '" + step.name + "' failed on " +
-                                            std::string(s.source) + " (sample " +
-                                            std::to_string(s.index) + ", epoch " +
-                                            std::to_string(s.epoch + 1) + "), on_error is fail: " +
-                                            slot->error.message()));
+        Fail(std::move(failed));
         return;
       }
       ++log.skipped_count;
@@ -668,20 +673,23 @@ class GraphPipeline final : public Pipeline {
         log.skipped.push_back({s.index, std::string(s.source), step.name, slot->error.ToString()});
       ReleaseTokens(1);
     } else {
+      // Collate copies the sample into the batch; the batch holds the token from then on and
+      // gives it back when the consumer drops it, which may happen before Collate returns.
       if (!Collate(slot)) return;
     }
-    if (log.seen == per_epoch_) EndEpoch(s.epoch);
+    if (log.seen == per_epoch_) EndEpoch(epoch);
   }
 
   // Copies one sample into the current batch; emits the batch when full. False after a fatal
-  // error (already reported).
+  // error (already reported). The slot may be reused as soon as this returns.
   bool Collate(Slot* slot) {
     Sample& s = slot->sample;
     if (slot->channels == 0) {
+      Status failed = Status::InvalidArgument(std::string(s.source) +
+                                              ": no pixels reached the batcher; the pipeline "
+                                              "needs a `decode` stage for encoded files");
       ReleaseTokens(1);
-      Fail(Status::InvalidArgument(std::string(s.source) +
-                                   ": no pixels reached the batcher; the pipeline needs a "
-                                   "`decode` stage for encoded files"));
+      Fail(std::move(failed));
       return false;
     }
     uint64_t t0 = NowNs();
@@ -703,13 +711,14 @@ class GraphPipeline final : public Pipeline {
     }
     Batch& b = *current_;
     if (slot->channels != b.channels || slot->height != b.height || slot->width != b.width) {
-      // This sample's own token is released here; the batch's come back when it is recycled.
-      ReleaseTokens(1);
-      Fail(Status::InvalidArgument(
+      Status failed = Status::InvalidArgument(
           "samples of one batch must have one shape: " + std::string(s.source) + " is " +
           s.image.ShapeString() + " but the batch holds " + std::to_string(b.channels) + "x" +
           std::to_string(b.height) + "x" + std::to_string(b.width) +
-          "; add a resize/center_crop/random_resized_crop stage"));
+          "; add a resize/center_crop/random_resized_crop stage");
+      // This sample's own token is released here; the batch's come back when it is recycled.
+      ReleaseTokens(1);
+      Fail(std::move(failed));
       return false;
     }
     std::memcpy(b.data_.data() + size_t(b.size) * b.sample_bytes(), slot->tensor.data(),
@@ -720,7 +729,7 @@ class GraphPipeline final : public Pipeline {
     uint64_t t1 = NowNs();
     stats_table_.Record(s.epoch, BatchStep(), t1 - t0, int64_t(b.sample_bytes()), false);
     Trace(s, "batch", t0, t1);
-    if (b.size == options_.batch.size) EmitBatch();
+    if (b.size == options_.batch.size) EmitBatch();  // last use of the slot is above
     return true;
   }
 
