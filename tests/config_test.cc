@@ -431,7 +431,7 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
   // Nothing close: the known keys are listed instead.
   const std::string e = OnlyError(kSource + "colour: red\n");
   EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, checkpoint, "
-               "device, digest, epochs, eval, loss, max_in_flight, model, optimizer, pipeline, "
+               "device, digest, epochs, eval, fuse, loss, max_in_flight, model, optimizer, pipeline, "
                "plugins, "
                "prefetch, schedule, seed, shuffle, source, threads)");
 }

@@ -510,11 +510,16 @@ TEST(Pipeline, StatsAndReportFields) {
   EXPECT_EQ(e.stages[0].count, 40);
   EXPECT_EQ(e.stages[0].bytes, 40 * 20);
   EXPECT_EQ(e.bytes_read, 40 * 20);
+  // The trailing normalize runs inside the conversion into the batch (fuse: true): counted
+  // under its own name, its work and bytes under collate.
   EXPECT_EQ(e.stages[2].name, "normalize");
   EXPECT_EQ(e.stages[2].count, 36);
-  EXPECT_EQ(e.stages[2].bytes, 36 * 20 * 4);
+  EXPECT_EQ(e.stages[2].fused, 36);
+  EXPECT_EQ(e.stages[2].fused_into, "collate");
+  EXPECT_EQ(e.stages[2].bytes, 0);
   EXPECT_EQ(e.stages[3].name, "collate");
   EXPECT_EQ(e.stages[3].count, 36);
+  EXPECT_EQ(e.stages[3].bytes, 36 * 20 * 4);
   EXPECT_EQ(e.stages[4].name, "batch");
   EXPECT_EQ(e.stages[4].count, 36);
   EXPECT_GE(e.consumer_wait_p95_ms, 0);

@@ -17,7 +17,7 @@ JOBS=${JOBS:-$(nproc)}
 # Fashion-MNIST (IDX files) and the MATE desktop's photographs.
 PACKAGES=(
   build-essential cmake pkg-config
-  libtbb-dev libopencv-dev libturbojpeg0-dev libyaml-cpp-dev zlib1g-dev
+  libtbb-dev libopencv-dev libturbojpeg0-dev libjpeg62-turbo-dev libyaml-cpp-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev libxxhash-dev
   libgtest-dev libgmock-dev
   libtorch-dev

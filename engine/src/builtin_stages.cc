@@ -27,6 +27,7 @@
 
 #include "codec.h"
 #include "flowfeed/registry.h"
+#include "fusion.h"
 
 namespace flowfeed {
 namespace {
@@ -117,6 +118,42 @@ Status ResizeIntoScratch(Sample& sample, const cv::Mat& src, int out_h, int out_
   return Status::Ok();
 }
 
+// The consumer's half of a fused decode: resize the decoded rectangle to the plan's output.
+// At full scale the rectangle is whole pixels: the same cv::resize as Process() on the same
+// ROI. At a reduced DCT scale the rectangle's edges fall between scaled pixels, and rounding
+// them would shift and stretch the crop by up to one original pixel (visible on any gradient),
+// so the exact map is applied instead: output pixel u samples scaled coordinate
+// s * (left + (u + 0.5) * width / out_width) - 0.5, as cv::resize would on the full image.
+// What remains after the DCT scale is a downscale by less than 2 (or an upscale): bilinear
+// serves for `auto` and `area` there.
+Status ResizeRegion(Sample& sample, const DecodedRegion& region, const RegionPlan& plan,
+                    Interp interp, const char* stage) {
+  if (region.scale_eighths == 8) {
+    cv::Mat roi = MatOf(sample.image)(cv::Rect(region.x, region.y, region.width, region.height));
+    return ResizeIntoScratch(sample, roi, plan.out_height, plan.out_width, interp, stage);
+  }
+  const Image& in = sample.image;
+  const double s = region.scale_eighths / 8.0;
+  const double sx = s * plan.width / plan.out_width, sy = s * plan.height / plan.out_height;
+  const cv::Matx23d map(sx, 0, s * plan.left + 0.5 * sx - 0.5 - region.origin_x,  //
+                        0, sy, s * plan.top + 0.5 * sy - 0.5 - region.origin_y);
+  int flags = cv::INTER_LINEAR;
+  if (interp == Interp::kNearest) flags = cv::INTER_NEAREST;
+  if (interp == Interp::kBicubic) flags = cv::INTER_CUBIC;
+  sample.scratch.Reshape(plan.out_height, plan.out_width, in.channels(), in.dtype());
+  cv::Mat dst = MatOf(sample.scratch);
+  try {
+    cv::warpAffine(MatOf(sample.image), dst, map, dst.size(), flags | cv::WARP_INVERSE_MAP,
+                   cv::BORDER_REPLICATE);
+  } catch (const cv::Exception& e) {
+    return Status::Internal(SampleError(sample, stage, std::string("cv::warpAffine failed: ") + e.what()));
+  }
+  if (dst.data != sample.scratch.data())
+    return Status::Internal(SampleError(sample, stage, "cv::warpAffine reallocated its output"));
+  sample.SwapScratch();
+  return Status::Ok();
+}
+
 // A size list of 1 or 2 values in [1, kMaxSide]; `what` names the parameter.
 Status CheckSizeList(const std::vector<int64_t>& size, const char* what) {
   if (size.empty() || size.size() > 2)
@@ -143,9 +180,47 @@ StageFactory Guarded(const char* stage, StageFactory f) {
 // ---------------------------------------------------------------------------------------------
 // decode
 
-class DecodeStage final : public Stage {
+class DecodeStage final : public Stage, public RegionDecoder {
  public:
   DecodeStage(ColorMode color, int64_t max_pixels) : options_{color, max_pixels} {}
+
+  Status DecodeRegion(Sample& sample, const RegionConsumer& next, const StageContext& next_ctx,
+                      RegionPlan* plan, DecodedRegion* region, bool* done) const override {
+    *done = false;
+    if (sample.encoded.empty()) return Status::Ok();
+    struct Context {
+      const RegionConsumer& next;
+      const StageContext& ctx;
+      RegionPlan* plan;
+    } context{next, next_ctx, plan};
+    JpegRegionPlanner planner = [](void* c, int h, int w, JpegRegionRequest* r) {
+      Context& cx = *static_cast<Context*>(c);
+      if (!cx.next.PlanRegion(h, w, cx.ctx, cx.plan)) return false;
+      r->top = cx.plan->top;
+      r->left = cx.plan->left;
+      r->height = cx.plan->height;
+      r->width = cx.plan->width;
+      r->min_height = cx.plan->out_height;
+      r->min_width = cx.plan->out_width;
+      return true;
+    };
+    // Decoded into scratch: on a decline, sample.image is as it was.
+    JpegRegionResult result;
+    FLOWFEED_RETURN_IF_ERROR(DecodeJpegRegion(sample.encoded.data(), sample.encoded.size(),
+                                              options_, planner, &context, &sample.scratch,
+                                              &result, done));
+    if (!*done) return Status::Ok();
+    sample.SwapScratch();
+    sample.encoded.clear();
+    region->x = result.x;
+    region->y = result.y;
+    region->width = result.width;
+    region->height = result.height;
+    region->scale_eighths = result.scale_eighths;
+    region->origin_x = result.origin_x;
+    region->origin_y = result.origin_y;
+    return Status::Ok();
+  }
 
   Status Process(Sample& sample, const StageContext& ctx) override {
     if (!sample.encoded.empty()) {
@@ -203,14 +278,45 @@ Result<std::unique_ptr<Stage>> MakeDecode(const StageParams& p) {
 // ---------------------------------------------------------------------------------------------
 // resize
 
-class ResizeStage final : public Stage {
+class ResizeStage final : public Stage, public RegionConsumer {
  public:
   ResizeStage(std::vector<int64_t> size, Interp interp) : size_(std::move(size)), interp_(interp) {}
+
+  // The whole image. Declines what Process() leaves alone (same size) or refuses (too large).
+  bool PlanRegion(int height, int width, const StageContext&, RegionPlan* plan) const override {
+    int64_t oh, ow;
+    OutputSize(height, width, &oh, &ow);
+    if ((oh == height && ow == width) || TooLarge(oh, ow)) return false;
+    *plan = {0, 0, height, width, int(oh), int(ow)};
+    return true;
+  }
+
+  Status ProcessRegion(Sample& sample, const DecodedRegion& region,
+                       const RegionPlan& plan) const override {
+    return ResizeRegion(sample, region, plan, interp_, "resize");
+  }
 
   Status Process(Sample& sample, const StageContext& ctx) override {
     Image& in = sample.image;
     if (in.empty()) return NoImage(sample, "resize");
     const int h = in.height(), w = in.width();
+    int64_t oh, ow;
+    OutputSize(h, w, &oh, &ow);
+    if (TooLarge(oh, ow))
+      return Status::ResourceExhausted(SampleError(
+          sample, "resize",
+          "output of " + std::to_string(oh) + "x" + std::to_string(ow) + " is too large"));
+    if (oh == h && ow == w) return Status::Ok();
+    return ResizeIntoScratch(sample, MatOf(in), int(oh), int(ow), interp_, "resize");
+  }
+
+ private:
+  static bool TooLarge(int64_t oh, int64_t ow) {
+    return oh > std::numeric_limits<int>::max() || ow > std::numeric_limits<int>::max() ||
+           oh * ow > kMaxOutputPixels;
+  }
+
+  void OutputSize(int h, int w, int64_t* out_h, int64_t* out_w) const {
     int64_t oh, ow;
     if (size_.size() == 1) {
       // torchvision Resize(int): the shorter side becomes `size`, the longer one
@@ -227,16 +333,10 @@ class ResizeStage final : public Stage {
       oh = size_[0];
       ow = size_[1];
     }
-    if (oh > std::numeric_limits<int>::max() || ow > std::numeric_limits<int>::max() ||
-        oh * ow > kMaxOutputPixels)
-      return Status::ResourceExhausted(SampleError(
-          sample, "resize",
-          "output of " + std::to_string(oh) + "x" + std::to_string(ow) + " is too large"));
-    if (oh == h && ow == w) return Status::Ok();
-    return ResizeIntoScratch(sample, MatOf(in), int(oh), int(ow), interp_, "resize");
+    *out_h = oh;
+    *out_w = ow;
   }
 
- private:
   const std::vector<int64_t> size_;
   const Interp interp_;
 };
@@ -299,11 +399,23 @@ Result<std::unique_ptr<Stage>> MakeCenterCrop(const StageParams& p) {
 // ---------------------------------------------------------------------------------------------
 // random_resized_crop
 
-class RandomResizedCropStage final : public Stage {
+class RandomResizedCropStage final : public Stage, public RegionConsumer {
  public:
   RandomResizedCropStage(int height, int width, std::array<double, 2> scale,
                          std::array<double, 2> ratio, Interp interp)
       : out_h_(height), out_w_(width), scale_(scale), ratio_(ratio), interp_(interp) {}
+
+  bool PlanRegion(int height, int width, const StageContext& ctx, RegionPlan* plan) const override {
+    Rng rng = ctx.rng();
+    const Box box = GetParams(height, width, rng);
+    *plan = {box.top, box.left, box.h, box.w, out_h_, out_w_};
+    return true;
+  }
+
+  Status ProcessRegion(Sample& sample, const DecodedRegion& region,
+                       const RegionPlan& plan) const override {
+    return ResizeRegion(sample, region, plan, interp_, "random_resized_crop");
+  }
 
   Status Process(Sample& sample, const StageContext& ctx) override {
     Image& in = sample.image;
@@ -384,9 +496,17 @@ Result<std::unique_ptr<Stage>> MakeRandomResizedCrop(const StageParams& p) {
 // ---------------------------------------------------------------------------------------------
 // random_horizontal_flip
 
-class RandomHorizontalFlipStage final : public Stage {
+class RandomHorizontalFlipStage final : public Stage, public OutputFusable {
  public:
   explicit RandomHorizontalFlipStage(double p) : p_(p) {}
+
+  bool MapsValues() const override { return false; }
+  Status FuseInto(const Sample& sample, const StageContext& ctx, OutputOp* op) const override {
+    if (sample.image.empty()) return NoImage(sample, "random_horizontal_flip");
+    Rng rng = ctx.rng();
+    if (rng.Bernoulli(p_)) op->flip = !op->flip;
+    return Status::Ok();
+  }
 
   Status Process(Sample& sample, const StageContext& ctx) override {
     Image& in = sample.image;
@@ -427,9 +547,22 @@ Result<std::unique_ptr<Stage>> MakeRandomHorizontalFlip(const StageParams& p) {
 // ---------------------------------------------------------------------------------------------
 // normalize
 
-class NormalizeStage final : public Stage {
+class NormalizeStage final : public Stage, public OutputFusable {
  public:
   static constexpr int kMaxValues = 4;
+  static_assert(kMaxValues == OutputOp::kMaxValues, "fused and staged normalize hold as many values");
+
+  bool MapsValues() const override { return true; }
+  Status FuseInto(const Sample& sample, const StageContext&, OutputOp* op) const override {
+    if (sample.image.empty()) return NoImage(sample, "normalize");
+    FLOWFEED_RETURN_IF_ERROR(CheckChannels(sample));
+    op->affine_values = n_;
+    for (int c = 0; c < n_; ++c) {
+      op->a[c] = a_[c];
+      op->b[c] = b_[c];
+    }
+    return Status::Ok();
+  }
 
   NormalizeStage(const std::vector<double>& mean, const std::vector<double>& stdev, double scale)
       : n_(int(mean.size())) {
@@ -443,11 +576,7 @@ class NormalizeStage final : public Stage {
     const Image& in = sample.image;
     if (in.empty()) return NoImage(sample, "normalize");
     const int channels = in.channels();
-    if (n_ != 1 && n_ != channels)
-      return Status::InvalidArgument(SampleError(
-          sample, "normalize",
-          "image has " + std::to_string(channels) + (channels == 1 ? " channel" : " channels") +
-              ", mean has " + std::to_string(n_) + " values"));
+    FLOWFEED_RETURN_IF_ERROR(CheckChannels(sample));
     Image& out = sample.scratch;
     out.Reshape(in.height(), in.width(), channels, DType::kFloat32);
     const size_t total = size_t(in.height()) * in.width() * channels;
@@ -461,6 +590,16 @@ class NormalizeStage final : public Stage {
   }
 
  private:
+  Status CheckChannels(const Sample& sample) const {
+    const int channels = sample.image.channels();
+    if (n_ != 1 && n_ != channels)
+      return Status::InvalidArgument(SampleError(
+          sample, "normalize",
+          "image has " + std::to_string(channels) + (channels == 1 ? " channel" : " channels") +
+              ", mean has " + std::to_string(n_) + " values"));
+    return Status::Ok();
+  }
+
   // out = in * a[c] + b[c]. The per-channel coefficients are laid out for a block of 64 pixels,
   // so the inner loop is a plain element-wise multiply-add over a compile-time length (no
   // modulo, no channel loop) that the compiler vectorises even at -O2.

@@ -29,6 +29,36 @@ struct DecodeOptions {
 Status DecodeImage(const uint8_t* data, size_t size, const DecodeOptions& options,
                    std::string_view name, Image* out);
 
+// The part of a JPEG a crop needs: a rectangle in full-image pixels, and the size below which
+// the decoder must not scale it.
+struct JpegRegionRequest {
+  int top = 0, left = 0, height = 0, width = 0;
+  int min_height = 0, min_width = 0;
+};
+
+// Where the decoded rectangle lies in *out, and the DCT scale (eighths) it was decoded at.
+struct JpegRegionResult {
+  int x = 0, y = 0, width = 0, height = 0;
+  int scale_eighths = 8;
+  int origin_x = 0, origin_y = 0;  // scaled-image coordinates of out's first column and row
+};
+
+// Asks for the rectangle once the image size is known; false: decode nothing (the caller takes
+// the whole-image path).
+using JpegRegionPlanner = bool (*)(void* context, int height, int width, JpegRegionRequest* request);
+
+// Decodes only the rows and columns of a baseline JPEG that `planner`'s rectangle needs, at the
+// smallest DCT scale (1/8, 1/4, 1/2, 1) that keeps it at least min_height x min_width, into *out
+// (HWC uint8; rows are the rectangle's, columns start at the iMCU boundary at or left of it).
+// Sets *done only on success. Declines (Ok, *done false) anything it does not region-decode, so
+// the caller falls back to DecodeImage, which reports errors with their usual messages:
+// progressive or CMYK files, data that does not end with the end-of-image marker (a truncated
+// file), images over max_pixels, and any libjpeg error or warning. Rows below the rectangle are
+// never read, so damage confined to them goes unnoticed (the whole-image path reports it).
+Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& options,
+                        JpegRegionPlanner planner, void* context, Image* out,
+                        JpegRegionResult* result, bool* done);
+
 // Converts a decoded uint8 image in place (through scratch) between channel layouts: 1 <-> 3
 // channels, RGB <-> BGR. `have` is how the image's channels are ordered now.
 Status ConvertColor(ColorMode have, ColorMode want, Image* image, Image* scratch);

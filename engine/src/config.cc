@@ -613,7 +613,7 @@ void ConfigReader::ApplyOverride(YAML::Node root, const std::string& text) {
 
 void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
   static const std::vector<std::string> kKeys = {
-      "seed",   "threads", "epochs", "shuffle", "prefetch", "max_in_flight", "digest",
+      "seed",   "threads", "epochs", "shuffle", "prefetch", "max_in_flight", "digest", "fuse",
       "source", "pipeline", "batch", "cache",
       // Training (flowfeed train)
       "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "device", "amp",
@@ -636,6 +636,8 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       ReadIntField(item, 0, &options->max_in_flight);
     } else if (key == "digest") {
       ReadBool(item, &options->digest);
+    } else if (key == "fuse") {
+      ReadBool(item, &options->fuse);
     } else if (key == "source") {
       has_source = true;
       ReadSource(key_node, item, &options->source);

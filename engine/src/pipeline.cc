@@ -19,6 +19,9 @@
 #include "flowfeed/pipeline.h"
 
 #include <tbb/flow_graph.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 #include <xxhash.h>
@@ -40,6 +43,7 @@
 #include "codec.h"
 #include "flowfeed/cache.h"
 #include "flowfeed/source.h"
+#include "fusion.h"
 #include "histogram.h"
 
 namespace flowfeed {
@@ -63,7 +67,7 @@ struct StepAcc {
   LatencyHistogram hist;
   int64_t errors = 0;
   int64_t bytes = 0;
-  int64_t hits = 0;  // the cache step only: lookups that found the sample
+  int64_t hits = 0;  // the cache step: lookups that found the sample; decode: region decodes
 };
 
 // Accumulators indexed [thread slot][epoch][step]. A slot is written only by the arena thread
@@ -178,6 +182,35 @@ class BatchPool : public std::enable_shared_from_this<BatchPool> {
   std::function<void(int64_t)> release_;
 };
 
+// Converted samples wait in these buffers between their worker and the serial batcher. A LIFO
+// pool rather than one buffer per ring slot: only samples between conversion and batching hold
+// one (a handful, not every token), and the buffer freed last, still in the CPU's caches, is
+// the one reused next. The lock covers a pointer push or pop.
+class TensorPool {
+ public:
+  using Buffer = std::unique_ptr<std::vector<uint8_t>>;
+  Buffer Acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        Buffer b = std::move(free_.back());
+        free_.pop_back();
+        return b;
+      }
+    }
+    return std::make_unique<std::vector<uint8_t>>();
+  }
+  void Release(Buffer b) {
+    if (!b) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(b));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Buffer> free_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Conversion of one sample's image into its place in the batch.
 
@@ -212,13 +245,151 @@ void ConvertImage(const Image& img, Layout layout, Out* dst) {
   }
 }
 
-void ConvertInto(const Image& img, Layout layout, DType out_type, uint8_t* dst) {
+// With a fused tail: mirrors columns and maps values (v * a[c] + b[c], in float, as the
+// normalize stage computes them) during the same pass. One pass over the source per row; for
+// NCHW the three planes are written side by side.
+template <typename In, typename Out, bool kAffine>
+void ConvertImageOp(const Image& img, Layout layout, const OutputOp& op, Out* dst) {
+  const int h = img.height(), w = img.width(), c = img.channels();
+  const In* src = reinterpret_cast<const In*>(img.data());
+  float a[OutputOp::kMaxValues], b[OutputOp::kMaxValues];
+  for (int ch = 0; ch < OutputOp::kMaxValues; ++ch) {
+    const int k = op.affine_values == 1 ? 0 : ch;
+    a[ch] = op.a[k];
+    b[ch] = op.b[k];
+  }
+  auto f = [&](In v, int ch) -> Out {
+    if constexpr (kAffine) {
+      return ConvertValue<float, Out>(float(v) * a[ch] + b[ch]);
+    } else {
+      return ConvertValue<In, Out>(v);
+    }
+  };
+  const size_t plane = size_t(h) * w;
+  for (int y = 0; y < h; ++y) {
+    const In* row = src + size_t(y) * w * c;
+    if (layout == Layout::kNCHW && c == 3) {
+      Out* d0 = dst + size_t(y) * w;
+      Out* d1 = d0 + plane;
+      Out* d2 = d1 + plane;
+      if (op.flip) {
+        for (int x = 0; x < w; ++x) {
+          const In* px = row + size_t(w - 1 - x) * 3;
+          d0[x] = f(px[0], 0);
+          d1[x] = f(px[1], 1);
+          d2[x] = f(px[2], 2);
+        }
+      } else {
+        for (int x = 0; x < w; ++x) {
+          const In* px = row + size_t(x) * 3;
+          d0[x] = f(px[0], 0);
+          d1[x] = f(px[1], 1);
+          d2[x] = f(px[2], 2);
+        }
+      }
+    } else if (layout == Layout::kNCHW) {
+      for (int ch = 0; ch < c; ++ch) {
+        Out* d = dst + ch * plane + size_t(y) * w;
+        for (int x = 0; x < w; ++x) d[x] = f(row[size_t(op.flip ? w - 1 - x : x) * c + ch], ch);
+      }
+    } else {
+      Out* d = dst + size_t(y) * w * c;
+      for (int x = 0; x < w; ++x) {
+        const In* px = row + size_t(op.flip ? w - 1 - x : x) * c;
+        for (int ch = 0; ch < c; ++ch) d[size_t(x) * c + ch] = f(px[ch], ch);
+      }
+    }
+  }
+}
+
+#if defined(__SSE2__)
+// The common case (3 interleaved channels to float planes) four pixels at a time: the row is
+// widened to float once (a loop the compiler vectorises), then each group of four RGB pixels
+// is split into R, G and B vectors with shuffles, mapped with a multiply and an add (the same
+// two roundings as the scalar v * a + b, so results stay bit-identical) and stored, reversed
+// when flipping.
+template <typename In, bool kAffine>
+void ConvertRgbToPlanesSse(const Image& img, const OutputOp& op, float* dst) {
+  const int h = img.height(), w = img.width();
+  const size_t plane = size_t(h) * w;
+  thread_local std::vector<float> wide;
+  if (wide.size() < size_t(w) * 3 + 12) wide.resize(size_t(w) * 3 + 12);
+  float a[3], b[3];
+  for (int ch = 0; ch < 3; ++ch) {
+    const int k = op.affine_values == 1 ? 0 : ch;
+    a[ch] = op.a[k];
+    b[ch] = op.b[k];
+  }
+  const __m128 ar = _mm_set1_ps(a[0]), ag = _mm_set1_ps(a[1]), ab = _mm_set1_ps(a[2]);
+  const __m128 br = _mm_set1_ps(b[0]), bg = _mm_set1_ps(b[1]), bb = _mm_set1_ps(b[2]);
+  auto map = [&](float v, int ch) { return kAffine ? v * a[ch] + b[ch] : v; };
+  for (int y = 0; y < h; ++y) {
+    const In* row = reinterpret_cast<const In*>(img.data()) + size_t(y) * w * 3;
+    float* f = wide.data();
+    for (int i = 0; i < w * 3; ++i) f[i] = float(row[i]);
+    float* d0 = dst + size_t(y) * w;
+    float* d1 = d0 + plane;
+    float* d2 = d1 + plane;
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+      const __m128 p = _mm_loadu_ps(f + 3 * x);      // r0 g0 b0 r1
+      const __m128 q = _mm_loadu_ps(f + 3 * x + 4);  // g1 b1 r2 g2
+      const __m128 u = _mm_loadu_ps(f + 3 * x + 8);  // b2 r3 g3 b3
+      __m128 r = _mm_shuffle_ps(_mm_shuffle_ps(p, q, _MM_SHUFFLE(2, 2, 3, 0)),
+                                _mm_shuffle_ps(q, u, _MM_SHUFFLE(1, 1, 2, 2)), _MM_SHUFFLE(2, 0, 1, 0));
+      __m128 g = _mm_shuffle_ps(_mm_shuffle_ps(p, q, _MM_SHUFFLE(0, 0, 1, 1)),
+                                _mm_shuffle_ps(q, u, _MM_SHUFFLE(2, 2, 3, 3)), _MM_SHUFFLE(2, 0, 2, 0));
+      __m128 bl = _mm_shuffle_ps(_mm_shuffle_ps(p, q, _MM_SHUFFLE(1, 1, 2, 2)),
+                                 _mm_shuffle_ps(u, u, _MM_SHUFFLE(3, 3, 0, 0)), _MM_SHUFFLE(2, 0, 2, 0));
+      if (kAffine) {
+        r = _mm_add_ps(_mm_mul_ps(r, ar), br);
+        g = _mm_add_ps(_mm_mul_ps(g, ag), bg);
+        bl = _mm_add_ps(_mm_mul_ps(bl, ab), bb);
+      }
+      if (op.flip) {
+        const int o = w - 4 - x;
+        _mm_storeu_ps(d0 + o, _mm_shuffle_ps(r, r, _MM_SHUFFLE(0, 1, 2, 3)));
+        _mm_storeu_ps(d1 + o, _mm_shuffle_ps(g, g, _MM_SHUFFLE(0, 1, 2, 3)));
+        _mm_storeu_ps(d2 + o, _mm_shuffle_ps(bl, bl, _MM_SHUFFLE(0, 1, 2, 3)));
+      } else {
+        _mm_storeu_ps(d0 + x, r);
+        _mm_storeu_ps(d1 + x, g);
+        _mm_storeu_ps(d2 + x, bl);
+      }
+    }
+    for (; x < w; ++x) {
+      const int o = op.flip ? w - 1 - x : x;
+      d0[o] = map(f[3 * x], 0);
+      d1[o] = map(f[3 * x + 1], 1);
+      d2[o] = map(f[3 * x + 2], 2);
+    }
+  }
+}
+#endif
+
+template <typename In, typename Out>
+void ConvertWith(const Image& img, Layout layout, const OutputOp& op, Out* dst) {
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<Out, float>) {
+    if (layout == Layout::kNCHW && img.channels() == 3 && img.width() >= 4) {
+      if (op.affine_values) return ConvertRgbToPlanesSse<In, true>(img, op, dst);
+      return ConvertRgbToPlanesSse<In, false>(img, op, dst);
+    }
+  }
+#endif
+  if (!op.flip && op.affine_values == 0) return ConvertImage<In, Out>(img, layout, dst);
+  if (op.affine_values) return ConvertImageOp<In, Out, true>(img, layout, op, dst);
+  ConvertImageOp<In, Out, false>(img, layout, op, dst);
+}
+
+void ConvertInto(const Image& img, Layout layout, DType out_type, const OutputOp& op, uint8_t* dst) {
+  float* fdst = reinterpret_cast<float*>(dst);
   if (img.dtype() == DType::kUInt8) {
-    if (out_type == DType::kUInt8) ConvertImage<uint8_t, uint8_t>(img, layout, dst);
-    else ConvertImage<uint8_t, float>(img, layout, reinterpret_cast<float*>(dst));
+    if (out_type == DType::kUInt8) ConvertWith<uint8_t, uint8_t>(img, layout, op, dst);
+    else ConvertWith<uint8_t, float>(img, layout, op, fdst);
   } else {
-    if (out_type == DType::kUInt8) ConvertImage<float, uint8_t>(img, layout, dst);
-    else ConvertImage<float, float>(img, layout, reinterpret_cast<float*>(dst));
+    if (out_type == DType::kUInt8) ConvertWith<float, uint8_t>(img, layout, op, dst);
+    else ConvertWith<float, float>(img, layout, op, fdst);
   }
 }
 
@@ -240,9 +411,15 @@ struct Slot {
   // buffers survive a hit and steady state allocates nothing.
   Image spare;
   // The sample in the batch's layout and dtype, made by the worker so that the serial batcher
-  // only copies.
-  std::vector<uint8_t> tensor;
+  // only copies; from the TensorPool, given back by the batcher.
+  TensorPool::Buffer tensor;
   int channels = 0, height = 0, width = 0;
+  // Fused decode: the region the decoder left in sample.image for the next step.
+  bool region_decoded = false;
+  RegionPlan region_plan;
+  DecodedRegion region;
+  // Fused tail: the flips and value map the conversion applies.
+  OutputOp output_op;
 };
 
 struct Step {
@@ -251,6 +428,11 @@ struct Step {
   OnError on_error = OnError::kSkip;
   int concurrency = 0;  // 0: unlimited
   std::unique_ptr<Stage> stage;  // null for "read"
+  // Fusion (see fusion.h), planned by PlanFusion: a decoder that region-decodes for the next
+  // step, that next step, and a step of the fused tail.
+  const RegionDecoder* region_decoder = nullptr;
+  const RegionConsumer* region_consumer = nullptr;
+  const OutputFusable* fused_output = nullptr;
 };
 
 struct ReadyItem {
@@ -523,6 +705,8 @@ class GraphPipeline final : public Pipeline {
     slot->fatal = false;
     slot->error = Status::Ok();
     slot->resume = 0;
+    slot->region_decoded = false;
+    slot->output_op = OutputOp();
   }
 
   void LookupCache(Slot* slot) {
@@ -561,6 +745,10 @@ class GraphPipeline final : public Pipeline {
                                   t0, t1 - t0, s.epoch + 1, s.index});
   }
 
+  StageContext Context(const Sample& s, int step) const {
+    return StageContext(options_.seed, s.epoch, s.index, step);
+  }
+
   int BatchStep() const { return int(steps_.size()); }
   int CollateStep() const { return int(steps_.size()) + 1; }
   int CacheStep() const { return int(steps_.size()) + 2; }
@@ -574,12 +762,28 @@ class GraphPipeline final : public Pipeline {
       uint64_t t0 = NowNs();
       Status st;
       int64_t bytes = 0;
+      bool fused = false;
       try {
         if (i == 0) {
           st = source_->Read(s.index, &s);
           bytes = s.encoded.empty() ? int64_t(s.image.size_bytes()) : int64_t(s.encoded.size());
+        } else if (step.fused_output) {
+          st = step.fused_output->FuseInto(s, Context(s, i), &slot->output_op);
+          fused = true;
+        } else if (slot->region_decoded) {
+          st = step.region_consumer->ProcessRegion(s, slot->region, slot->region_plan);
+          slot->region_decoded = false;
+          bytes = int64_t(s.image.size_bytes());
         } else {
-          st = step.stage->Process(s, StageContext(options_.seed, s.epoch, s.index, i));
+          // The decoded image is what the cache keeps: it must be whole.
+          const bool region = step.region_decoder && !(cache_ && i == placement_.stages);
+          if (region)
+            st = step.region_decoder->DecodeRegion(s, *steps_[size_t(i) + 1].region_consumer,
+                                                   Context(s, i + 1), &slot->region_plan,
+                                                   &slot->region, &slot->region_decoded);
+          if (st.ok() && !slot->region_decoded)
+            st = step.stage->Process(s, Context(s, i));
+          fused = slot->region_decoded;
           bytes = int64_t(s.image.size_bytes());
         }
       } catch (const std::exception& e) {
@@ -588,7 +792,7 @@ class GraphPipeline final : public Pipeline {
         st = Status::Internal("stage threw a non-standard exception");
       }
       uint64_t t_end = NowNs();
-      stats_table_.Record(s.epoch, i, t_end - t0, bytes, !st.ok());
+      stats_table_.Record(s.epoch, i, t_end - t0, bytes, !st.ok(), fused);
       Trace(s, step.name, t0, t_end);
       if (!st.ok()) {
         slot->failed_step = i;
@@ -624,8 +828,10 @@ class GraphPipeline final : public Pipeline {
     uint64_t t0 = NowNs();
     size_t bytes = size_t(img.channels()) * img.height() * img.width() *
                    DTypeSize(options_.batch.dtype);
-    if (slot->tensor.size() < bytes) slot->tensor.resize(bytes);
-    ConvertInto(img, options_.batch.layout, options_.batch.dtype, slot->tensor.data());
+    if (!slot->tensor) slot->tensor = tensors_.Acquire();
+    if (slot->tensor->size() < bytes) slot->tensor->resize(bytes);
+    ConvertInto(img, options_.batch.layout, options_.batch.dtype, slot->output_op,
+                slot->tensor->data());
     slot->channels = img.channels();
     slot->height = img.height();
     slot->width = img.width();
@@ -649,6 +855,12 @@ class GraphPipeline final : public Pipeline {
   void BatchSampleImpl(Slot* slot) {
     Sample& s = slot->sample;
     const int epoch = s.epoch;
+    // Back to the pool when this returns, whichever way (not through the slot: see above).
+    struct GiveBack {
+      TensorPool& pool;
+      TensorPool::Buffer buffer;
+      ~GiveBack() { pool.Release(std::move(buffer)); }
+    } tensor{tensors_, std::move(slot->tensor)};
     EpochLog& log = logs_[size_t(epoch)];
     if (stopped_batching_) {
       ReleaseTokens(1);
@@ -675,14 +887,14 @@ class GraphPipeline final : public Pipeline {
     } else {
       // Collate copies the sample into the batch; the batch holds the token from then on and
       // gives it back when the consumer drops it, which may happen before Collate returns.
-      if (!Collate(slot)) return;
+      if (!Collate(slot, tensor.buffer.get())) return;
     }
     if (log.seen == per_epoch_) EndEpoch(epoch);
   }
 
   // Copies one sample into the current batch; emits the batch when full. False after a fatal
   // error (already reported). The slot may be reused as soon as this returns.
-  bool Collate(Slot* slot) {
+  bool Collate(Slot* slot, const std::vector<uint8_t>* tensor) {
     Sample& s = slot->sample;
     if (slot->channels == 0) {
       Status failed = Status::InvalidArgument(std::string(s.source) +
@@ -721,7 +933,7 @@ class GraphPipeline final : public Pipeline {
       Fail(std::move(failed));
       return false;
     }
-    std::memcpy(b.data_.data() + size_t(b.size) * b.sample_bytes(), slot->tensor.data(),
+    std::memcpy(b.data_.data() + size_t(b.size) * b.sample_bytes(), tensor->data(),
                 b.sample_bytes());
     b.labels.push_back(s.label);
     b.indices.push_back(s.index);
@@ -836,6 +1048,10 @@ class GraphPipeline final : public Pipeline {
       st.p95_ms = a.hist.Quantile(0.95) * 1e-6;
       st.p99_ms = a.hist.Quantile(0.99) * 1e-6;
       st.max_ms = double(a.hist.max_ns()) * 1e-6;
+      if (step < int(steps_.size())) {
+        st.fused = a.hits;
+        if (steps_[size_t(step)].fused_output) st.fused_into = "collate";
+      }
       es.stages.push_back(std::move(st));
     };
     if (cache_) {
@@ -899,6 +1115,7 @@ class GraphPipeline final : public Pipeline {
 
   StatsTable stats_table_;
   std::shared_ptr<BatchPool> pool_;
+  TensorPool tensors_;
 
   // --- Tracing (options_.trace): one buffer per arena slot plus one for outsiders; each
   // locked only by its own thread while the run goes on (uncontended), by trace() after. ---
@@ -1063,6 +1280,37 @@ Result<CacheFingerprint> Fingerprint(const Source& source, const PipelineOptions
   return fp;
 }
 
+// Marks the fusions of fusion.h on `steps` ([0] is read). Returns the step index of a
+// region-decode consumer whose output the cache keeps (its pixels depend on the fusion), else 0.
+int PlanFusion(const PipelineOptions& options, const CachePlacement& placement,
+               std::vector<Step>* steps) {
+  if (!options.fuse) return 0;
+  const int n = int(steps->size());
+  const int cached = placement.enabled ? placement.stages : -1;  // last step whose output is kept
+  int region_in_cache = 0;
+  for (int i = 1; i + 1 < n; ++i) {
+    Step& d = (*steps)[size_t(i)];
+    Step& c = (*steps)[size_t(i) + 1];
+    auto* decoder = dynamic_cast<const RegionDecoder*>(d.stage.get());
+    auto* consumer = dynamic_cast<const RegionConsumer*>(c.stage.get());
+    // Not where the cache keeps the decoded image itself: that needs the whole image.
+    if (!decoder || !consumer || i == cached) continue;
+    d.region_decoder = decoder;
+    c.region_consumer = consumer;
+    if (i + 1 <= cached) region_in_cache = i + 1;
+  }
+  // The trailing run of flip/normalize after the cache point, with at most one normalize.
+  int values = 0;
+  for (int i = n - 1; i > std::max(cached, 0); --i) {
+    Step& st = (*steps)[size_t(i)];
+    auto* fusable = dynamic_cast<const OutputFusable*>(st.stage.get());
+    if (!fusable || st.region_consumer) break;
+    if (fusable->MapsValues() && ++values > 1) break;
+    st.fused_output = fusable;
+  }
+  return region_in_cache;
+}
+
 // Asks the OS to forget the file's cached pages, so the next read comes from storage.
 void EvictFromPageCache(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -1110,6 +1358,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
                                    " source gives encoded files; add {type: decode} to the pipeline");
   Result<CachePlacement> plan = PlanCache(options, registry);
   if (!plan.ok()) return plan.status();
+  const int region_in_cache = PlanFusion(options, plan.value(), &steps);
 
   Result<std::unique_ptr<Source>> source = OpenSource(options.source);
   if (!source.ok()) return source.status();
@@ -1122,6 +1371,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
   if (plan->enabled) {
     Result<CacheFingerprint> fp = Fingerprint(*source.value(), options, plan.value());
     if (!fp.ok()) return fp.status();
+    // A region-decoded, DCT-scaled resize is not bit-identical to the whole-image one.
+    if (region_in_cache > 0)
+      fp.value().parts.emplace_back("fused", "region decode into " + steps[size_t(region_in_cache)].name);
     Result<std::unique_ptr<SampleCache>> opened =
         SampleCache::Open(options.cache, source.value()->size(), fp.value());
     if (!opened.ok()) return opened.status().WithContext("cache");

@@ -149,6 +149,13 @@ struct PipelineOptions {
   std::vector<StageSpec> pipeline;
   BatchOptions batch;
   CacheOptions cache;
+  // Let the engine fuse neighbouring built-in stages. `decode` followed by `random_resized_crop`
+  // or `resize` decodes only the rows and columns the crop needs, at a reduced DCT scale (1/2,
+  // 1/4, 1/8) when the output size allows: pixels within interpolation tolerance of decoding the
+  // whole image, not identical (not used where the cache keeps the decoded image). Trailing
+  // `random_horizontal_flip` / `normalize` stages run inside the conversion into the batch:
+  // bit-identical. false: every stage is its own pass over whole images.
+  bool fuse = true;
 
   // --- Affects performance only (never the batches) ---
   int threads = 0;   // TBB arena size; 0: every core

@@ -26,6 +26,11 @@ struct StageStats {
   double busy_seconds = 0;  // summed over threads
   double p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
   int64_t bytes = 0;  // bytes read ("read") or bytes produced (other stages)
+  // Samples this stage ran fused (`fuse: true`): for a decoder, those decoded only in the region
+  // the next stage needed; for a stage fused into the batch conversion, all of them.
+  int64_t fused = 0;
+  // Where a fused stage's work is timed ("collate"), "" when it runs as its own pass.
+  std::string fused_into;
 };
 
 struct SkippedSample {
