@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # flowfeed against PyTorch's DataLoader and against hand-written limits, on the same machine,
-# data (data/photos), transforms (configs/photos.yaml = RandomResizedCrop(224),
+# data (data/photos5k, 5,000 photos), transforms (configs/photos.yaml = RandomResizedCrop(224),
 # RandomHorizontalFlip(), ToTensor(), Normalize(ImageNet)), batch 64 and thread/worker count:
 #
 #   flowfeed        cache.mode=off (epoch 1 = uncached) and cache.mode=memory (epochs 2+ = cached)
+#                   at THREADS and (SCALING=1) at threads=1; cache off with fuse=false (NOFUSE=1:
+#                   the engine's fusions off: full-image decode then crop, separate flip/normalise)
 #   DataLoader      torchvision ImageFolder, num_workers=THREADS             (torch_baseline.py)
 #   DataLoader+cache  a Dataset that keeps decoded PIL images in a dict, num_workers=THREADS and 0
 #   raw decode      TurboJPEG tjDecompress2 of the in-memory files on THREADS threads (raw_loops.cc)
 #   raw augment     crop+resize+flip+normalise of in-memory decoded images on THREADS threads
+#   raw decode+augment  full decode of the in-memory files + the same crop/resize/flip/normalise,
+#                   THREADS threads (the uncached limit doing the same work as flowfeed's epoch 1)
+#   raw decode and raw augment also at 1 thread (SCALING=1), for the thread-scaling table
 #
-# Prints one markdown table (medians of REPEAT runs); every raw JSON goes to $OUT.
+# Prints markdown tables (comparison, thread scaling, goals; medians of REPEAT runs); every raw
+# JSON goes to $OUT.
 #
 #   bash tools/bench/compare.sh                 # THREADS=2 REPEAT=3 EPOCHS=3
 #   THREADS=4 REPEAT=5 bash tools/bench/compare.sh
+#   SCALING=0 NOFUSE=0 bash tools/bench/compare.sh   # skip the 1-thread and fuse=false runs
+#   RAW_LOOPS=/tmp/raw_loops ...                # use this flowfeed_raw_loops binary
 #
 # As root, every epoch-1 measurement starts with the files evicted from the page cache
 # (`sync; echo 3 > /proc/sys/vm/drop_caches`, plus flowfeed's --cold); otherwise files are warm.
@@ -25,8 +33,11 @@ THREADS=${THREADS:-2}
 REPEAT=${REPEAT:-3}
 EPOCHS=${EPOCHS:-3}
 RAW_REPS=${RAW_REPS:-5}
-PHOTOS=${PHOTOS:-2000}
-ROOT=${ROOT:-data/photos}
+PHOTOS=${PHOTOS:-5000}
+ROOT=${ROOT:-data/photos5k}
+SCALING=${SCALING:-1}
+NOFUSE=${NOFUSE:-1}
+[ "$THREADS" = 1 ] && SCALING=0  # the 1-thread runs would repeat the THREADS ones
 PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=${OUT:-build/reports/compare}
 CONFIG=configs/photos.yaml
@@ -35,8 +46,9 @@ log() { echo "compare.sh: $*" >&2; }
 
 # --- build what is missing -------------------------------------------------------------------
 [ -x "$BIN" ] || bash tools/run.sh build
-RAW=build/tools/bench/flowfeed_raw_loops
-if [ ! -x "$RAW" ]; then
+RAW=${RAW_LOOPS:-build/tools/bench/flowfeed_raw_loops}
+if [ -z "${RAW_LOOPS:-}" ] && { [ ! -x "$RAW" ] || [ tools/bench/raw_loops.cc -nt "$RAW" ]; }; then
+  # Missing, or older than its source (a CMake build that has not been rebuilt since).
   RAW=build/flowfeed_raw_loops
   if [ ! -x "$RAW" ] || [ tools/bench/raw_loops.cc -nt "$RAW" ]; then
     log "compiling $RAW by hand (add_subdirectory(tools/bench) to CMake builds it as $RAW)"
@@ -77,11 +89,15 @@ drop_caches() {
   if [ "$ROOT_USER" = yes ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
 }
 
-flowfeed_run() {  # NAME CACHE_MODE REP
+flowfeed_run() {  # NAME CACHE_MODE REP [KEY=VALUE ...]  (extra --set overrides, applied last)
+  local name=$1 mode=$2 rep=$3
+  shift 3
+  local extra=() kv
+  for kv in "$@"; do extra+=(--set "$kv"); done
   drop_caches
-  "$BIN" bench "$CONFIG" --epochs "$EPOCHS" --set "source.root=$ROOT" --set "cache.mode=$2" \
-      --set "threads=$THREADS" "${COLD_ARGS[@]}" --report "$OUT/$1.r$3.json" \
-      > "$OUT/$1.r$3.log" 2>&1 || { log "flowfeed failed, see $OUT/$1.r$3.log"; exit 1; }
+  "$BIN" bench "$CONFIG" --epochs "$EPOCHS" --set "source.root=$ROOT" --set "cache.mode=$mode" \
+      --set "threads=$THREADS" "${extra[@]}" "${COLD_ARGS[@]}" --report "$OUT/$name.r$rep.json" \
+      > "$OUT/$name.r$rep.log" 2>&1 || { log "flowfeed failed, see $OUT/$name.r$rep.log"; exit 1; }
 }
 torch_run() {  # NAME MODE WORKERS REP
   drop_caches
@@ -94,6 +110,13 @@ for r in $(seq 1 "$REPEAT"); do
   log "repeat $r/$REPEAT (threads/workers $THREADS, files $FILES)"
   flowfeed_run flowfeed_off off "$r"
   flowfeed_run flowfeed_memory memory "$r"
+  if [ "$SCALING" = 1 ]; then
+    flowfeed_run flowfeed_off_t1 off "$r" threads=1
+    flowfeed_run flowfeed_memory_t1 memory "$r" threads=1
+  fi
+  if [ "$NOFUSE" = 1 ]; then
+    flowfeed_run flowfeed_off_nofuse off "$r" fuse=false
+  fi
   if [ "$HAVE_TORCH" = yes ]; then
     torch_run torch_plain plain "$THREADS" "$r"
     torch_run torch_cached cached "$THREADS" "$r"
@@ -101,6 +124,12 @@ for r in $(seq 1 "$REPEAT"); do
   fi
   "$RAW" decode "$ROOT" --threads "$THREADS" --reps "$RAW_REPS" > "$OUT/raw_decode.r$r.json"
   "$RAW" augment "$ROOT" --threads "$THREADS" --reps "$RAW_REPS" --seed "$r" > "$OUT/raw_augment.r$r.json"
+  "$RAW" decode_augment "$ROOT" --threads "$THREADS" --reps "$RAW_REPS" --seed "$r" \
+      > "$OUT/raw_decode_augment.r$r.json"
+  if [ "$SCALING" = 1 ]; then
+    "$RAW" decode "$ROOT" --threads 1 --reps "$RAW_REPS" > "$OUT/raw_decode_t1.r$r.json"
+    "$RAW" augment "$ROOT" --threads 1 --reps "$RAW_REPS" --seed "$r" > "$OUT/raw_augment_t1.r$r.json"
+  fi
 done
 
 python3 tools/bench/compare_table.py "$OUT" --threads "$THREADS" --files "$FILES" | tee "$OUT/table.md"

@@ -1,16 +1,22 @@
 // Hand-written upper bounds for the photo pipeline, used by tools/bench/compare.sh.
 //
-//   flowfeed_raw_loops decode  FOLDER --threads T --reps N
-//   flowfeed_raw_loops augment FOLDER --threads T --reps N [--seed S]
+//   flowfeed_raw_loops decode         FOLDER --threads T --reps N
+//   flowfeed_raw_loops augment        FOLDER --threads T --reps N [--seed S]
+//   flowfeed_raw_loops decode_augment FOLDER --threads T --reps N [--seed S]
 //
 // decode:  reads every *.jpg/*.jpeg under FOLDER into memory (untimed), then each rep decodes all
 //          of them to RGB with TurboJPEG's tjDecompress2 on T std::threads (files split evenly).
-//          images/s is the decode-bound limit for an uncached epoch (no I/O, no augmentation).
+//          images/s is the decode-only limit for an uncached epoch (no I/O, no augmentation).
 // augment: decodes every image once (untimed), then each rep applies torchvision's
 //          RandomResizedCrop(224) parameters (scale [0.08,1], ratio [3/4,4/3], 10 attempts then
 //          the centre fallback), cv::resize INTER_LINEAR of the ROI to 224x224, a random
 //          horizontal flip and normalisation to float32 CHW with the ImageNet mean/std into a
 //          preallocated per-thread buffer, on T threads. images/s is the limit for a cached epoch.
+// decode_augment: reads the files into memory (untimed), then each rep, per image, fully decodes
+//          the JPEG bytes to RGB (tjDecompress2 into a reused per-thread buffer) and applies the
+//          same crop/resize/flip/normalise as `augment` (same code) into a preallocated per-thread
+//          float32 CHW buffer, on T threads. images/s is the limit for an uncached epoch doing
+//          the same work as the pipeline (without file reads or batching).
 //
 // Prints one JSON line: {"mode", "images", "threads", "reps", "images_per_second" (median),
 // "best_images_per_second", "rep_images_per_second": [...]}.
@@ -154,6 +160,27 @@ void augment(const Image& img, std::mt19937& rng, cv::Mat& resized, float* out) 
   }
 }
 
+// Per-thread state of the augment step shared by the `augment` and `decode_augment` modes: a
+// preallocated float32 CHW output buffer, the resize scratch Mat and an RNG per thread.
+struct AugmentState {
+  std::vector<std::vector<float>> out;
+  std::vector<cv::Mat> resized;
+  std::vector<std::mt19937> rngs;
+  double sink = 0;
+
+  AugmentState(int threads, unsigned seed)
+      : out(threads, std::vector<float>(3 * kSize * kSize)), resized(threads) {
+    for (int t = 0; t < threads; ++t) rngs.emplace_back(seed * 1000003u + t);
+  }
+  void run(int t, const Image& img) { augment(img, rngs[t], resized[t], out[t].data()); }
+  void observe() {
+    for (auto& o : out) sink += o[12345];
+  }
+  void finish() const {
+    if (sink == 12345.6789) std::fprintf(stderr, "%f\n", sink);  // keep the work observable
+  }
+};
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -163,7 +190,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) die("usage: flowfeed_raw_loops decode|augment FOLDER [--threads T] [--reps N] [--seed S]");
+  if (argc < 3) die("usage: flowfeed_raw_loops decode|augment|decode_augment FOLDER [--threads T] [--reps N] [--seed S]");
   std::string mode = argv[1], root = argv[2];
   int threads = 1, reps = 5;
   unsigned seed = 0;
@@ -175,7 +202,8 @@ int main(int argc, char** argv) {
     else if (a == "--seed") seed = static_cast<unsigned>(std::atoi(argv[++i]));
     else die("unknown option " + a);
   }
-  if (mode != "decode" && mode != "augment") die("mode must be decode or augment");
+  if (mode != "decode" && mode != "augment" && mode != "decode_augment")
+    die("mode must be decode, augment or decode_augment");
   if (threads < 1 || reps < 1) die("--threads and --reps must be >= 1");
   cv::setNumThreads(1);  // our own threads do the parallelism, as in the pipeline
 
@@ -203,7 +231,7 @@ int main(int argc, char** argv) {
       rates.push_back(n / s);
     }
     for (auto& h : handles) tjDestroy(h);
-  } else {
+  } else if (mode == "augment") {
     std::vector<Image> images(n);
     parallel(threads, n, [&](int, size_t b, size_t e) {
       tjhandle tj = tjInitDecompress();
@@ -213,21 +241,42 @@ int main(int argc, char** argv) {
     });
     files.clear();
     files.shrink_to_fit();
-    std::vector<std::vector<float>> out(threads, std::vector<float>(3 * kSize * kSize));
-    std::vector<cv::Mat> resized(threads);
-    std::vector<std::mt19937> rngs;
-    for (int t = 0; t < threads; ++t) rngs.emplace_back(seed * 1000003u + t);
-    double sink = 0;
+    AugmentState st(threads, seed);
     for (int r = 0; r < reps; ++r) {
       auto t0 = std::chrono::steady_clock::now();
       parallel(threads, n, [&](int t, size_t b, size_t e) {
-        for (size_t i = b; i < e; ++i) augment(images[i], rngs[t], resized[t], out[t].data());
+        for (size_t i = b; i < e; ++i) st.run(t, images[i]);
       });
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      for (auto& o : out) sink += o[12345];
+      st.observe();
       rates.push_back(n / s);
     }
-    if (sink == 12345.6789) std::fprintf(stderr, "%f\n", sink);  // keep the work observable
+    st.finish();
+  } else {  // decode_augment
+    std::vector<tjhandle> handles(threads);
+    std::vector<Image> scratch(threads);
+    for (auto& h : handles) h = tjInitDecompress();
+    AugmentState st(threads, seed);
+    for (int r = 0; r < reps; ++r) {
+      std::vector<int> failures(threads, 0);
+      auto t0 = std::chrono::steady_clock::now();
+      parallel(threads, n, [&](int t, size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) {
+          if (!decode(handles[t], files[i], scratch[t])) {
+            ++failures[t];
+            continue;
+          }
+          st.run(t, scratch[t]);
+        }
+      });
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (int f : failures)
+        if (f) die("decode failures in rep " + std::to_string(r));
+      st.observe();
+      rates.push_back(n / s);
+    }
+    st.finish();
+    for (auto& h : handles) tjDestroy(h);
   }
 
   std::printf("{\"mode\":\"%s\",\"images\":%zu,\"threads\":%d,\"reps\":%d,\"images_per_second\":%.2f,"
