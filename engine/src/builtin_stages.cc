@@ -96,26 +96,37 @@ int CvInterp(Interp i, int src_h, int src_w, int dst_h, int dst_w) {
   return cv::INTER_LINEAR;
 }
 
+// Runs `write`, an OpenCV call that fills the cv::Mat it is given, with sample.scratch
+// (reshaped to out_h x out_w, the input's channels and dtype) as that Mat, then swaps it in. An
+// OpenCV exception, or OpenCV allocating a Mat of its own, is an Internal error naming `what`.
+template <typename Write>
+Status WriteIntoScratch(Sample& sample, int out_h, int out_w, const char* stage, const char* what,
+                        Write write) {
+  const Image& in = sample.image;
+  sample.scratch.Reshape(out_h, out_w, in.channels(), in.dtype());
+  cv::Mat dst = MatOf(sample.scratch);
+  try {
+    write(dst);
+  } catch (const cv::Exception& e) {
+    return Status::Internal(SampleError(sample, stage, std::string(what) + " failed: " + e.what()));
+  }
+  if (dst.data != sample.scratch.data())
+    return Status::Internal(SampleError(sample, stage, std::string(what) + " reallocated its output"));
+  sample.SwapScratch();
+  return Status::Ok();
+}
+
 // Resizes `src` (the whole image or a ROI of it) into sample.scratch and swaps it in.
 Status ResizeIntoScratch(Sample& sample, const cv::Mat& src, int out_h, int out_w, Interp interp,
                          const char* stage) {
-  const Image& in = sample.image;
   if (int64_t(out_h) * out_w > kMaxOutputPixels)
     return Status::ResourceExhausted(SampleError(
         sample, stage,
         "output of " + std::to_string(out_h) + "x" + std::to_string(out_w) + " is too large"));
-  sample.scratch.Reshape(out_h, out_w, in.channels(), in.dtype());
-  cv::Mat dst = MatOf(sample.scratch);
-  try {
+  return WriteIntoScratch(sample, out_h, out_w, stage, "cv::resize", [&](cv::Mat& dst) {
     cv::resize(src, dst, cv::Size(out_w, out_h), 0, 0,
                CvInterp(interp, src.rows, src.cols, out_h, out_w));
-  } catch (const cv::Exception& e) {
-    return Status::Internal(SampleError(sample, stage, std::string("cv::resize failed: ") + e.what()));
-  }
-  if (dst.data != sample.scratch.data())
-    return Status::Internal(SampleError(sample, stage, "cv::resize reallocated its output"));
-  sample.SwapScratch();
-  return Status::Ok();
+  });
 }
 
 // The consumer's half of a fused decode: resize the decoded rectangle to the plan's output.
@@ -132,7 +143,6 @@ Status ResizeRegion(Sample& sample, const DecodedRegion& region, const RegionPla
     cv::Mat roi = MatOf(sample.image)(cv::Rect(region.x, region.y, region.width, region.height));
     return ResizeIntoScratch(sample, roi, plan.out_height, plan.out_width, interp, stage);
   }
-  const Image& in = sample.image;
   const double s = region.scale_eighths / 8.0;
   const double sx = s * plan.width / plan.out_width, sy = s * plan.height / plan.out_height;
   const cv::Matx23d map(sx, 0, s * plan.left + 0.5 * sx - 0.5 - region.origin_x,  //
@@ -140,18 +150,12 @@ Status ResizeRegion(Sample& sample, const DecodedRegion& region, const RegionPla
   int flags = cv::INTER_LINEAR;
   if (interp == Interp::kNearest) flags = cv::INTER_NEAREST;
   if (interp == Interp::kBicubic) flags = cv::INTER_CUBIC;
-  sample.scratch.Reshape(plan.out_height, plan.out_width, in.channels(), in.dtype());
-  cv::Mat dst = MatOf(sample.scratch);
-  try {
-    cv::warpAffine(MatOf(sample.image), dst, map, dst.size(), flags | cv::WARP_INVERSE_MAP,
-                   cv::BORDER_REPLICATE);
-  } catch (const cv::Exception& e) {
-    return Status::Internal(SampleError(sample, stage, std::string("cv::warpAffine failed: ") + e.what()));
-  }
-  if (dst.data != sample.scratch.data())
-    return Status::Internal(SampleError(sample, stage, "cv::warpAffine reallocated its output"));
-  sample.SwapScratch();
-  return Status::Ok();
+  const cv::Mat src = MatOf(sample.image);
+  return WriteIntoScratch(sample, plan.out_height, plan.out_width, stage, "cv::warpAffine",
+                          [&](cv::Mat& dst) {
+                            cv::warpAffine(src, dst, map, dst.size(), flags | cv::WARP_INVERSE_MAP,
+                                           cv::BORDER_REPLICATE);
+                          });
 }
 
 // A size list of 1 or 2 values in [1, kMaxSide]; `what` names the parameter.

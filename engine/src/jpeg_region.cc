@@ -98,9 +98,8 @@ Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& o
   thread_local Decompressor decompressor;
   jpeg_decompress_struct* cinfo = decompressor.get();
   if (!cinfo) return Status::Ok();
-  if (setjmp(decompressor.errors().jump)) {
+  if (setjmp(decompressor.errors().jump)) {  // *done is set only after the last libjpeg call
     jpeg_abort_decompress(cinfo);
-    *done = false;
     return Status::Ok();
   }
   jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));

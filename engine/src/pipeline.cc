@@ -245,6 +245,16 @@ void ConvertImage(const Image& img, Layout layout, Out* dst) {
   }
 }
 
+// The value map's coefficients for every channel (one value pair serves all when
+// affine_values is 1).
+void PerChannel(const OutputOp& op, float* a, float* b) {
+  for (int ch = 0; ch < OutputOp::kMaxValues; ++ch) {
+    const int k = op.affine_values == 1 ? 0 : ch;
+    a[ch] = op.a[k];
+    b[ch] = op.b[k];
+  }
+}
+
 // With a fused tail: mirrors columns and maps values (v * a[c] + b[c], in float, as the
 // normalize stage computes them) during the same pass. One pass over the source per row; for
 // NCHW the three planes are written side by side.
@@ -253,11 +263,7 @@ void ConvertImageOp(const Image& img, Layout layout, const OutputOp& op, Out* ds
   const int h = img.height(), w = img.width(), c = img.channels();
   const In* src = reinterpret_cast<const In*>(img.data());
   float a[OutputOp::kMaxValues], b[OutputOp::kMaxValues];
-  for (int ch = 0; ch < OutputOp::kMaxValues; ++ch) {
-    const int k = op.affine_values == 1 ? 0 : ch;
-    a[ch] = op.a[k];
-    b[ch] = op.b[k];
-  }
+  PerChannel(op, a, b);
   auto f = [&](In v, int ch) -> Out {
     if constexpr (kAffine) {
       return ConvertValue<float, Out>(float(v) * a[ch] + b[ch]);
@@ -314,12 +320,8 @@ void ConvertRgbToPlanesSse(const Image& img, const OutputOp& op, float* dst) {
   const size_t plane = size_t(h) * w;
   thread_local std::vector<float> wide;
   if (wide.size() < size_t(w) * 3 + 12) wide.resize(size_t(w) * 3 + 12);
-  float a[3], b[3];
-  for (int ch = 0; ch < 3; ++ch) {
-    const int k = op.affine_values == 1 ? 0 : ch;
-    a[ch] = op.a[k];
-    b[ch] = op.b[k];
-  }
+  float a[OutputOp::kMaxValues], b[OutputOp::kMaxValues];
+  PerChannel(op, a, b);
   const __m128 ar = _mm_set1_ps(a[0]), ag = _mm_set1_ps(a[1]), ab = _mm_set1_ps(a[2]);
   const __m128 br = _mm_set1_ps(b[0]), bg = _mm_set1_ps(b[1]), bb = _mm_set1_ps(b[2]);
   auto map = [&](float v, int ch) { return kAffine ? v * a[ch] + b[ch] : v; };
@@ -775,9 +777,8 @@ class GraphPipeline final : public Pipeline {
           slot->region_decoded = false;
           bytes = int64_t(s.image.size_bytes());
         } else {
-          // The decoded image is what the cache keeps: it must be whole.
-          const bool region = step.region_decoder && !(cache_ && i == placement_.stages);
-          if (region)
+          // PlanFusion leaves no decoder whose output the cache keeps (that must be whole).
+          if (step.region_decoder)
             st = step.region_decoder->DecodeRegion(s, *steps_[size_t(i) + 1].region_consumer,
                                                    Context(s, i + 1), &slot->region_plan,
                                                    &slot->region, &slot->region_decoded);

@@ -114,6 +114,17 @@ bool Load(const std::string& path, const std::vector<std::string>& sets,
   return true;
 }
 
+// Load() plus what `bench` and `train` take from their own flags.
+bool LoadRun(const std::string& path, const std::vector<std::string>& sets, int epochs, bool cold,
+             const std::string& trace_path, flowfeed::StageRegistry* registry,
+             flowfeed::PipelineOptions* out) {
+  if (!Load(path, sets, registry, out)) return false;
+  if (epochs > 0) out->epochs = epochs;
+  out->cold = cold;
+  out->trace = !trace_path.empty();
+  return true;
+}
+
 std::string MiB(int64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.0f MiB", double(bytes) / (1024.0 * 1024.0));
@@ -166,10 +177,7 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
-  if (!Load(config, sets, &registry, &options)) return kExitUsage;
-  if (epochs > 0) options.epochs = epochs;
-  options.cold = cold;
-  options.trace = !trace_path.empty();
+  if (!LoadRun(config, sets, epochs, cold, trace_path, &registry, &options)) return kExitUsage;
 
   auto opened = flowfeed::Pipeline::Open(options, registry);
   if (!opened.ok()) {
@@ -245,10 +253,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
-  if (!Load(config, sets, &registry, &options)) return kExitUsage;
-  if (epochs > 0) options.epochs = epochs;
-  options.cold = cold;
-  options.trace = !trace_path.empty();
+  if (!LoadRun(config, sets, epochs, cold, trace_path, &registry, &options)) return kExitUsage;
   double config_seconds = Seconds(t0, std::chrono::steady_clock::now());
   auto created = flowfeed::Trainer::Create(options, registry, resume, config_seconds);
   if (!created.ok()) {
