@@ -320,8 +320,9 @@ Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) {
   if (options.type == "image_folder") return OpenImageFolder(options);
   if (options.type == "file_list") return OpenFileList(options);
   if (options.type == "idx") return OpenIdx(options);
+  if (options.type == "tar") return OpenTarShards(options);
   std::string msg = "source.type: unknown source type '" + options.type +
-                    "' (expected one of: image_folder, file_list, idx)";
+                    "' (expected one of: image_folder, file_list, idx, tar)";
   if (!options.where.file.empty()) msg = options.where.ToString() + ": " + msg;
   return Status::InvalidArgument(msg);
 }

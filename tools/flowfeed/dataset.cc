@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "dataset_builder.h"
+#include "flowfeed/source.h"
+#include "tar.h"
 
 namespace flowfeed::cli {
 
@@ -49,6 +51,15 @@ void PrintUsage(std::ostream& out) {
          "      --threads T      worker threads (default 0: up to 4)\n"
          "      --overwrite      write into a non-empty DIR (emptied first when an earlier\n"
          "                       `flowfeed dataset photos` made it)\n"
+         "  shards --from DIR --out DIR [options]\n"
+         "                               write an image folder as WebDataset tar shards\n"
+         "      --from DIR       image folder (class folders of images)\n"
+         "      --out DIR        output folder (required; must be missing or empty)\n"
+         "      --per-shard N    samples per shard (default 1000)\n"
+         "      --prefix P       file names P-000000.tar, ... (default shard)\n"
+         "      --seed S         order of the samples in the shards (default 0)\n"
+         "      --no-shuffle     keep the folder's order (classes stay together)\n"
+         "      --overwrite      write into a non-empty DIR\n"
          "  fashion-mnist                say where the Fashion-MNIST files are\n"
          "\n"
          "  --help                       this text\n";
@@ -179,6 +190,60 @@ int RunPhotos(const std::vector<std::string>& args) {
   return 0;
 }
 
+int RunShards(const std::vector<std::string>& args) {
+  ShardWriterOptions options;
+  std::string from;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (IsHelp(flag)) {
+      PrintUsage(std::cout);
+      return 0;
+    }
+    if (flag == "--overwrite") {
+      options.overwrite = true;
+      continue;
+    }
+    if (flag == "--no-shuffle") {
+      options.shuffle = false;
+      continue;
+    }
+    if (flag != "--from" && flag != "--out" && flag != "--per-shard" && flag != "--prefix" &&
+        flag != "--seed")
+      return Usage("shards: unknown option or argument '" + flag + "'");
+    if (i + 1 >= args.size()) return Usage("shards: " + flag + " needs a value");
+    const std::string& value = args[++i];
+    if (flag == "--from") from = value;
+    else if (flag == "--out") options.out_dir = value;
+    else if (flag == "--prefix") options.prefix = value;
+    else if (flag == "--per-shard") {
+      if (!ParseInt64(value, 1, std::numeric_limits<int64_t>::max(), &options.samples_per_shard))
+        return Usage("shards: --per-shard must be a positive integer, got '" + value + "'");
+    } else if (!ParseUInt64(value, &options.seed)) {
+      return Usage("shards: --seed must be a non-negative integer, got '" + value + "'");
+    }
+  }
+  if (from.empty() || options.out_dir.empty()) return Usage("shards: --from DIR and --out DIR are required");
+  SourceOptions so;
+  so.type = "image_folder";
+  so.root = from;
+  auto source = OpenImageFolder(so);
+  if (!source.ok()) {
+    std::cerr << "flowfeed dataset shards: " << source.status().ToString() << "\n";
+    return 1;
+  }
+  std::string pattern;
+  const Status s = WriteShards(*source.value(), options, std::cout, &pattern);
+  if (!s.ok()) {
+    std::cerr << "flowfeed dataset shards: " << s.ToString() << "\n";
+    return 1;
+  }
+  std::cout << "shards: " << options.out_dir << "/" << pattern << " (" << source.value()->size()
+            << " samples, " << source.value()->classes().size()
+            << " classes); use it as\n  source: {type: tar, root: " << options.out_dir
+            << ", shards: '" << pattern << "'}\n";
+  return 0;
+}
+
 bool IsFile(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -231,6 +296,7 @@ int RunDatasetCommand(const std::vector<std::string>& args) {
   }
   if (cmd == "photos") return RunPhotos(args);
   if (cmd == "fashion-mnist") return RunFashionMnist(args);
+  if (cmd == "shards") return RunShards(args);
   return Usage("unknown command '" + cmd + "' (expected photos or fashion-mnist)");
 }
 
