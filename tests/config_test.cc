@@ -416,12 +416,12 @@ TEST(ConfigErrors, StringNotInChoices) {
             "a.yaml:3:11: batch.layout: expected one of nchw, nhwc, got \"NCHW\"; did you mean "
             "\"nchw\"?");
   EXPECT_EQ(OnlyError("source: {type: image_foldr, root: x}\n"),
-            "a.yaml:1:16: source.type: expected one of image_folder, file_list, idx, got "
+            "a.yaml:1:16: source.type: expected one of image_folder, file_list, idx, tar, got "
             "\"image_foldr\"; did you mean \"image_folder\"?");
   EXPECT_EQ(OnlyError(kSource + "batch: {dtype: [float32]}\n"),
             "a.yaml:2:16: batch.dtype: expected one of float32, uint8, got a list");
   EXPECT_EQ(OnlyError("source: {type: folder, root: x}\n"),
-            "a.yaml:1:16: source.type: expected one of image_folder, file_list, idx, got "
+            "a.yaml:1:16: source.type: expected one of image_folder, file_list, idx, tar, got "
             "\"folder\"");
 }
 
@@ -431,9 +431,9 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
   // Nothing close: the known keys are listed instead.
   const std::string e = OnlyError(kSource + "colour: red\n");
   EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, checkpoint, "
-               "device, digest, epochs, eval, fuse, loss, max_in_flight, model, optimizer, pipeline, "
-               "plugins, "
-               "prefetch, schedule, seed, shuffle, source, threads)");
+               "checkpoint_every, device, digest, distributed, epochs, eval, fuse, loss, "
+               "max_in_flight, model, optimizer, pipeline, plugins, prefetch, record_indices, "
+               "schedule, seed, shuffle, source, threads)");
 }
 
 TEST(ConfigErrors, UnknownNestedKey) {
@@ -503,8 +503,8 @@ TEST(ConfigErrors, SourceKeysThatDependOnType) {
             "a.yaml:4:3: source.list: only valid when source.type is file_list (it is "
             "image_folder)");
   EXPECT_EQ(OnlyError("source:\n  type: idx\n  root: r\n  extensions: [.png]\n"),
-            "a.yaml:4:3: source.extensions: only valid when source.type is image_folder (it is "
-            "idx)");
+            "a.yaml:4:3: source.extensions: only valid when source.type is image_folder or tar "
+            "(it is idx)");
   EXPECT_EQ(OnlyError("source:\n  type: file_list\n  root: r\n  list: l\n  images: i\n"),
             "a.yaml:5:3: source.images: only valid when source.type is idx (it is file_list)");
   EXPECT_EQ(OnlyError("source:\n  type: image_folder\n  root: r\n  extensions: []\n"),
@@ -1240,6 +1240,57 @@ TEST(ConfigTrainOverrides, BadValuesReportTheOverride) {
                            {"eval.pipeline=[{type: random_horizontal_flip}]"}),
             "--set eval.pipeline: eval.pipeline[0] (random_horizontal_flip): eval pipelines "
             "must be deterministic: 'random_horizontal_flip' is random");
+}
+
+TEST(ConfigDistributed, SectionAndTarSourceAreRead) {
+  PipelineOptions o = ParseOk(
+      "source: {type: tar, shards: 'd/shard-{000000..000003}.tar', label_extension: label, "
+      "shuffle_buffer: 500, extensions: [.png]}\n"
+      "pipeline: [{type: decode}]\n"
+      "distributed: {policy: stable, uneven: drop, backend: gloo, timeout_seconds: 30, "
+      "rank_reports: true}\n"
+      "checkpoint_every: 100\nrecord_indices: true\n");
+  EXPECT_EQ(o.source.type, "tar");
+  EXPECT_EQ(o.source.shards, "d/shard-{000000..000003}.tar");
+  EXPECT_EQ(o.source.label_extension, "label");
+  EXPECT_EQ(o.source.shuffle_buffer, 500);
+  EXPECT_EQ(o.distributed.policy, ShardPolicy::kStable);
+  EXPECT_EQ(o.distributed.uneven, UnevenPolicy::kDrop);
+  EXPECT_EQ(o.distributed.backend, "gloo");
+  EXPECT_DOUBLE_EQ(o.distributed.timeout_seconds, 30);
+  EXPECT_TRUE(o.distributed.rank_reports);
+  EXPECT_EQ(o.train.checkpoint_every, 100);
+  EXPECT_TRUE(o.train.record_indices);
+}
+
+TEST(ConfigDistributed, BadValuesAreNamed) {
+  EXPECT_EQ(OnlyError(kSource + "distributed: {policy: shared}\n"),
+            "a.yaml:2:23: distributed.policy: expected one of global, stable, got \"shared\"");
+  EXPECT_EQ(OnlyError(kSource + "distributed: {timeout_seconds: 0}\n"),
+            "a.yaml:2:32: distributed.timeout_seconds: expected a number > 0, got \"0\"");
+  EXPECT_EQ(OnlyError("source: {type: tar}\n"),
+            "a.yaml:1:1: source.shards: missing required key (source.type is tar)");
+  EXPECT_EQ(OnlyError("source: {type: image_folder, root: r, shards: x.tar}\n"),
+            "a.yaml:1:39: source.shards: only valid when source.type is tar (it is image_folder)");
+}
+
+TEST(ConfigDistributed, EnvironmentFillsTheRank) {
+  PipelineOptions o = ParseOk(kSource);
+  setenv("RANK", "1", 1);
+  setenv("WORLD_SIZE", "4", 1);
+  setenv("MASTER_ADDR", "10.0.0.7", 1);
+  setenv("MASTER_PORT", "29999", 1);
+  Status st = ApplyDistributedEnvironment(&o);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(o.distributed.rank, 1);
+  EXPECT_EQ(o.distributed.world_size, 4);
+  EXPECT_EQ(o.distributed.master_addr, "10.0.0.7");
+  EXPECT_EQ(o.distributed.master_port, 29999);
+  setenv("MASTER_PORT", "70000", 1);
+  st = ApplyDistributedEnvironment(&o);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("MASTER_PORT=\"70000\""), std::string::npos) << st.message();
+  for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(v);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <climits>
 #include <cmath>
@@ -104,7 +105,7 @@ std::string ClosestMatch(const std::string& word, const std::vector<std::string>
 
 namespace {
 
-const char* const kSourceTypes[] = {"image_folder", "file_list", "idx"};
+const char* const kSourceTypes[] = {"image_folder", "file_list", "idx", "tar"};
 constexpr char kDefaultIdxImages[] = "train-images-idx3-ubyte.gz";
 constexpr char kDefaultIdxLabels[] = "train-labels-idx1-ubyte.gz";
 
@@ -504,7 +505,10 @@ class ConfigReader {
                          const std::map<std::string, std::string>& needs) {
     for (const auto& [kn, kp] : keys) {
       auto it = needs.find(kn.Scalar());
-      if (it == needs.end() || it->second == type) continue;
+      // "image_folder or tar": valid for either.
+      if (it == needs.end() || (" or " + it->second + " or ").find(" or " + type + " or ") !=
+                                   std::string::npos)
+        continue;
       Error(kn.Mark(), kp, "only valid when " + type_path.display + " is " + it->second +
                                " (it is " + type + ")");
     }
@@ -515,6 +519,7 @@ class ConfigReader {
   void ReadSource(const YAML::Node& key_node, const Item& item, SourceOptions* source);
   void ReadBatch(const Item& item, BatchOptions* batch);
   void ReadCache(const YAML::Node& key_node, const Item& item, CacheOptions* cache);
+  void ReadDistributed(const YAML::Node& key_node, const Item& item, DistributedOptions* dist);
   void ReadPipeline(const Item& item, std::vector<StageSpec>* pipeline);
   void ReadModel(const Item& item, ModelOptions* model);
   void ReadOptimizer(const Item& item, OptimizerOptions* optimizer);
@@ -614,10 +619,10 @@ void ConfigReader::ApplyOverride(YAML::Node root, const std::string& text) {
 void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
   static const std::vector<std::string> kKeys = {
       "seed",   "threads", "epochs", "shuffle", "prefetch", "max_in_flight", "digest", "fuse",
-      "source", "pipeline", "batch", "cache",
+      "source", "pipeline", "batch", "cache", "distributed",
       // Training (flowfeed train)
-      "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "device", "amp",
-      "plugins"};
+      "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "checkpoint_every",
+      "record_indices", "device", "amp", "plugins"};
   bool has_source = false;
   const KeyPath top;
   ForEachEntry(root, top, [&](const std::string& key, const YAML::Node& key_node,
@@ -647,6 +652,12 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       ReadBatch(item, &options->batch);
     } else if (key == "cache") {
       ReadCache(key_node, item, &options->cache);
+    } else if (key == "distributed") {
+      ReadDistributed(key_node, item, &options->distributed);
+    } else if (key == "record_indices") {
+      ReadBool(item, &options->train.record_indices);
+    } else if (key == "checkpoint_every") {
+      ReadInt(item, 0, std::numeric_limits<int64_t>::max(), &options->train.checkpoint_every);
     } else if (key == "model") {
       ReadModel(item, &options->train.model);
     } else if (key == "optimizer") {
@@ -674,8 +685,9 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
 
 void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item,
                               SourceOptions* source) {
-  static const std::vector<std::string> kKeys = {"type",   "root",       "list",  "images",
-                                                 "labels", "extensions", "limit", "on_error"};
+  static const std::vector<std::string> kKeys = {
+      "type",   "root",   "list",            "images",        "labels", "extensions",
+      "limit",  "shards", "label_extension", "shuffle_buffer", "on_error"};
   const KeyPath& path = item.path;
   const YAML::Mark at = key_node.Mark();  // the `source:` key locates the section
   source->where = Locate(at, path);
@@ -683,7 +695,7 @@ void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item,
     Error(item, "expected a map (type, root, ...), got " + Got(item.node));
     return;
   }
-  bool has_type = false, type_ok = false, has_root = false, has_list = false;
+  bool has_type = false, type_ok = false, has_root = false, has_list = false, has_shards = false;
   std::vector<std::pair<YAML::Node, KeyPath>> type_specific;  // keys whose validity needs `type`
   if (item.node.IsMap()) {
     ForEachEntry(item.node, path, [&](const std::string& key, const YAML::Node& kn,
@@ -724,6 +736,17 @@ void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item,
         if (ok) source->extensions = std::move(exts);
       } else if (key == "limit") {
         ReadInt(value, 0, std::numeric_limits<int64_t>::max(), &source->limit);
+      } else if (key == "shards") {
+        has_shards = true;
+        type_specific.emplace_back(kn, value.path);
+        ReadString(value, "a shard file pattern such as shard-{000000..000099}.tar",
+                   &source->shards);
+      } else if (key == "label_extension") {
+        type_specific.emplace_back(kn, value.path);
+        ReadString(value, "a member extension such as cls", &source->label_extension);
+      } else if (key == "shuffle_buffer") {
+        type_specific.emplace_back(kn, value.path);
+        ReadInt(value, 0, std::numeric_limits<int64_t>::max(), &source->shuffle_buffer);
       } else if (key == "on_error") {
         ReadOnError(value, &source->on_error);
       } else {
@@ -732,15 +755,22 @@ void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item,
     });
   }
   if (!has_type) Error(at, path.Key("type"), "missing required key");
-  if (!has_root) Error(at, path.Key("root"), "missing required key");
+  // Shard patterns may stand alone (absolute, or relative to the current directory).
+  if (!has_root && !(type_ok && source->type == "tar"))
+    Error(at, path.Key("root"), "missing required key");
   if (!type_ok) return;  // the type-specific checks need a valid type
   const std::string& type = source->type;
   const KeyPath type_path = path.Key("type");  // source.type, eval.source.type
   if (type == "file_list" && !has_list)
     Error(at, path.Key("list"), "missing required key (" + type_path.display + " is file_list)");
+  if (type == "tar" && !has_shards)
+    Error(at, path.Key("shards"), "missing required key (" + type_path.display + " is tar)");
   CheckTypeSpecific(type_specific, type_path, type,
                     {{"list", "file_list"},
-                     {"extensions", "image_folder"},
+                     {"shards", "tar"},
+                     {"label_extension", "tar"},
+                     {"shuffle_buffer", "tar"},
+                     {"extensions", "image_folder or tar"},
                      {"images", "idx"},
                      {"labels", "idx"}});
   if (type == "idx") {
@@ -822,6 +852,37 @@ void ConfigReader::ReadCache(const YAML::Node& key_node, const Item& item, Cache
   });
   if (cache->mode == CacheMode::kDisk && !has_path)
     Error(key_node.Mark(), item.path.Key("path"), "missing required key (cache.mode is disk)");
+}
+
+void ConfigReader::ReadDistributed(const YAML::Node& key_node, const Item& item,
+                                   DistributedOptions* dist) {
+  static const std::vector<std::string> kKeys = {"policy", "uneven", "backend", "timeout_seconds",
+                                                 "rank_reports"};
+  dist->where = Locate(key_node.Mark(), item.path);
+  if (item.node.IsNull()) return;
+  if (!item.node.IsMap()) {
+    Error(item, "expected a map (policy, uneven, backend, ...), got " + Got(item.node));
+    return;
+  }
+  ForEachEntry(item.node, item.path, [&](const std::string& key, const YAML::Node& kn,
+                                         const Item& value) {
+    std::string s;
+    if (key == "policy") {
+      if (ReadChoice(value, {"global", "stable"}, &s))
+        dist->policy = s == "global" ? ShardPolicy::kGlobal : ShardPolicy::kStable;
+    } else if (key == "uneven") {
+      if (ReadChoice(value, {"pad", "drop"}, &s))
+        dist->uneven = s == "pad" ? UnevenPolicy::kPad : UnevenPolicy::kDrop;
+    } else if (key == "backend") {
+      ReadChoice(value, {"auto", "gloo", "nccl"}, &dist->backend);
+    } else if (key == "timeout_seconds") {
+      ReadDouble(value, Bound{0, true}, std::nullopt, &dist->timeout_seconds);
+    } else if (key == "rank_reports") {
+      ReadBool(value, &dist->rank_reports);
+    } else {
+      UnknownKey(kn, value.path, key, kKeys);
+    }
+  });
 }
 
 void ConfigReader::ReadPipeline(const Item& item, std::vector<StageSpec>* pipeline) {
@@ -1452,6 +1513,32 @@ Result<PipelineOptions> LoadConfig(const std::string& path,
   Result<std::string> text = ReadConfigText(path, errors);
   if (!text.ok()) return text.status();
   return ParseConfigImpl(text.value(), path, overrides, nullptr, registry, errors, nullptr);
+}
+
+Status ApplyDistributedEnvironment(PipelineOptions* options) {
+  DistributedOptions& d = options->distributed;
+  auto read_int = [](const char* name, int64_t lo, int64_t hi, int* out) -> Status {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return Status::Ok();
+    char* end = nullptr;
+    errno = 0;
+    long long x = std::strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || x < lo || x > hi)
+      return Status::InvalidArgument("environment variable " + std::string(name) + "=\"" + v +
+                                     "\": expected an integer in [" + std::to_string(lo) + ", " +
+                                     std::to_string(hi) + "]");
+    *out = int(x);
+    return Status::Ok();
+  };
+  FLOWFEED_RETURN_IF_ERROR(read_int("WORLD_SIZE", 1, 1 << 20, &d.world_size));
+  FLOWFEED_RETURN_IF_ERROR(read_int("RANK", 0, 1 << 20, &d.rank));
+  FLOWFEED_RETURN_IF_ERROR(read_int("LOCAL_RANK", 0, 1 << 20, &d.local_rank));
+  FLOWFEED_RETURN_IF_ERROR(read_int("MASTER_PORT", 1, 65535, &d.master_port));
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) d.master_addr = a;
+  if (d.rank >= d.world_size)
+    return Status::InvalidArgument("environment: RANK=" + std::to_string(d.rank) +
+                                   " is not below WORLD_SIZE=" + std::to_string(d.world_size));
+  return Status::Ok();
 }
 
 }  // namespace flowfeed

@@ -23,4 +23,10 @@ const char* CacheModeName(CacheMode m) {
 
 const char* LayoutName(Layout l) { return l == Layout::kNCHW ? "nchw" : "nhwc"; }
 
+const char* ShardPolicyName(ShardPolicy p) { return p == ShardPolicy::kGlobal ? "global" : "stable"; }
+
+const char* UnevenPolicyName(UnevenPolicy p) {
+  return p == UnevenPolicy::kPad ? "pad" : p == UnevenPolicy::kDrop ? "drop" : "all";
+}
+
 }  // namespace flowfeed

@@ -57,7 +57,6 @@ uint64_t NowNs() {
                       .count());
 }
 
-constexpr uint64_t kSamplerStream = uint64_t(1) << 40;  // far from any stage's stream number
 constexpr size_t kMaxSkippedListed = 1000;
 
 // ---------------------------------------------------------------------------------------------
@@ -465,8 +464,9 @@ class GraphPipeline final : public Pipeline {
         threads_(threads),
         cache_(std::move(cache)),
         placement_(std::move(placement)),
-        per_epoch_(source_->size()),
-        total_(uint64_t(per_epoch_) * uint64_t(options.epochs - options.start_epoch)),
+        per_epoch_(EpochLength(options, source_->size())),
+        total_(uint64_t(per_epoch_) * uint64_t(options.epochs - options.start_epoch) -
+               uint64_t(options.start_position)),
         tokens_(size_t(options.prefetch) * size_t(options.batch.size) +
                 size_t(options.max_in_flight > 0 ? options.max_in_flight : 4 * threads)),
         ring_(tokens_),
@@ -488,7 +488,10 @@ class GraphPipeline final : public Pipeline {
   void Start(double open_seconds, std::vector<std::string> warnings) {
     run_stats_.source = source_->Describe();
     run_stats_.threads = threads_;
-    run_stats_.dataset_size = per_epoch_;
+    run_stats_.dataset_size = source_->size();
+    // A resumed epoch counts on from where its checkpoint was taken.
+    logs_[size_t(options_.start_epoch)].seen = options_.start_position;
+    logs_[size_t(options_.start_epoch)].batches = options_.start_batch;
     run_stats_.open_seconds = open_seconds;
     run_stats_.prefetch = options_.prefetch;
     consumer_epoch_.store(options_.start_epoch);
@@ -561,7 +564,8 @@ class GraphPipeline final : public Pipeline {
   }
 
   int current_epoch() const override { return consumer_epoch_.load(); }
-  int64_t dataset_size() const override { return per_epoch_; }
+  int64_t dataset_size() const override { return source_->size(); }
+  int64_t epoch_length() const override { return per_epoch_; }
   int64_t num_classes() const override { return int64_t(source_->classes().size()); }
   int64_t batches_per_epoch() const override {
     int64_t bs = options_.batch.size;
@@ -679,21 +683,19 @@ class GraphPipeline final : public Pipeline {
     }
     Ticket t;
     t.sequence = next_sequence_++;
-    // Sequences start at 0 (the sequencer needs that); epochs at start_epoch.
-    t.epoch = options_.start_epoch + int(t.sequence / uint64_t(per_epoch_));
-    int64_t pos = int64_t(t.sequence % uint64_t(per_epoch_));
-    if (pos == 0) MakeOrder(t.epoch);
+    // Sequences start at 0 (the sequencer needs that); epochs at start_epoch, positions at
+    // start_position.
+    const uint64_t at = t.sequence + uint64_t(options_.start_position);
+    t.epoch = options_.start_epoch + int(at / uint64_t(per_epoch_));
+    int64_t pos = int64_t(at % uint64_t(per_epoch_));
+    if (pos == 0 || t.sequence == 0) order_ = EpochOrder(options_, *source_, t.epoch);
     t.index = order_[size_t(pos)];
     return t;
   }
 
-  void MakeOrder(int epoch) {
-    order_.resize(size_t(per_epoch_));
-    for (int64_t i = 0; i < per_epoch_; ++i) order_[size_t(i)] = i;
-    if (!options_.shuffle) return;
-    Rng rng(options_.seed, uint64_t(epoch), 0, kSamplerStream);
-    for (int64_t i = per_epoch_ - 1; i > 0; --i)
-      std::swap(order_[size_t(i)], order_[size_t(rng.UniformInt(0, i))]);
+  // Position in its epoch's order just after the sample with this sequence number.
+  int64_t EndPosition(uint64_t sequence) const {
+    return int64_t((sequence + uint64_t(options_.start_position)) % uint64_t(per_epoch_)) + 1;
   }
 
   void InitSlot(Slot* slot, const Ticket& t) {
@@ -867,7 +869,10 @@ class GraphPipeline final : public Pipeline {
       ReleaseTokens(1);
       return;
     }
-    if (log.seen == 0) XXH3_64bits_reset(digest_state_);
+    if (digest_epoch_ != epoch) {
+      XXH3_64bits_reset(digest_state_);
+      digest_epoch_ = epoch;
+    }
     ++log.seen;
     if (slot->failed_step >= 0) {
       const Step& step = steps_[size_t(slot->failed_step)];
@@ -938,6 +943,7 @@ class GraphPipeline final : public Pipeline {
                 b.sample_bytes());
     b.labels.push_back(s.label);
     b.indices.push_back(s.index);
+    b.end_position = EndPosition(s.sequence);
     ++b.size;
     uint64_t t1 = NowNs();
     stats_table_.Record(s.epoch, BatchStep(), t1 - t0, int64_t(b.sample_bytes()), false);
@@ -1113,6 +1119,7 @@ class GraphPipeline final : public Pipeline {
   std::unique_ptr<Batch> current_;
   XXH3_state_t* digest_state_ = nullptr;
   bool stopped_batching_ = false;
+  int digest_epoch_ = -1;  // the epoch digest_state_ hashes
 
   StatsTable stats_table_;
   std::shared_ptr<BatchPool> pool_;
@@ -1334,6 +1341,16 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
   if (options.max_in_flight < 0) return Status::InvalidArgument("max_in_flight must be >= 0");
   if (options.start_epoch < 0 || options.start_epoch >= options.epochs)
     return Status::InvalidArgument("start_epoch must be in [0, epochs)");
+  if (options.start_position < 0 || options.start_batch < 0)
+    return Status::InvalidArgument("start_position and start_batch must be >= 0");
+  const DistributedOptions& dist = options.distributed;
+  if (dist.world_size < 1 || dist.rank < 0 || dist.rank >= dist.world_size)
+    return Status::InvalidArgument("distributed: rank " + std::to_string(dist.rank) +
+                                   " is not in [0, world_size " +
+                                   std::to_string(dist.world_size) + ")");
+  // Ranks on one host must not share a disk cache: each keeps what its own part computed.
+  if (dist.world_size > 1 && !options.cache.path.empty())
+    options.cache.path += "/rank" + std::to_string(dist.rank);
   int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
 
   std::vector<Step> steps;
@@ -1365,6 +1382,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
   if (!source.ok()) return source.status();
   if (source.value()->size() == 0)
     return Status::NotFound("source has no samples: " + source.value()->Describe());
+  const int64_t length = EpochLength(options, source.value()->size());
+  if (length == 0)
+    return Status::InvalidArgument("distributed: " + std::to_string(source.value()->size()) +
+                                   " samples leave nothing for " + std::to_string(dist.world_size) +
+                                   " ranks with uneven: drop");
+  if (options.start_position >= length)
+    return Status::InvalidArgument("start_position " + std::to_string(options.start_position) +
+                                   " is past the epoch's " + std::to_string(length) + " samples");
 
   std::vector<std::string> warnings;
   if (plan->frozen) warnings.push_back(plan->note);

@@ -53,6 +53,12 @@ Result<PipelineOptions> LoadConfigWithPlugins(const std::string& path,
                                               std::vector<ConfigError>* errors = nullptr,
                                               std::vector<LoadedPlugin>* plugins = nullptr);
 
+// Fills options->distributed's rank, world_size, local_rank, master_addr and master_port from
+// the variables torchrun-style launchers set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+// MASTER_PORT); unset ones keep their values. InvalidArgument naming the variable for a value
+// that is not an integer in range, or RANK >= WORLD_SIZE.
+Status ApplyDistributedEnvironment(PipelineOptions* options);
+
 // The closest candidate within a small edit distance, or "" (for "did you mean").
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates);
 

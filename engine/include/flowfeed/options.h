@@ -29,6 +29,10 @@ struct SourceOptions {
   // image_folder: root/<class>/<file>, classes sorted by name (torchvision's ImageFolder).
   // file_list:    a CSV file of `path,label` lines (`list`), paths relative to `root`.
   // idx:          MNIST-format IDX files (`images`, `labels`, gzipped or not) under `root`.
+  // tar:          WebDataset-style tar shards (`shards`): members grouped by key (the member
+  //               path up to the first '.' of its file name), one image member (an extension
+  //               in `extensions`) and one label member (`label_extension`, a decimal class
+  //               number) per key.
   std::string type = "image_folder";
   // Relative paths are taken from the current directory, so `--set source.root=DIR` means the
   // same thing in every config.
@@ -36,6 +40,13 @@ struct SourceOptions {
   std::string list;    // file_list only
   std::string images;  // idx only; default train-images-idx3-ubyte.gz
   std::string labels;  // idx only; default train-labels-idx1-ubyte.gz
+  // tar only: the shard files, relative to `root` when that is set; brace ranges and lists
+  // expand: "shard-{000000..000099}.tar", "{train,extra}-{0..3}.tar".
+  std::string shards;
+  std::string label_extension = "cls";  // tar only
+  // tar only: with shuffling, the sampler shuffles the shard order and then the samples within a
+  // window of this many (WebDataset's shuffle buffer); 0: a full permutation (random reads).
+  int64_t shuffle_buffer = 1000;
   // image_folder only: file name endings that count as images (case-insensitive).
   std::vector<std::string> extensions = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif",
                                          ".tiff"};
@@ -136,8 +147,58 @@ struct TrainOptions {
   double label_smoothing = 0;
   EvalOptions eval;
   std::string checkpoint;      // written atomically after every epoch ("": none)
+  // Also every this many steps within an epoch (0: at epoch ends only); with the position in
+  // the epoch's sample order, so that --resume continues mid-epoch with the very next batch.
+  int64_t checkpoint_every = 0;
+  // The report lists the dataset index of every sample each epoch trained on (audits of the
+  // rank sharding; large for big datasets).
+  bool record_indices = false;
   std::string device = "auto";  // auto | cpu | cuda
   bool amp = false;            // mixed precision on CUDA
+};
+
+// Data-parallel runs (several processes, one per rank): which part of every epoch this process
+// reads, and how the processes reach each other. rank, world_size, local_rank, master_addr and
+// master_port come from the environment that torchrun-style launchers set (RANK, WORLD_SIZE,
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT; see ApplyDistributedEnvironment in config.h); the
+// config's `distributed:` section sets the rest.
+enum class ShardPolicy {
+  // Every epoch's permutation covers the whole dataset and is dealt out to the ranks
+  // (DistributedSampler): sample i of the epoch goes to rank i % world_size. Each rank sees
+  // different samples every epoch, so its first-epoch cache covers about 1/world_size of a later
+  // epoch. With the same global batch, the ranks' batches together are exactly the batches a
+  // single process would train on.
+  kGlobal,
+  // The dataset is split between the ranks once (a seeded permutation, or whole shards first for
+  // tar sources) and each rank shuffles only its own part every epoch: its first-epoch cache
+  // covers every later epoch, at the price of never mixing samples across ranks.
+  kStable,
+};
+const char* ShardPolicyName(ShardPolicy p);  // "global", "stable"
+
+// When the dataset does not divide by world_size: `pad` repeats the epoch's first samples so
+// every rank gets ceil(n / world_size) (a few samples count twice, as in DistributedSampler);
+// `drop` leaves the last n % world_size samples out of the epoch.
+// `all` (not a config value; evaluation uses it) deals every sample out exactly once: the first
+// n % world_size ranks get one more.
+enum class UnevenPolicy { kPad, kDrop, kAll };
+const char* UnevenPolicyName(UnevenPolicy p);  // "pad", "drop", "all"
+
+struct DistributedOptions {
+  int rank = 0;         // 0 .. world_size-1
+  int world_size = 1;   // >= 1; 1: not distributed
+  int local_rank = 0;   // rank among the processes of this host (picks the GPU)
+  std::string master_addr = "127.0.0.1";  // where rank 0 serves the rendezvous store
+  int master_port = 29500;
+  ShardPolicy policy = ShardPolicy::kGlobal;
+  UnevenPolicy uneven = UnevenPolicy::kPad;
+  std::string backend = "auto";  // auto | gloo | nccl (auto: nccl on CUDA where built, else gloo)
+  // How long a collective (or the rendezvous) may wait for the other ranks before the run fails
+  // with an error naming the operation; a rank that exits breaks its connections at once.
+  double timeout_seconds = 300;
+  // Ranks other than 0 also write their report, as report.rank<N>.json next to rank 0's.
+  bool rank_reports = false;
+  SourceLocation where;
 };
 
 struct PipelineOptions {
@@ -174,6 +235,13 @@ struct PipelineOptions {
   // First epoch to produce (0-based): a resumed run starts where its checkpoint ended, with
   // that epoch's permutation and random draws.
   int start_epoch = 0;
+  // Mid-epoch resume: samples of start_epoch's order (EpochOrder) already consumed, and the
+  // batches they made; the run continues with exactly the batches an uninterrupted run would
+  // have produced next (Batch::end_position and Batch::number give both).
+  int64_t start_position = 0;
+  int64_t start_batch = 0;
+
+  DistributedOptions distributed;
 
   TrainOptions train;
 

@@ -36,6 +36,7 @@
 #include "flowfeed/image.h"
 #include "flowfeed/options.h"
 #include "flowfeed/registry.h"
+#include "flowfeed/source.h"
 #include "flowfeed/stats.h"
 #include "flowfeed/status.h"
 
@@ -58,6 +59,19 @@ Result<CachePlacement> PlanCache(const PipelineOptions& options, const StageRegi
 // The report names of the pipeline entries: `name` or the type, made unique with #2, #3 ...
 std::vector<std::string> StageNames(const std::vector<StageSpec>& pipeline);
 
+// Samples each rank draws per epoch: the dataset size, divided between the ranks as
+// options.distributed.uneven says (the same on every rank, except with `all`).
+int64_t EpochLength(const PipelineOptions& options, int64_t dataset_size);
+
+// The dataset indices this rank draws in `epoch` (0-based), in order, EpochLength() of them. A
+// pure function of (options.seed, shuffle, source listing, shuffle_buffer, distributed rank,
+// world size and policies, epoch): the same on every run, thread count and host. Unshuffled:
+// dataset order. Shuffled: a seeded permutation; for sharded sources (Source::num_shards() > 0)
+// with a shuffle buffer, the shards in a seeded order and the samples through a seeded buffer of
+// `shuffle_buffer` (WebDataset's scheme), so reads stay near-sequential. Then split between the
+// ranks by the shard policy (options.h).
+std::vector<int64_t> EpochOrder(const PipelineOptions& options, const Source& source, int epoch);
+
 // A collated batch. Its storage is recycled when the last reference goes away.
 class Batch {
  public:
@@ -69,6 +83,9 @@ class Batch {
   int channels = 0, height = 0, width = 0;
   std::vector<int64_t> labels;   // size() entries
   std::vector<int64_t> indices;  // dataset index of each sample
+  // Samples of the epoch's order (EpochOrder) covered once this batch is consumed, skipped ones
+  // included: the `start_position` that resumes right after it.
+  int64_t end_position = 0;
 
   const uint8_t* data() const { return data_.data(); }
   uint8_t* mutable_data() { return data_.data(); }
@@ -103,6 +120,8 @@ class Pipeline {
   // 0-based epoch that Next() is delivering.
   virtual int current_epoch() const = 0;
   virtual int64_t dataset_size() const = 0;
+  // Samples this process draws per epoch (EpochLength): dataset_size() unless distributed.
+  virtual int64_t epoch_length() const = 0;
   // Classes the source knows (image folders: class folders; IDX: the largest label + 1).
   virtual int64_t num_classes() const = 0;
   // Batches one epoch yields when no sample is skipped.

@@ -42,6 +42,13 @@ class Source {
   // True when Read() only copies from memory the source already holds (IDX), so caching the
   // read step alone would save nothing.
   virtual bool in_memory() const { return false; }
+
+  // Sources kept in shard files (tar): how many shards, and which one holds a sample. A shard's
+  // samples have consecutive indices, in file order. The sampler then shuffles shards and
+  // samples within a bounded window (SourceOptions::shuffle_buffer), so that reads stay close
+  // to sequential. 0 / -1 for sources that are not sharded.
+  virtual int64_t num_shards() const { return 0; }
+  virtual int64_t shard(int64_t index) const { (void)index; return -1; }
 };
 
 // Opens the source that `options.type` names.
@@ -50,6 +57,8 @@ Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options);
 Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options);
 Result<std::unique_ptr<Source>> OpenFileList(const SourceOptions& options);
 Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options);
+// WebDataset-style tar shards (`options.shards`, brace patterns allowed); see SourceOptions.
+Result<std::unique_ptr<Source>> OpenTarShards(const SourceOptions& options);
 
 // Reads a whole file into *out (reusing its capacity). IoError/NotFound naming the path.
 Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out);
