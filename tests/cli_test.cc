@@ -26,23 +26,9 @@ namespace {
 
 using test::TempDir;
 
-struct CliRun {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
+using CliRun = test::ShellRun;
 
-CliRun Flowfeed(const std::string& args) {
-  CliRun r;
-  std::string cmd = std::string(FLOWFEED_BINARY) + " " + args + " 2>&1";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.output.append(buf, n);
-  int status = pclose(f);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+CliRun Flowfeed(const std::string& args) { return test::Shell(std::string(FLOWFEED_BINARY) + " " + args); }
 
 std::string IdxConfig(const TempDir& dir) {
   test::WriteIdx(dir / "data/images.idx.gz", dir / "data/labels.idx.gz", 100, 6, 6);

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -147,6 +148,44 @@ int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_
     }
   }
   return n;
+}
+
+void WriteBandIdx(const std::string& images_path, const std::string& labels_path, int n,
+                  uint32_t seed) {
+  auto put32 = [](std::vector<uint8_t>* v, uint32_t x) {
+    for (int s = 24; s >= 0; s -= 8) v->push_back(uint8_t(x >> s));
+  };
+  std::vector<uint8_t> img, lab;
+  put32(&img, 0x803);
+  put32(&img, uint32_t(n));
+  put32(&img, 8);
+  put32(&img, 8);
+  put32(&lab, 0x801);
+  put32(&lab, uint32_t(n));
+  uint32_t r = seed * 2654435761u + 1;
+  for (int i = 0; i < n; ++i) {
+    const int c = i % 4;
+    lab.push_back(uint8_t(c));
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x) {
+        r = r * 1664525u + 1013904223u;
+        img.push_back(uint8_t((y / 2 == c ? 150 : 40) + (r >> 26)));
+      }
+  }
+  WriteBytes(images_path, img);
+  WriteBytes(labels_path, lab);
+}
+
+ShellRun Shell(const std::string& command) {
+  ShellRun r;
+  FILE* f = popen((command + " 2>&1").c_str(), "r");
+  if (!f) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.output.append(buf, n);
+  int status = pclose(f);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 }  // namespace flowfeed::test

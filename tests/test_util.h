@@ -68,6 +68,19 @@ void WriteIdx(const std::string& images_path, const std::string& labels_path, in
 // override the stage does not declare, fails the current test.
 StageParams FillParams(const StageInfo& info, const std::map<std::string, ParamValue>& overrides);
 
+// 8x8 MNIST-format IDX images in 4 classes: class i % 4 lights up rows 2c..2c+1 over seeded
+// noise. The bands survive a horizontal flip, so labels stay true under augmentation.
+void WriteBandIdx(const std::string& images_path, const std::string& labels_path, int n,
+                  uint32_t seed);
+
+// Runs `command` with /bin/sh, stdout and stderr together; code is the exit status (-1 when it
+// did not exit normally).
+struct ShellRun {
+  int code = -1;
+  std::string output;
+};
+ShellRun Shell(const std::string& command);
+
 // Makes root/<class>/<i>.jpg for `classes` classes with `per_class` images each, sizes varying
 // between 40 and 80 pixels. Returns the number of files written.
 int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_t seed = 1);

@@ -21,6 +21,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libxxhash-dev
   libgtest-dev libgmock-dev
   libtorch-dev
+  libgloo-dev
   dataset-fashion-mnist mate-backgrounds
 )
 

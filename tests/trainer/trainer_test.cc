@@ -17,38 +17,9 @@ namespace {
 
 using test::TempDir;
 
-void PutBE32(std::vector<uint8_t>* v, uint32_t x) {
-  for (int s = 24; s >= 0; s -= 8) v->push_back(uint8_t(x >> s));
-}
-
-// n images of 8x8 in 4 classes: class c lights up the band of rows 2c..2c+1, plus seeded noise.
-// Bands survive a horizontal flip (the pipeline's augmentation), so labels stay true.
-void WriteQuadrants(const std::string& images, const std::string& labels, int n, uint32_t seed) {
-  std::vector<uint8_t> img, lab;
-  PutBE32(&img, 0x803);
-  PutBE32(&img, uint32_t(n));
-  PutBE32(&img, 8);
-  PutBE32(&img, 8);
-  PutBE32(&lab, 0x801);
-  PutBE32(&lab, uint32_t(n));
-  uint32_t r = seed * 2654435761u + 1;
-  for (int i = 0; i < n; ++i) {
-    const int c = i % 4;
-    lab.push_back(uint8_t(c));
-    for (int y = 0; y < 8; ++y)
-      for (int x = 0; x < 8; ++x) {
-        r = r * 1664525u + 1013904223u;
-        const bool lit = y / 2 == c;
-        img.push_back(uint8_t((lit ? 150 : 40) + (r >> 26)));
-      }
-  }
-  test::WriteBytes(images, img);
-  test::WriteBytes(labels, lab);
-}
-
 PipelineOptions TinyOptions(const TempDir& dir, int epochs) {
-  WriteQuadrants(dir / "train-images", dir / "train-labels", 256, 1);
-  WriteQuadrants(dir / "test-images", dir / "test-labels", 64, 2);
+  test::WriteBandIdx(dir / "train-images", dir / "train-labels", 256, 1);
+  test::WriteBandIdx(dir / "test-images", dir / "test-labels", 64, 2);
   const std::string yaml =
       "seed: 3\n"
       "threads: 2\n"

@@ -1,12 +1,14 @@
-// The flowfeed command line: bench, validate, stages, dataset.
+// The flowfeed command line: bench, train, validate, stages, dataset, launch.
 //
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running.
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -25,6 +27,7 @@
 
 namespace flowfeed::cli {
 int RunDatasetCommand(const std::vector<std::string>& args);
+int RunLaunchCommand(const std::vector<std::string>& args);
 }  // namespace flowfeed::cli
 
 namespace {
@@ -119,6 +122,11 @@ bool LoadRun(const std::string& path, const std::vector<std::string>& sets, int 
              const std::string& trace_path, flowfeed::StageRegistry* registry,
              flowfeed::PipelineOptions* out) {
   if (!Load(path, sets, registry, out)) return false;
+  Status env = flowfeed::ApplyDistributedEnvironment(out);
+  if (!env.ok()) {
+    std::cerr << "flowfeed: " << env.message() << "\n";
+    return false;
+  }
   if (epochs > 0) out->epochs = epochs;
   out->cold = cold;
   out->trace = !trace_path.empty();
@@ -245,6 +253,47 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   return kExitOk;
 }
 
+// "out/report.json" -> "out/report.rank1.json" (or "report" -> "report.rank1").
+std::string RankPath(const std::string& path, int rank) {
+  const std::string tag = ".rank" + std::to_string(rank);
+  const size_t slash = path.find_last_of('/');
+  const size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path + tag;
+  return path.substr(0, dot) + tag + path.substr(dot);
+}
+
+#if FLOWFEED_WITH_TORCH
+// The first SIGINT/SIGTERM asks the trainer to stop at the next step boundary (writing a
+// mid-epoch checkpoint when one is configured); a second one ends the process at once.
+std::atomic<flowfeed::Trainer*> g_stoppable{nullptr};
+
+extern "C" void OnStopSignal(int sig) {
+  if (flowfeed::Trainer* t = g_stoppable.load()) t->RequestStop();
+  static const char msg[] =
+      "\nflowfeed: stopping after this step (again to abort at once)\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  signal(sig, SIG_DFL);
+}
+
+struct StopOnSignals {
+  explicit StopOnSignals(flowfeed::Trainer* t) {
+    g_stoppable.store(t);
+    struct sigaction sa {};
+    sa.sa_handler = OnStopSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~StopOnSignals() {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+    g_stoppable.store(nullptr);
+  }
+  struct sigaction old_int {}, old_term {};
+};
+#endif
+
 int Train(const std::string& config, const std::vector<std::string>& sets, int epochs,
           const std::string& report_path, const std::string& resume, bool cold,
           const std::string& trace_path) {
@@ -255,17 +304,40 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::PipelineOptions options;
   if (!LoadRun(config, sets, epochs, cold, trace_path, &registry, &options)) return kExitUsage;
   double config_seconds = Seconds(t0, std::chrono::steady_clock::now());
+  const int rank = options.distributed.rank;
+  const std::string who = rank == 0 && options.distributed.world_size == 1
+                              ? "flowfeed: "
+                              : "flowfeed [rank " + std::to_string(rank) + "]: ";
+  // Only rank 0 talks and reports; the others say only what went wrong (and write
+  // report.rank<N>.json when distributed.rank_reports asks for it).
+  std::string report_to = report_path;
+  if (rank != 0) {
+    std::cout.setstate(std::ios::failbit);
+    if (!options.distributed.rank_reports) report_to.clear();
+    else if (!report_to.empty()) report_to = RankPath(report_to, rank);
+  }
   auto created = flowfeed::Trainer::Create(options, registry, resume, config_seconds);
   if (!created.ok()) {
-    std::cerr << "flowfeed: " << config << ": " << created.status().ToString() << "\n";
-    return created.status().code() == flowfeed::StatusCode::kInternal ? kExitRuntime : kExitUsage;
+    std::cerr << who << config << ": " << created.status().ToString() << "\n";
+    return created.status().code() == flowfeed::StatusCode::kInternal ||
+                   created.status().code() == flowfeed::StatusCode::kIoError
+               ? kExitRuntime
+               : kExitUsage;
   }
   std::unique_ptr<flowfeed::Trainer> trainer = std::move(created.value());
+  StopOnSignals stop_on_signals(trainer.get());
   flowfeed::TrainReport head = trainer->report();
-  std::cerr << "flowfeed train " << config << ": " << head.pipeline.source << "; "
+  if (rank == 0)
+    std::cerr << "flowfeed train " << config << ": " << head.pipeline.source << "; "
             << head.pipeline.threads << " threads, batch " << options.batch.size << ", epochs "
             << head.start_epoch + 1 << ".." << options.epochs << "\n";
-  PrintCacheHeader(head.pipeline, cold);
+  if (rank == 0) PrintCacheHeader(head.pipeline, cold);
+  if (options.distributed.world_size > 1 && rank == 0)
+    std::cerr << "distributed: " << head.world_size << " ranks over " << head.backend
+              << ", shard policy " << head.shard_policy << ", uneven " << head.uneven << "\n";
+  if (head.start_position > 0 && rank == 0)
+    std::cerr << "resume: epoch " << head.start_epoch + 1 << " from sample "
+              << head.start_position << " of its order\n";
   std::cout << flowfeed::FormatSetup(head) << std::flush;
 
   Progress progress(options.epochs, 0);
@@ -273,6 +345,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::Trainer* tp = trainer.get();
   flowfeed::Status st = trainer->Run(
       [&](const flowfeed::TrainEpochStats& e) {
+        if (rank != 0) return;
         progress.Finish();
         flowfeed::TrainReport r = tp->report();
         for (const auto& pe : r.pipeline.epochs)
@@ -280,6 +353,7 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
         std::cout << flowfeed::FormatTrainEpoch(e) << std::flush;
       },
       [&](int epoch, int64_t step, int64_t steps, double loss) {
+        if (rank != 0) return;
         if (epoch != progress_epoch) {
           progress = Progress(options.epochs, steps);
           progress.Start(epoch);
@@ -290,7 +364,10 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
         (void)loss;
       });
   if (!st.ok()) {
-    std::cerr << "\nflowfeed: " << st.ToString() << "\n";
+    std::cerr << "\n" << who << st.ToString() << "\n";
+    // An interrupted run still says how far it got.
+    if (st.code() == flowfeed::StatusCode::kCancelled && !report_to.empty())
+      WriteOutput("report", report_to, flowfeed::TrainReportJson(trainer->report()));
     return kExitRuntime;
   }
   flowfeed::TrainReport r = trainer->report();
@@ -301,10 +378,9 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
     std::cout << "final: eval accuracy " << std::fixed << std::setprecision(2)
               << 100 * r.epochs.back().eval_accuracy << "% after epoch " << r.epochs.back().epoch
               << ", " << r.wall_seconds << " s in all" << std::defaultfloat << "\n";
-  if (!report_path.empty() &&
-      WriteOutput("report", report_path, flowfeed::TrainReportJson(r)) != 0)
+  if (!report_to.empty() && WriteOutput("report", report_to, flowfeed::TrainReportJson(r)) != 0)
     return kExitRuntime;
-  if (!trace_path.empty()) return WriteTrace(trace_path, trainer->trace());
+  if (!trace_path.empty() && rank == 0) return WriteTrace(trace_path, trainer->trace());
   return kExitOk;
 #else
   (void)config, (void)sets, (void)epochs, (void)report_path, (void)resume, (void)cold;
@@ -368,6 +444,9 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "dataset") {
     return flowfeed::cli::RunDatasetCommand(std::vector<std::string>(argv + 2, argv + argc));
   }
+  if (argc >= 2 && std::string(argv[1]) == "launch") {
+    return flowfeed::cli::RunLaunchCommand(std::vector<std::string>(argv + 2, argv + argc));
+  }
   CLI::App app{"flowfeed: a data pipeline for deep-learning training"};
   app.set_version_flag("--version", std::string("flowfeed ") + FLOWFEED_VERSION);
   app.require_subcommand(1);
@@ -405,7 +484,8 @@ int main(int argc, char** argv) {
   auto* stages = app.add_subcommand("stages", "List the stage types and their parameters");
   std::vector<std::string> plugin_files;
   stages->add_option("--plugins", plugin_files, "Plugin files whose stages to list too");
-  app.add_subcommand("dataset", "Build datasets from Debian's real data (see: flowfeed dataset --help)");
+  app.add_subcommand("dataset", "Build datasets from Debian's real data, write tar shards (see: flowfeed dataset --help)");
+  app.add_subcommand("launch", "Start N ranks of a command with RANK/WORLD_SIZE/... set (see: flowfeed launch --help)");
 
   try {
     app.parse(argc, argv);

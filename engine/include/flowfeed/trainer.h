@@ -8,6 +8,17 @@
 // per epoch it evaluates, writes the checkpoint atomically and hands an EpochReport to the
 // callback.
 //
+// Data parallelism: with options.distributed.world_size > 1 the trainer joins the other ranks
+// through c10d (Gloo), takes rank 0's initial weights, averages gradients over every rank's
+// samples after each backward (bucketed all-reduce, weighted by batch sizes), and reduces the
+// metrics; only rank 0 writes checkpoints. A rank that runs out of batches first takes part
+// with zero gradients, so no rank waits for a step that never comes.
+//
+// Resume: checkpoints hold the epoch and, when written mid-epoch (train.checkpoint_every, or
+// RequestStop()), every rank's position in the epoch's sample order; --resume continues with
+// the batches an uninterrupted run would have trained on next, for any thread count and the
+// same world size (another world size is refused, naming both).
+//
 // Timing: on CUDA the per-step parts are measured with a device synchronisation after each part
 // (said in the report as `synchronized_timing`), because asynchronous kernels would otherwise be
 // charged to whatever synchronises next. On the CPU no synchronisation is needed.
@@ -63,6 +74,19 @@ struct TrainEpochStats {
   double eval_loss = 0, eval_accuracy = 0, eval_seconds = 0;
   int64_t eval_samples = 0;
   double checkpoint_seconds = 0;
+  // Data-parallel runs: time in the gradient all-reduce and the per-step agreement (included
+  // in optimizer_seconds' neighbours, not in them); the epoch's loss and accuracy above are then
+  // over every rank's samples, `samples` this rank's own.
+  double allreduce_seconds = 0;
+  int64_t global_samples = 0;
+  // Each rank's cache hit rate in this epoch (hits / lookups), rank order; empty when alone.
+  std::vector<double> rank_cache_hit_rate;
+  // XXH3-64 of the model's parameters and buffers after the epoch (hex): equal on every rank.
+  std::string model_digest;
+  // With train.record_indices: the dataset index of every sample this rank trained on, in order.
+  std::vector<int64_t> indices;
+  // The epoch started from a mid-epoch checkpoint at this position of its order (0: start).
+  int64_t resumed_at = 0;
 };
 
 struct TrainReport {
@@ -71,6 +95,10 @@ struct TrainReport {
   bool synchronized_timing = false;
   int torch_threads = 0;  // LibTorch's intra-op threads
   int start_epoch = 0;  // 0-based epoch the run started at (resumed runs: > 0)
+  int64_t start_position = 0;  // mid-epoch resume: samples of start_epoch already trained on
+  // Data parallelism: this process's rank, the world size, the backend and the shard policy.
+  int rank = 0, world_size = 1;
+  std::string backend, shard_policy, uneven;
   std::vector<SetupPart> setup;
   std::vector<TrainEpochStats> epochs;
   RunStats pipeline;  // the training pipeline's stage tables, per epoch
@@ -108,6 +136,11 @@ class Trainer {
                      const std::function<void(int, int64_t, int64_t, double)>& on_step = nullptr) = 0;
 
   virtual TrainReport report() const = 0;
+
+  // Asks Run() to stop after the step in progress (all ranks stop at the same step): with a
+  // checkpoint configured it first writes a mid-epoch checkpoint there, then Run() returns
+  // Cancelled. Async-signal-safe (one atomic store), so a SIGINT handler may call it.
+  virtual void RequestStop() = 0;
 
   // With options.trace: the pipeline's spans plus the trainer's (per step: waiting for the
   // batch, to device, forward, backward, optimiser; evaluation; checkpoint), for

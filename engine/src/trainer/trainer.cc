@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +18,7 @@
 #include <thread>
 
 #include "flowfeed/pipeline.h"
+#include "trainer/distributed.h"
 #include "trainer/models.h"
 
 namespace flowfeed {
@@ -30,7 +34,9 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-constexpr const char* kCheckpointFormat = "flowfeed-checkpoint-1";
+// 2 added mid-epoch positions and the world size; 1 (epoch ends only) is still read.
+constexpr const char* kCheckpointFormat = "flowfeed-checkpoint-2";
+constexpr const char* kCheckpointFormatV1 = "flowfeed-checkpoint-1";
 
 // Removes a leftover temporary file; never throws (a failure here must not hide the real one).
 void RemoveQuietly(const std::string& path) {
@@ -63,6 +69,16 @@ class TorchTrainer final : public Trainer {
     if (!resume.empty()) {
       auto t0 = Clock::now();
       FLOWFEED_RETURN_IF_ERROR(ReadCheckpoint(resume, &resumed, &resumed_signature));
+      const int world = options_.distributed.world_size;
+      if (resumed_world_ != world)
+        return Status::InvalidArgument(
+            "checkpoint " + resume + " was written by a run of " + std::to_string(resumed_world_) +
+            " rank(s), this run has " + std::to_string(world) +
+            " (WORLD_SIZE); a resume needs the same world size");
+      if (!resumed_positions_.empty()) {
+        options_.start_position = resumed_positions_[size_t(options_.distributed.rank)];
+        options_.start_batch = resumed_batches_[size_t(options_.distributed.rank)];
+      }
       if (start_epoch_ >= options_.epochs)
         return Status::InvalidArgument("checkpoint " + resume + " finished epoch " +
                                        std::to_string(start_epoch_) + "; the config trains " +
@@ -72,12 +88,30 @@ class TorchTrainer final : public Trainer {
       report_.setup.push_back({"read_checkpoint", Since(t0)});
     }
     report_.start_epoch = start_epoch_;
+    report_.start_position = options_.start_position;
+    const DistributedOptions& dist = options_.distributed;
+    report_.rank = dist.rank;
+    report_.world_size = dist.world_size;
+    if (dist.world_size > 1) {
+      auto t0 = Clock::now();
+      auto comm = Communicator::Create(dist);
+      if (!comm.ok()) return comm.status();
+      comm_ = std::move(comm.value());
+      report_.backend = comm_->backend();
+      report_.shard_policy = ShardPolicyName(dist.policy);
+      report_.uneven = UnevenPolicyName(dist.uneven);
+      report_.setup.push_back({"rendezvous", Since(t0)});
+    }
 
     // LibTorch's own thread pool: Debian's build starts with one OpenMP thread here; use every
     // core unless the user chose with OMP_NUM_THREADS.
     auto tp = Clock::now();
-    if (!std::getenv("OMP_NUM_THREADS"))
-      torch::set_num_threads(int(std::max(1u, std::thread::hardware_concurrency())));
+    // Processes of one host share its cores (LOCAL_WORLD_SIZE, as torchrun sets it).
+    if (!std::getenv("OMP_NUM_THREADS")) {
+      int local = 1;
+      if (const char* lw = std::getenv("LOCAL_WORLD_SIZE")) local = std::max(1, std::atoi(lw));
+      torch::set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / local));
+    }
     report_.torch_threads = torch::get_num_threads();
     report_.setup.push_back({"torch_threads", Since(tp)});
 
@@ -120,6 +154,11 @@ class TorchTrainer final : public Trainer {
       e.cache.mode = options_.cache.mode == CacheMode::kOff ? CacheMode::kOff : CacheMode::kMemory;
       e.cache.path.clear();
       e.cache.after.clear();
+      e.start_position = 0;  // evaluation runs whole, once per remaining epoch
+      e.start_batch = 0;
+      // Every evaluation sample exactly once over the ranks; the sums are reduced.
+      e.distributed.uneven = UnevenPolicy::kAll;
+      e.distributed.policy = ShardPolicy::kGlobal;
       auto ep = Pipeline::Open(e, registry);
       if (!ep.ok()) return ep.status().WithContext("eval");
       eval_ = std::move(ep.value());
@@ -141,6 +180,10 @@ class TorchTrainer final : public Trainer {
     auto built = BuildModel(t.model, first_->channels, first_->height, first_->width, classes);
     if (!built.ok()) return built.status();
     model_ = built.value();
+    // Rank 0's weights are broadcast below; dropout should still differ between ranks, as
+    // their samples do. (Rank 0 keeps the single-process sequence.)
+    if (options_.distributed.world_size > 1 && options_.distributed.rank > 0)
+      torch::manual_seed(options_.seed + 0x9E3779B97F4A7C15ull * uint64_t(options_.distributed.rank));
     report_.model = t.model.type + " (" + std::to_string(model_->parameter_count()) + " parameters)";
     report_.setup.push_back({"model_build", Since(t0)});
 
@@ -182,6 +225,11 @@ class TorchTrainer final : public Trainer {
         model_->to(device_);
         torch::Tensor rng;
         resumed.read("cpu_rng_state", rng);
+        c10::IValue states;
+        if (resumed.try_read("cpu_rng_states", states) && states.isTensorList()) {
+          auto list = states.toTensorVector();
+          if (size_t(options_.distributed.rank) < list.size()) rng = list[size_t(options_.distributed.rank)];
+        }
         at::Generator gen = at::detail::getDefaultCPUGenerator();
         gen.set_state(rng);
       } catch (const std::exception& e) {
@@ -190,20 +238,44 @@ class TorchTrainer final : public Trainer {
       }
       report_.setup.push_back({"restore_state", Since(t0)});
     }
+    if (comm_) {
+      // Every rank starts from rank 0's weights (a resumed run's ranks read the same file).
+      t0 = Clock::now();
+      std::vector<torch::Tensor> state = ModelState();
+      FLOWFEED_RETURN_IF_ERROR(comm_->Broadcast(state, "broadcast of rank 0's parameters"));
+      CopyBack(state);
+      report_.setup.push_back({"broadcast_parameters", Since(t0)});
+    }
     steps_per_epoch_ = pipeline_->batches_per_epoch();
     return Status::Ok();
   }
+
+  void RequestStop() override { stop_requested_.store(true, std::memory_order_relaxed); }
 
   Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch,
              const std::function<void(int, int64_t, int64_t, double)>& on_step) override {
     for (int epoch = start_epoch_; epoch < options_.epochs; ++epoch) {
       TrainEpochStats es;
       es.epoch = epoch + 1;
-      FLOWFEED_RETURN_IF_ERROR(TrainEpoch(epoch, &es, on_step));
+      es.resumed_at = epoch == start_epoch_ ? options_.start_position : 0;
+      bool stopped = false;
+      FLOWFEED_RETURN_IF_ERROR(TrainEpoch(epoch, &es, on_step, &stopped));
+      if (stopped) {
+        report_.epochs.push_back(es);
+        report_.wall_seconds = Since(created_);
+        finished_ = true;
+        return Status::Cancelled(
+            "stopped during epoch " + std::to_string(epoch + 1) +
+            (options_.train.checkpoint.empty()
+                 ? std::string(" (no checkpoint configured, so nothing was saved)")
+                 : " after step " + std::to_string(es.steps) + "; " +
+                       options_.train.checkpoint + " holds the position (resume with --resume " +
+                       options_.train.checkpoint + ")"));
+      }
       if (eval_) FLOWFEED_RETURN_IF_ERROR(Evaluate(&es));
       if (!options_.train.checkpoint.empty()) {
         auto t0 = Clock::now();
-        FLOWFEED_RETURN_IF_ERROR(WriteCheckpoint(epoch + 1));
+        FLOWFEED_RETURN_IF_ERROR(WriteCheckpoint(epoch + 1, {}, {}));
         es.checkpoint_seconds = Since(t0);
         Span("checkpoint", t0, Clock::now(), epoch + 1);
       }
@@ -293,73 +365,134 @@ class TorchTrainer final : public Trainer {
     return x.contiguous();
   }
 
+  // One epoch of steps. With other ranks, each step starts with a small all-reduce in which
+  // the ranks agree on whether anyone still has a batch, on the global batch size (gradients
+  // are weighted by it) and on whether to stop; so every rank runs the same steps.
   Status TrainEpoch(int epoch, TrainEpochStats* es,
-                    const std::function<void(int, int64_t, int64_t, double)>& on_step) {
+                    const std::function<void(int, int64_t, int64_t, double)>& on_step,
+                    bool* stopped) {
     model_->train();
     auto epoch_start = Clock::now();
     std::vector<double> step_seconds;
     double loss_sum = 0;
     int64_t correct = 0;
     const double smoothing = options_.train.label_smoothing;
+    const bool resumed_epoch = epoch == start_epoch_;
+    position_ = resumed_epoch ? options_.start_position : 0;
+    batches_done_ = resumed_epoch ? options_.start_batch : 0;
+    bool exhausted = false;  // this rank's epoch ended; the next Next() would start the next one
     while (true) {
       auto t0 = Clock::now();
       BatchPtr b;
       if (first_) {
         b = std::move(first_);  // taken during set-up; its wait is a set-up part
-      } else {
+      } else if (!exhausted) {
         FLOWFEED_RETURN_IF_ERROR(pipeline_->Next(&b));
       }
-      if (!b) break;
+      exhausted = exhausted || !b;
       const double wait = Since(t0);
+      auto ta = Clock::now();
+      double agree[3] = {b ? 1.0 : 0.0, b ? double(b->size) : 0.0,
+                         stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0};
+      if (comm_) {
+        std::vector<double> v(agree, agree + 3);
+        FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "step agreement"));
+        std::copy(v.begin(), v.end(), agree);
+      }
+      const double agree_seconds = Since(ta);
+      if (agree[0] == 0) break;  // every rank's epoch is over
+      if (agree[2] > 0) {
+        // Stop at a step boundary: the checkpoint says exactly where.
+        *stopped = true;
+        if (!options_.train.checkpoint.empty()) FLOWFEED_RETURN_IF_ERROR(MidEpochCheckpoint(epoch));
+        break;
+      }
       auto t1 = Clock::now();
-      torch::Tensor x = Input(*b);
-      torch::Tensor y = torch::from_blob(const_cast<int64_t*>(b->labels.data()), {b->size},
-                                         torch::TensorOptions().dtype(torch::kInt64))
-                            .to(device_);
+      torch::Tensor x, y;
+      if (b) {
+        x = Input(*b);
+        y = torch::from_blob(const_cast<int64_t*>(b->labels.data()), {b->size},
+                             torch::TensorOptions().dtype(torch::kInt64))
+                .to(device_);
+      }
       Sync();
       auto t2 = Clock::now();
       SetLearningRate(LearningRate(global_step_));
-      torch::Tensor logits = model_->forward(x);
-      torch::Tensor loss = torch::nn::functional::cross_entropy(
-          logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+      torch::Tensor logits, loss;
+      if (b) {
+        logits = model_->forward(x);
+        loss = torch::nn::functional::cross_entropy(
+            logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+      }
       Sync();
       auto t3 = Clock::now();
       optimizer_->zero_grad();
-      loss.backward();
+      if (b) loss.backward();
       Sync();
       auto t4 = Clock::now();
+      if (comm_) FLOWFEED_RETURN_IF_ERROR(AverageGradients(b ? double(b->size) : 0.0, agree[1]));
+      auto t4b = Clock::now();
       optimizer_->step();
       Sync();
       auto t5 = Clock::now();
-      const double l = loss.item<double>();
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      double l = 0;
+      if (b) {
+        l = loss.item<double>();
+        correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+        loss_sum += l * double(b->size);
+        es->samples += b->size;
+        if (options_.train.record_indices)
+          es->indices.insert(es->indices.end(), b->indices.begin(), b->indices.end());
+        position_ = b->end_position;
+        batches_done_ = b->number + 1;
+      }
       b.reset();  // the batch's buffer goes back to the pipeline
 
-      auto secs = [](Clock::time_point a, Clock::time_point c) {
-        return std::chrono::duration<double>(c - a).count();
+      auto secs = [](Clock::time_point p, Clock::time_point q) {
+        return std::chrono::duration<double>(q - p).count();
       };
-      Span("wait for batch", t0, t1, epoch + 1);
+      Span("wait for batch", t0, ta, epoch + 1);
       Span("to device", t1, t2, epoch + 1);
       Span("forward", t2, t3, epoch + 1);
       Span("backward", t3, t4, epoch + 1);
-      Span("optimizer", t4, t5, epoch + 1);
+      if (comm_) Span("all-reduce", t4, t4b, epoch + 1);
+      Span("optimizer", t4b, t5, epoch + 1);
       es->data_wait_seconds += wait;
       es->h2d_seconds += secs(t1, t2);
       es->forward_seconds += secs(t2, t3);
       es->backward_seconds += secs(t3, t4);
-      es->optimizer_seconds += secs(t4, t5);
-      step_seconds.push_back(secs(t1, t5));
-      loss_sum += l * double(y.size(0));
-      es->samples += y.size(0);
+      es->allreduce_seconds += secs(t4, t4b) + agree_seconds;
+      es->optimizer_seconds += secs(t4b, t5);
+      step_seconds.push_back(secs(t1, t5) + agree_seconds);
       ++es->steps;
       ++global_step_;
       if (on_step) on_step(epoch, es->steps, steps_per_epoch_, l);
+      if (options_.train.checkpoint_every > 0 && !options_.train.checkpoint.empty() &&
+          es->steps % options_.train.checkpoint_every == 0) {
+        auto tc = Clock::now();
+        FLOWFEED_RETURN_IF_ERROR(MidEpochCheckpoint(epoch));
+        es->checkpoint_seconds += Since(tc);
+        Span("checkpoint", tc, Clock::now(), epoch + 1);
+      }
     }
     es->seconds = Since(epoch_start);
     es->samples_per_second = es->seconds > 0 ? double(es->samples) / es->seconds : 0;
-    es->loss = es->samples ? loss_sum / double(es->samples) : 0;
-    es->accuracy = es->samples ? double(correct) / double(es->samples) : 0;
+    // Loss and accuracy over every rank's samples; cache hit rates per rank.
+    double sums[3] = {loss_sum, double(correct), double(es->samples)};
+    if (comm_) {
+      std::vector<double> v(sums, sums + 3);
+      FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "reduction of the epoch's metrics"));
+      std::copy(v.begin(), v.end(), sums);
+    }
+    es->global_samples = int64_t(sums[2]);
+    es->loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
+    es->accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
+    if (comm_ && !*stopped) {
+      FLOWFEED_RETURN_IF_ERROR(GatherCacheHitRates(epoch, es));
+      FLOWFEED_RETURN_IF_ERROR(AverageBuffers());
+    }
     es->lr = LearningRate(std::max<int64_t>(0, global_step_ - 1));
+    es->model_digest = ModelDigest();
     if (!step_seconds.empty()) {
       es->first_step_seconds = step_seconds.front();
       std::vector<double> sorted = step_seconds;
@@ -369,6 +502,119 @@ class TorchTrainer final : public Trainer {
     return Status::Ok();
   }
 
+  // Parameters then buffers (batch-norm statistics), in the model's order.
+  std::vector<torch::Tensor> ModelState() {
+    std::vector<torch::Tensor> out;
+    for (const auto& p : model_->parameters()) out.push_back(p.detach().to(torch::kCPU).clone());
+    for (const auto& b : model_->buffers()) out.push_back(b.detach().to(torch::kCPU).clone());
+    return out;
+  }
+
+  void CopyBack(const std::vector<torch::Tensor>& state) {
+    torch::NoGradGuard no_grad;
+    size_t i = 0;
+    for (auto& p : model_->parameters()) p.copy_(state[i++]);
+    for (auto& b : model_->buffers()) b.copy_(state[i++]);
+  }
+
+  // XXH3 of the model's parameters and buffers as they are in memory (CPU copies, in order).
+  std::string ModelDigest() {
+    XXH3_state_t* h = XXH3_createState();
+    XXH3_64bits_reset(h);
+    for (const torch::Tensor& t : ModelState())
+      XXH3_64bits_update(h, t.contiguous().data_ptr(), size_t(t.numel()) * t.element_size());
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits_digest(h)));
+    XXH3_freeState(h);
+    return hex;
+  }
+
+  // Gradients become the mean over every rank's samples: each rank weighs its own (the mean
+  // over its batch) by its share of the global batch, then they are summed. A rank without a
+  // batch this step adds zeros.
+  Status AverageGradients(double mine, double total) {
+    std::vector<torch::Tensor> grads;
+    std::vector<torch::Tensor> params = model_->parameters();
+    for (auto& p : params) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad().to(torch::kCPU) * (total > 0 ? mine / total : 0.0));
+    }
+    FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(grads, "all-reduce of the gradients"));
+    for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad().copy_(grads[i]);
+    return Status::Ok();
+  }
+
+  // Batch-norm statistics are gathered by each rank from its own samples; at the epoch's end
+  // they become the mean over the ranks, so evaluation, checkpoints and every rank's model agree.
+  // (Counters such as num_batches_tracked are equal everywhere already.)
+  Status AverageBuffers() {
+    std::vector<torch::Tensor> floats;
+    std::vector<torch::Tensor> buffers = model_->buffers();
+    for (auto& b : buffers)
+      if (b.is_floating_point()) floats.push_back(b.detach().to(torch::kCPU).clone());
+    if (floats.empty()) return Status::Ok();
+    FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(floats, "averaging the batch-norm statistics"));
+    torch::NoGradGuard no_grad;
+    size_t i = 0;
+    for (auto& b : buffers)
+      if (b.is_floating_point()) b.copy_(floats[i++].div_(double(comm_->world_size())));
+    return Status::Ok();
+  }
+
+  // Every rank's CPU generator state (dropout draws from it), for an exact resume of each.
+  Status GatherRngStates(std::vector<torch::Tensor>* out) {
+    torch::Tensor mine = at::detail::getDefaultCPUGenerator().get_state();
+    const int w = comm_ ? comm_->world_size() : 1, r = comm_ ? comm_->rank() : 0;
+    const int64_t n = mine.numel();
+    std::vector<double> v(size_t(w * n), 0.0);
+    const uint8_t* p = mine.data_ptr<uint8_t>();
+    for (int64_t i = 0; i < n; ++i) v[size_t(r * n + i)] = double(p[i]);
+    if (comm_) FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "gathering the generator states"));
+    out->clear();
+    for (int k = 0; k < w; ++k) {
+      torch::Tensor t = torch::empty({n}, torch::kUInt8);
+      for (int64_t i = 0; i < n; ++i) t.data_ptr<uint8_t>()[i] = uint8_t(v[size_t(k * n + i)]);
+      out->push_back(t);
+    }
+    return Status::Ok();
+  }
+
+  Status GatherCacheHitRates(int epoch, TrainEpochStats* es) {
+    const int w = comm_->world_size(), r = comm_->rank();
+    std::vector<double> v(size_t(2 * w), 0.0);
+    RunStats rs = pipeline_->stats();
+    for (const EpochStats& e : rs.epochs)
+      if (e.epoch == epoch + 1) {
+        v[size_t(2 * r)] = double(e.cache.hits);
+        v[size_t(2 * r + 1)] = double(e.cache.hits + e.cache.misses);
+      }
+    FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "gathering the cache hit rates"));
+    es->rank_cache_hit_rate.clear();
+    for (int i = 0; i < w; ++i)
+      es->rank_cache_hit_rate.push_back(v[size_t(2 * i + 1)] > 0 ? v[size_t(2 * i)] / v[size_t(2 * i + 1)] : 0);
+    return Status::Ok();
+  }
+
+  // Every rank's position and batch count go into one checkpoint, written by rank 0.
+  Status MidEpochCheckpoint(int epoch) {
+    const int w = comm_ ? comm_->world_size() : 1, r = comm_ ? comm_->rank() : 0;
+    std::vector<double> v(size_t(2 * w), 0.0);
+    v[size_t(2 * r)] = double(position_);
+    v[size_t(2 * r + 1)] = double(batches_done_);
+    if (comm_) FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "gathering the checkpoint positions"));
+    std::vector<int64_t> positions, batches;
+    const int64_t length = pipeline_->epoch_length();
+    bool at_end = false;
+    for (int i = 0; i < w; ++i) {
+      positions.push_back(int64_t(v[size_t(2 * i)]));
+      batches.push_back(int64_t(v[size_t(2 * i + 1)]));
+      at_end = at_end || positions.back() >= length;
+    }
+    // A rank at its order's end has nothing left to resume from; the epoch-end checkpoint
+    // (or the previous one) stands instead. All ranks see the same positions, so they agree.
+    if (at_end) return Status::Ok();
+    return WriteCheckpoint(epoch, positions, batches);
+  }
   Status Evaluate(TrainEpochStats* es) {
     torch::NoGradGuard no_grad;
     model_->eval();
@@ -391,6 +637,13 @@ class TorchTrainer final : public Trainer {
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       n += b->size;
     }
+    if (comm_) {
+      std::vector<double> v{loss_sum, double(correct), double(n)};
+      FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "reduction of the evaluation metrics"));
+      loss_sum = v[0];
+      correct = int64_t(v[1]);
+      n = int64_t(v[2]);
+    }
     Span("evaluate", t0, Clock::now(), es->epoch);
     es->has_eval = true;
     es->eval_samples = n;
@@ -403,7 +656,13 @@ class TorchTrainer final : public Trainer {
   // Model, optimiser, the epoch finished and what the checkpoint is for, written to a temporary
   // file, made durable, then renamed over the old one: a crash leaves the old checkpoint or
   // the new one, never a torn one.
-  Status WriteCheckpoint(int epochs_done) {
+  // `positions` / `batches` (one per rank, empty at an epoch's end): how far into epoch
+  // `epochs_done` (0-based) each rank got. Only rank 0 writes; the others return at once.
+  Status WriteCheckpoint(int epochs_done, const std::vector<int64_t>& positions,
+                         const std::vector<int64_t>& batches) {
+    std::vector<torch::Tensor> rng_states;
+    FLOWFEED_RETURN_IF_ERROR(GatherRngStates(&rng_states));
+    if (comm_ && comm_->rank() != 0) return Status::Ok();
     const std::string& path = options_.train.checkpoint;
     const std::string tmp = path + ".tmp";
     try {
@@ -416,10 +675,14 @@ class TorchTrainer final : public Trainer {
       archive.write("signature", c10::IValue(model_->signature()));
       archive.write("epochs_done", c10::IValue(int64_t(epochs_done)));
       archive.write("global_step", c10::IValue(global_step_));
+      archive.write("world_size", c10::IValue(int64_t(options_.distributed.world_size)));
+      archive.write("positions", c10::IValue(positions));
+      archive.write("batches", c10::IValue(batches));
       archive.write("model", model);
       archive.write("optimizer", opt);
       // Dropout draws from LibTorch's generator: its state makes a resumed run continue exactly.
       archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
+      archive.write("cpu_rng_states", c10::IValue(c10::List<at::Tensor>(rng_states)));
       archive.save_to(tmp);
     } catch (const std::exception& e) {
       RemoveQuietly(tmp);
@@ -446,7 +709,8 @@ class TorchTrainer final : public Trainer {
       archive->load_from(path);
       c10::IValue format, sig, epochs, step;
       archive->read("format", format);
-      if (!format.isString() || format.toStringRef() != kCheckpointFormat)
+      const bool v1 = format.isString() && format.toStringRef() == kCheckpointFormatV1;
+      if (!format.isString() || (format.toStringRef() != kCheckpointFormat && !v1))
         return Status::Corrupt("checkpoint " + path + " is not a flowfeed checkpoint (format " +
                                (format.isString() ? format.toStringRef() : std::string("?")) + ")");
       archive->read("signature", sig);
@@ -455,6 +719,22 @@ class TorchTrainer final : public Trainer {
       *signature = sig.toStringRef();
       start_epoch_ = int(epochs.toInt());
       global_step_ = step.toInt();
+      resumed_world_ = 1;
+      if (!v1) {
+        c10::IValue world, positions, batches;
+        archive->read("world_size", world);
+        archive->read("positions", positions);
+        archive->read("batches", batches);
+        resumed_world_ = int(world.toInt());
+        resumed_positions_ = positions.toIntVector();
+        resumed_batches_ = batches.toIntVector();
+        if (!resumed_positions_.empty() &&
+            (int(resumed_positions_.size()) != resumed_world_ ||
+             resumed_batches_.size() != resumed_positions_.size()))
+          return Status::Corrupt("checkpoint " + path + " has " +
+                                 std::to_string(resumed_positions_.size()) +
+                                 " positions for a world of " + std::to_string(resumed_world_));
+      }
     } catch (const std::exception& e) {
       return Status::Corrupt("checkpoint " + path + " is unreadable (truncated or not a checkpoint): " +
                              FirstLine(e.what()));
@@ -470,6 +750,13 @@ class TorchTrainer final : public Trainer {
   std::shared_ptr<ClassifierImpl> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int start_epoch_ = 0;
+  std::unique_ptr<Communicator> comm_;  // null when this process trains alone
+  std::atomic<bool> stop_requested_{false};
+  // Where the epoch in progress has got to: the last trained batch's end_position and number.
+  int64_t position_ = 0, batches_done_ = 0;
+  // From the checkpoint being resumed: its world size and per-rank positions (mid-epoch only).
+  int resumed_world_ = 1;
+  std::vector<int64_t> resumed_positions_, resumed_batches_;
   bool finished_ = false;  // Run() completed: wall_seconds is final
   int64_t global_step_ = 0;
   int64_t steps_per_epoch_ = 0;
@@ -499,7 +786,8 @@ void ComputeGap(TrainReport* r) {
   };
   auto whole = [](const TrainEpochStats& e) { return e.seconds + e.eval_seconds + e.checkpoint_seconds; };
   auto compute = [](const TrainEpochStats& e) {
-    return e.h2d_seconds + e.forward_seconds + e.backward_seconds + e.optimizer_seconds;
+    return e.h2d_seconds + e.forward_seconds + e.backward_seconds + e.optimizer_seconds +
+           e.allreduce_seconds;
   };
   auto first_extra = [](const TrainEpochStats& e) { return e.first_step_seconds - e.median_step_seconds; };
   double setup = 0;
@@ -583,7 +871,8 @@ std::string FormatSetup(const TrainReport& r) {
 }
 
 std::string FormatTrainEpoch(const TrainEpochStats& e) {
-  const double step = e.h2d_seconds + e.forward_seconds + e.backward_seconds + e.optimizer_seconds;
+  const double step = e.h2d_seconds + e.forward_seconds + e.backward_seconds +
+                      e.optimizer_seconds + e.allreduce_seconds;
   const double wait_share = e.seconds > 0 ? e.data_wait_seconds / e.seconds : 0;
   std::string out = "train epoch " + std::to_string(e.epoch) + ": loss " + Fmt("%.4f", e.loss) +
                     ", accuracy " + Fmt("%.2f%%", 100 * e.accuracy) + ", " +
@@ -595,7 +884,9 @@ std::string FormatTrainEpoch(const TrainEpochStats& e) {
   out += "\n  steps " + std::to_string(e.steps) + ": data wait " + Fmt("%.2f", e.data_wait_seconds) +
          " s, to device " + Fmt("%.2f", e.h2d_seconds) + " s, forward " +
          Fmt("%.2f", e.forward_seconds) + " s, backward " + Fmt("%.2f", e.backward_seconds) +
-         " s, optimiser " + Fmt("%.2f", e.optimizer_seconds) + " s; first step " +
+         " s, optimiser " + Fmt("%.2f", e.optimizer_seconds) + " s" +
+         (e.allreduce_seconds > 0 ? ", all-reduce " + Fmt("%.2f", e.allreduce_seconds) + " s" : "") +
+         "; first step " +
          Fmt("%.1f", 1e3 * e.first_step_seconds) + " ms, median " +
          Fmt("%.1f", 1e3 * e.median_step_seconds) + " ms";
   out += "\n  verdict: " +
@@ -630,7 +921,13 @@ std::string TrainReportJson(const TrainReport& r) {
                   {"model", r.model},
                   {"synchronized_timing", r.synchronized_timing},
                   {"start_epoch", r.start_epoch},
+                  {"start_position", r.start_position},
                   {"wall_seconds", r.wall_seconds}};
+  j["distributed"] = {{"rank", r.rank},
+                      {"world_size", r.world_size},
+                      {"backend", r.world_size > 1 ? r.backend : std::string("none")},
+                      {"policy", r.shard_policy},
+                      {"uneven", r.uneven}};
   for (auto& je : j["epochs"]) {
     for (const auto& e : r.epochs) {
       if (je["epoch"].get<int>() != e.epoch) continue;
@@ -648,7 +945,14 @@ std::string TrainReportJson(const TrainReport& r) {
                        {"loss", e.loss},
                        {"accuracy", e.accuracy},
                        {"lr", e.lr},
-                       {"checkpoint_seconds", e.checkpoint_seconds}};
+                       {"checkpoint_seconds", e.checkpoint_seconds},
+                       {"allreduce_seconds", e.allreduce_seconds},
+                       {"global_samples", e.global_samples},
+                       {"model_digest", e.model_digest},
+                       {"resumed_at", e.resumed_at}};
+      if (!e.rank_cache_hit_rate.empty())
+        je["distributed"] = {{"cache_hit_rate_per_rank", e.rank_cache_hit_rate}};
+      if (!e.indices.empty()) je["trainer"]["indices"] = e.indices;
       if (e.has_eval)
         je["eval"] = {{"loss", e.eval_loss},
                       {"accuracy", e.eval_accuracy},
