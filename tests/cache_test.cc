@@ -421,6 +421,32 @@ TEST(CacheDisk, UnreadableMetaRebuilds) {
   EXPECT_FALSE(cache->Lookup(0, &out, &bytes));
 }
 
+// Regression (fuzz/corpus/cache/regress-meta-format-float-overflow): a "format" of 2.2e25 was
+// converted to int (undefined behaviour) on the way to being compared. Any format that is not
+// the integer 1 is an unknown format: a rebuild, never a reuse.
+TEST(CacheDisk, MetaFormatThatIsNotTheIntegerOneRebuilds) {
+  for (const std::string format : {"2.2e25", "1.0", "\"1\"", "-1", "null", "[1]"}) {
+    test::TempDir dir;
+    const std::string path = dir / "c";
+    {
+      auto cache = MustOpen(DiskOptions(path), 2);
+      ASSERT_TRUE(cache);
+      cache->Insert(0, test::PatternImage(4, 4, 3));
+    }
+    nlohmann::json meta = nlohmann::json::parse(test::ReadBytes(path + "/flowfeed-cache.meta"));
+    std::string text = meta.dump();
+    const std::string key = "\"format\":1";
+    ASSERT_NE(text.find(key), std::string::npos) << text;
+    text.replace(text.find(key), key.size(), "\"format\":" + format);
+    test::WriteText(path + "/flowfeed-cache.meta", text);
+    auto cache = MustOpen(DiskOptions(path), 2);
+    ASSERT_TRUE(cache);
+    EXPECT_TRUE(HasMessage(cache->stats(), "unknown format")) << format << ": "
+                                                              << Messages(cache->stats());
+    EXPECT_EQ(cache->stats().reused_entries, 0) << format;
+  }
+}
+
 TEST(CacheDisk, TornTailIsCutOff) {
   test::TempDir dir;
   const std::string path = dir / "c";

@@ -432,8 +432,8 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
   const std::string e = OnlyError(kSource + "colour: red\n");
   EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, checkpoint, "
                "checkpoint_every, device, digest, distributed, epochs, eval, fuse, loss, "
-               "max_in_flight, model, optimizer, pipeline, plugins, prefetch, record_indices, "
-               "schedule, seed, shuffle, source, threads)");
+               "max_in_flight, max_skipped, model, optimizer, pipeline, plugins, prefetch, "
+               "record_indices, schedule, seed, shuffle, source, threads)");
 }
 
 TEST(ConfigErrors, UnknownNestedKey) {
@@ -594,6 +594,16 @@ TEST(ConfigErrors, EmptyAndNonMapDocuments) {
   EXPECT_TRUE(Contains(OnlyError("\n42\n"), "a.yaml:2:1: expected a map of settings"));
   EXPECT_EQ(OnlyError(kSource + "---\nthreads: 1\n"),
             "a.yaml:3:1: expected one YAML document, found 2");
+  EXPECT_EQ(OnlyError(kSource + "---\n---\nthreads: 1\n"),
+            "a.yaml:3:1: expected one YAML document, found 3");
+}
+
+// Regression (fuzz/corpus/config/regress-*-hang.yaml): a ',' where a document starts made
+// yaml-cpp's LoadAll() loop forever, growing a list of empty documents until memory ran out.
+TEST(ConfigErrors, CommaWhereADocumentStartsIsASyntaxError) {
+  EXPECT_EQ(OnlyError(",a\n"), "a.yaml:1:1: YAML syntax error: unexpected ','");
+  EXPECT_EQ(OnlyError(kSource + "---\n,\n"), "a.yaml:3:1: YAML syntax error: unexpected ','");
+  EXPECT_EQ(OnlyError("- a\n- b\n,"), "a.yaml:3:1: YAML syntax error: unexpected ','");
 }
 
 // ------------------------------------------------------------------------------------------------

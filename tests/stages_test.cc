@@ -603,7 +603,7 @@ TEST(StagesTest, DecodeErrorsNameTheSource) {
   empty.source = "data[7]";
   st = Apply(decode.get(), empty);
   EXPECT_EQ(st.code(), StatusCode::kCorrupt);
-  EXPECT_EQ(st.message(), "data[7]: nothing to decode");
+  EXPECT_EQ(st.message(), "data[7]: empty file (0 bytes), nothing to decode");
 }
 
 TEST(StagesTest, DecodeIdxPixelsToRgb) {

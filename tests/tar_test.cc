@@ -428,6 +428,27 @@ TEST(TarShards, TruncatedShards) {
   EXPECT_EQ(OpenStatus(TarOptions(dir.path(), "empty.tar")).code(), StatusCode::kCorrupt);
 }
 
+// Regression (fuzz/corpus/tar/regress-pax-size-int64-overflow): sizes near 2^63 (a pax size
+// record, a base-256 size field) overflowed `offset + size` in the truncation check.
+TEST(TarShards, HugeSizesAreTruncatedMembers) {
+  TempDir dir;
+  RawMember b256("00001.jpg", "");
+  b256.size_field = int64_t(1) << 62;
+  b256.base256 = true;
+  const std::vector<std::vector<uint8_t>> shards = {
+      BuildTar({{"PaxHeaders/x", PaxRecord("size", "9223372036854775000"), 'x'},
+                {"00001.jpg", ""},
+                {"00001.cls", "1"}}),
+      BuildTar({b256, {"00001.cls", "1"}})};
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const std::string name = "huge" + std::to_string(i) + ".tar";
+    WriteBytes(dir / name, shards[i]);
+    const Status s = OpenStatus(TarOptions(dir.path(), name));
+    EXPECT_EQ(s.code(), StatusCode::kCorrupt) << s.ToString();
+    EXPECT_TRUE(Contains(s.message(), "is truncated")) << s.ToString();
+  }
+}
+
 TEST(TarShards, ShardCutAfterOpenIsCorruptOnRead) {
   TempDir dir;
   WriteBytes(dir / "a.tar", BuildTar({{"1.jpg", std::string(5000, 'x')}, {"1.cls", "0"}}));

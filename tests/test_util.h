@@ -30,6 +30,20 @@ inline Status ToStatus(const Status& s) { return s; }
 template <typename T>
 Status ToStatus(const Result<T>& r) { return r.status(); }
 
+// True in an ASan build (FLOWFEED_SANITIZE=address,undefined), for the few checks that measure
+// memory (RSS) and so cannot hold while ASan quarantines freed blocks.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 // A fresh folder under the system temp dir, removed with everything in it on destruction.
 class TempDir {
  public:

@@ -2,10 +2,17 @@
 # flowfeed's one script: installs the Debian packages that are missing, builds, then runs.
 #
 #   bash tools/run.sh main    # install, build, train the small CNN on Fashion-MNIST
-#   bash tools/run.sh test    # install, build, run the whole test suite (what CI runs)
+#   bash tools/run.sh test    # install, build, run the whole test suite, then the asan suite
+#                             # below (what CI runs)
 #   bash tools/run.sh build   # install and build only
+#   bash tools/run.sh asan    # install, build build-asan/ with ASan+UBSan, run every test there
+#   bash tools/run.sh tsan    # install, build build-tsan/ with TSan (no trainer), run the tests
+#                             # of the flow graph, the cache and the pipeline there
 #
-# Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc).
+# Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
+# SANITIZE=0 makes `test` skip the asan suite. The asan and tsan builds, their test selections
+# and their runtime options are CMakePresets.json's presets of those names; suppressions of
+# third-party findings are in tools/sanitizers/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,13 +53,34 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+
 build() {
-  local gen=()
-  command -v ninja >/dev/null && gen=(-G Ninja)
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-    cmake -S . -B "$BUILD_DIR" "${gen[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
+    cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
   fi
   cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+# Builds build-asan/ or build-tsan/ and runs its tests, all from the CMake preset of that name
+# (FLOWFEED_SANITIZE, build type, the test selection, ASAN_/UBSAN_/TSAN_OPTIONS). Returns
+# non-zero when the build or a test fails.
+sanitizer_suite() {
+  local preset=$1 dir=build-$1
+  # GCC 12's sanitizer runtimes predate the 32-bit mmap randomisation of newer kernels (TSan
+  # then stops with "unexpected memory mapping"): there the tests run with ASLR off.
+  local no_aslr=()
+  if [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ] &&
+     setarch "$(uname -m)" -R true 2>/dev/null; then
+    no_aslr=(setarch "$(uname -m)" -R)
+  fi
+  echo "run.sh: $preset suite in $dir"
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    cmake --preset "$preset" "${GEN[@]}" || return 1
+  fi
+  cmake --build "$dir" -j "$JOBS" || return 1
+  "${no_aslr[@]}" ctest --preset "$preset" -j "$JOBS"
 }
 
 cmd=${1:-main}
@@ -66,14 +94,24 @@ case "$cmd" in
   test)
     install_missing
     build
-    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
+    # Both suites run even when the first fails, so one CI run reports both.
+    status=0
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" || status=1
+    if [ "${SANITIZE:-1}" != 0 ]; then
+      sanitizer_suite asan || status=1
+    fi
+    exit "$status"
     ;;
   build)
     install_missing
     build
     ;;
+  asan|tsan)
+    install_missing
+    sanitizer_suite "$cmd"
+    ;;
   *)
-    echo "usage: bash tools/run.sh [main|test|build]" >&2
+    echo "usage: bash tools/run.sh [main|test|build|asan|tsan]" >&2
     exit 2
     ;;
 esac

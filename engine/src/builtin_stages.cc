@@ -186,7 +186,8 @@ StageFactory Guarded(const char* stage, StageFactory f) {
 
 class DecodeStage final : public Stage, public RegionDecoder {
  public:
-  DecodeStage(ColorMode color, int64_t max_pixels) : options_{color, max_pixels} {}
+  DecodeStage(ColorMode color, int64_t max_pixels, bool apply_orientation)
+      : options_{color, max_pixels, apply_orientation} {}
 
   Status DecodeRegion(Sample& sample, const RegionConsumer& next, const StageContext& next_ctx,
                       RegionPlan* plan, DecodedRegion* region, bool* done) const override {
@@ -236,7 +237,7 @@ class DecodeStage final : public Stage, public RegionDecoder {
     }
     Image& img = sample.image;
     if (img.empty())
-      return Status::Corrupt(std::string(sample.source) + ": nothing to decode");
+      return Status::Corrupt(std::string(sample.source) + ": empty file (0 bytes), nothing to decode");
     // Already pixels (IDX records): bring the channels to the requested layout.
     if (img.dtype() != DType::kUInt8)
       return Status::InvalidArgument(SampleError(
@@ -276,7 +277,10 @@ Result<std::unique_ptr<Stage>> MakeDecode(const StageParams& p) {
   else return Status::InvalidArgument("color: expected rgb, gray or bgr, got \"" + color + "\"");
   int64_t max_pixels = p.Int("max_pixels");
   if (max_pixels < 0) return Status::InvalidArgument("max_pixels: must be >= 0 (0: no limit)");
-  return std::unique_ptr<Stage>(new DecodeStage(mode, max_pixels));
+  const std::string& orientation = p.String("orientation");
+  if (orientation != "exif" && orientation != "ignore")
+    return Status::InvalidArgument("orientation: expected exif or ignore, got \"" + orientation + "\"");
+  return std::unique_ptr<Stage>(new DecodeStage(mode, max_pixels, orientation == "exif"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -695,14 +699,20 @@ std::vector<StageInfo> BuiltinStages() {
       "decode",
       "Decodes the sample's file bytes (JPEG through libjpeg-turbo, PNG/BMP/WebP/TIFF through "
       "OpenCV) into HWC uint8 pixels; for sources that give pixels already (IDX), converts the "
-      "channels to the requested colour. Truncated or damaged files are errors.",
+      "channels to the requested colour. JPEGs are turned upright by their EXIF orientation; "
+      "16-bit images keep their high byte; alpha is dropped. Truncated or damaged files are "
+      "errors.",
       true,
       {ParamSpec::String("color", std::string("rgb"),
                          "channel layout of the output: rgb, bgr (3 channels) or gray (1)",
                          {"rgb", "gray", "bgr"}),
        ParamSpec::Int("max_pixels", int64_t(1) << 28,
                       "refuse images with more pixels than this before allocating (0: no limit)",
-                      0.0)},
+                      0.0),
+       ParamSpec::String("orientation", std::string("exif"),
+                         "exif: turn JPEGs upright by their EXIF orientation tag; ignore: keep "
+                         "the stored pixel order",
+                         {"exif", "ignore"})},
       "decode", MakeDecode));
 
   v.push_back(Info(

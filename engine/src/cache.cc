@@ -1024,7 +1024,10 @@ Status CacheImpl::OpenDisk() {
     std::string stored_hex;
     try {
       const nlohmann::json meta = nlohmann::json::parse(text);
-      if (!meta.is_object() || meta.value("format", 0) != kMetaFormat)
+      // Only an integer is a format number: value("format", 0) converted any number to int,
+      // undefined for one like 2.2e25 (found by fuzz/fuzz_cache.cc).
+      const auto format = meta.is_object() ? meta.find("format") : meta.end();
+      if (format == meta.end() || !format->is_number_integer() || *format != kMetaFormat)
         why = std::string(kMetaName) + " has an unknown format";
       stored_hex = meta.at("fingerprint").get<std::string>();
       if (meta.contains("parts"))

@@ -14,6 +14,8 @@
 // OpenCV's imdecode as a last resort.
 #include "codec.h"
 
+#include "image_size.h"
+
 #include <jconfig.h>  // LIBJPEG_TURBO_VERSION
 #include <turbojpeg.h>
 
@@ -69,12 +71,15 @@ std::string TjMessage(tjhandle h) {
 
 std::string Prefix(std::string_view name) { return std::string(name) + ": "; }
 
+// w and h come from file headers: up to 2^32 - 1 each (PNG), so their product is formed in
+// uint64 and compared without forming it (found by fuzz/fuzz_decode.cc: int64 overflow).
 std::string PixelCountString(int64_t w, int64_t h) {
-  return std::to_string(w) + "x" + std::to_string(h) + " (" + std::to_string(w * h) + " pixels)";
+  return std::to_string(w) + "x" + std::to_string(h) + " (" +
+         std::to_string(uint64_t(w) * uint64_t(h)) + " pixels)";
 }
 
 Status CheckPixels(int64_t w, int64_t h, const DecodeOptions& options, std::string_view name) {
-  if (options.max_pixels > 0 && w * h > options.max_pixels)
+  if (options.max_pixels > 0 && w > 0 && h > options.max_pixels / w)
     return Status::ResourceExhausted(Prefix(name) + "image is " + PixelCountString(w, h) +
                                      ", more than max_pixels = " +
                                      std::to_string(options.max_pixels));
@@ -161,7 +166,12 @@ Status DecodeWithOpenCv(const uint8_t* data, size_t size, const DecodeOptions& o
   try {
     cv::Mat buf(1, int(std::min<size_t>(size, size_t(INT32_MAX))), CV_8UC1,
                 const_cast<uint8_t*>(data));
-    decoded = cv::imdecode(buf, gray ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+    int flags = gray ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR;
+    // JPEG orientation is applied by DecodeJpeg, the same way on every path; other formats
+    // keep whatever OpenCV's reader does with their orientation unless told to ignore it.
+    if (!options.apply_orientation || std::strcmp(format, "JPEG") == 0)
+      flags |= cv::IMREAD_IGNORE_ORIENTATION;
+    decoded = cv::imdecode(buf, flags);
   } catch (const cv::Exception& e) {
     return Status::Corrupt(Prefix(name) + "cannot decode " + format + ": " + e.what());
   }
@@ -171,6 +181,21 @@ Status DecodeWithOpenCv(const uint8_t* data, size_t size, const DecodeOptions& o
                              FirstBytes(data, size) + ")");
     return Status::Corrupt(Prefix(name) + "cannot decode " + format +
                            " (truncated, corrupt or an unsupported variant)");
+  }
+  // Not every decoder honours IMREAD_GRAYSCALE: OpenCV 4.6's Radiance HDR reader returns 3
+  // channels (found by fuzz/fuzz_decode.cc), so the channels are brought to the mode's here.
+  if (decoded.depth() == CV_8U && decoded.channels() != Channels(options.color)) {
+    const int have = decoded.channels();
+    int code = -1;
+    if (options.color == ColorMode::kGray)
+      code = have == 3 ? cv::COLOR_BGR2GRAY : have == 4 ? cv::COLOR_BGRA2GRAY : -1;
+    else
+      code = have == 1 ? cv::COLOR_GRAY2BGR : have == 4 ? cv::COLOR_BGRA2BGR : -1;
+    if (code >= 0) {
+      cv::Mat converted;
+      cv::cvtColor(decoded, converted, code);
+      decoded = converted;
+    }
   }
   if (decoded.depth() != CV_8U || decoded.channels() != Channels(options.color))
     return Status::Internal(Prefix(name) + "OpenCV decoded an unexpected pixel type");
@@ -200,8 +225,14 @@ Status DecodeJpegWith(tjhandle tj, const uint8_t* data, size_t size, const Decod
     std::string msg = TjMessage(tj);
     // TurboJPEG 2.1 refuses headers of valid files whose subsampling it cannot name (e.g. odd
     // sampling factors); libjpeg underneath (through OpenCV) still decodes those.
-    if (msg.find("subsampling") != std::string::npos)
+    // The size was read before the subsampling was found unnameable: checked here, or OpenCV
+    // would allocate whatever a damaged header says (found by fuzz/fuzz_decode.cc: 2.3 GB).
+    if (msg.find("subsampling") != std::string::npos) {
+      if (width <= 0 || height <= 0)
+        return Status::Corrupt(Prefix(name) + "truncated or corrupt JPEG: no image in the data");
+      FLOWFEED_RETURN_IF_ERROR(CheckPixels(width, height, options, name));
       return DecodeWithOpenCv(data, size, options, name, "JPEG", out);
+    }
     return Status::Corrupt(Prefix(name) + "truncated or corrupt JPEG: " + msg);
   }
   // A stream that ends before its frame header (truncated, or tables only) "succeeds" without
@@ -243,16 +274,142 @@ Status DecodeJpegWith(tjhandle tj, const uint8_t* data, size_t size, const Decod
   return Status::Ok();
 }
 
+// The size a non-JPEG, non-PNG file's header states, against max_pixels, before OpenCV
+// allocates anything: its decoders size the image (and TIFF/OpenEXR tiles, JPEG 2000
+// components) from the header alone, so a 50-byte BMP announcing 30000 x 30000 pixels made it
+// allocate 3 GB (found by fuzz/fuzz_decode.cc). See image_size.h for the formats covered.
+Status CheckHeaderSize(const uint8_t* data, size_t size, const DecodeOptions& options,
+                       std::string_view name) {
+  if (options.max_pixels <= 0) return Status::Ok();
+  const HeaderSize h = ReadHeaderSize(data, size);
+  if (h.format[0] == '\0') return Status::Ok();  // no format we know: OpenCV says what it is
+  if (!h.known) {
+    const std::string why = Prefix(name) + "cannot read the image size from the " + h.format +
+                            " header (" + h.problem + ")";
+    if (std::strcmp(h.format, "DICOM") == 0)
+      return Status::Unsupported(why + ", so it cannot be checked against max_pixels");
+    return Status::Corrupt(why);
+  }
+  FLOWFEED_RETURN_IF_ERROR(CheckPixels(h.width, h.height, options, name));
+  if (h.tile_pixels > options.max_pixels)
+    return Status::ResourceExhausted(Prefix(name) + h.format + " tiles of " +
+                                     std::to_string(h.tile_pixels) +
+                                     " pixels, more than max_pixels = " +
+                                     std::to_string(options.max_pixels));
+  constexpr int64_t kMaxJpeg2000Tiles = 4096, kMaxJpeg2000Components = 4;
+  if (h.tiles > kMaxJpeg2000Tiles || h.components > kMaxJpeg2000Components)
+    return Status::Unsupported(Prefix(name) + "JPEG 2000 with " + std::to_string(h.tiles) +
+                               " tiles and " + std::to_string(h.components) +
+                               " components (at most " + std::to_string(kMaxJpeg2000Tiles) +
+                               " and " + std::to_string(kMaxJpeg2000Components) + ")");
+  return Status::Ok();
+}
+
 Status DecodeJpeg(const uint8_t* data, size_t size, const DecodeOptions& options,
                   std::string_view name, Image* out) {
   TjHandle& handle = Decompressor();
-  if (!handle.get()) handle.Reset();  // creation failed earlier (out of memory?): try again
+  // A fresh decompressor for every image: libjpeg keeps Huffman and quantization tables on a
+  // handle from one image to the next, so a file that lacks one (damaged, or abbreviated like a
+  // Motion-JPEG frame) decoded with the tables of whatever file this thread decoded before:
+  // pixels, or an error, that depended on the thread's history (found by fuzz/fuzz_decode.cc).
+  // A new handle costs well under a microsecond.
+  handle.Reset();
   Status s = DecodeJpegWith(handle.get(), data, size, options, name, out);
-  if (!s.ok()) handle.Reset();
-  return s;
+  if (!s.ok()) {
+    handle.Reset();
+    return s;
+  }
+  if (options.apply_orientation) {
+    const int orientation = JpegExifOrientation(data, size);
+    if (orientation != 1) {
+      Image scratch;  // oriented photos are a minority: a buffer per image is fine
+      ApplyOrientation(orientation, out, &scratch);
+    }
+  }
+  return Status::Ok();
+}
+
+uint32_t Read16(const uint8_t* p, bool little) {
+  return little ? uint32_t(p[0]) | uint32_t(p[1]) << 8 : uint32_t(p[0]) << 8 | uint32_t(p[1]);
+}
+
+uint32_t Read32(const uint8_t* p, bool little) {
+  return little ? Read16(p, true) | Read16(p + 2, true) << 16
+                : Read16(p, false) << 16 | Read16(p + 2, false);
+}
+
+// The orientation tag of a TIFF structure (an EXIF block): IFD0's entry 0x0112, type SHORT.
+int TiffOrientation(const uint8_t* t, size_t n) {
+  if (n < 8) return 1;
+  bool little;
+  if (t[0] == 'I' && t[1] == 'I') little = true;
+  else if (t[0] == 'M' && t[1] == 'M') little = false;
+  else return 1;
+  if (Read16(t + 2, little) != 42) return 1;
+  const uint64_t ifd = Read32(t + 4, little);
+  if (ifd + 2 > n) return 1;
+  const uint32_t count = Read16(t + ifd, little);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t e = ifd + 2 + 12 * i;
+    if (e + 12 > n) break;
+    if (Read16(t + e, little) != 0x0112) continue;
+    if (Read16(t + e + 2, little) != 3 || Read32(t + e + 4, little) < 1) return 1;
+    const uint32_t v = Read16(t + e + 8, little);  // a SHORT sits left-justified in the field
+    return v >= 1 && v <= 8 ? int(v) : 1;
+  }
+  return 1;
 }
 
 }  // namespace
+
+int JpegExifOrientation(const uint8_t* d, size_t n) {
+  if (d == nullptr || !IsJpeg(d, n)) return 1;
+  size_t p = 2;
+  while (p + 4 <= n) {
+    if (d[p] != 0xFF) return 1;  // not at a marker: damaged; the decoder will say so
+    const uint8_t marker = d[p + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++p;
+      continue;
+    }
+    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      p += 2;  // markers without a length
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) return 1;  // scan data or the end: no EXIF before it
+    const size_t len = size_t(d[p + 2]) << 8 | d[p + 3];  // includes its own two bytes
+    if (len < 2 || len > n - p - 2) return 1;
+    if (marker == 0xE1 && len >= 2 + 6 + 8 && std::memcmp(d + p + 4, "Exif\0\0", 6) == 0)
+      return TiffOrientation(d + p + 10, len - 8);
+    p += 2 + len;
+  }
+  return 1;
+}
+
+void ApplyOrientation(int orientation, Image* image, Image* scratch) {
+  if (orientation < 2 || orientation > 8 || image->empty()) return;
+  const int h = image->height(), w = image->width(), c = image->channels();
+  const int type = CV_MAKETYPE(CV_8U, c);
+  cv::Mat src(h, w, type, image->data());
+  // OpenCV's ApplyExifOrientation, so results match cv::imread.
+  if (orientation <= 4) {
+    scratch->Reshape(h, w, c);
+    cv::Mat dst(h, w, type, scratch->data());
+    cv::flip(src, dst, orientation == 2 ? 1 : orientation == 3 ? -1 : 0);
+    std::swap(*image, *scratch);
+    return;
+  }
+  scratch->Reshape(w, h, c);
+  cv::Mat t(w, h, type, scratch->data());
+  cv::transpose(src, t);
+  if (orientation == 5) {
+    std::swap(*image, *scratch);
+    return;
+  }
+  image->Reshape(w, h, c);  // same byte count: keeps the storage
+  cv::Mat dst(w, h, type, image->data());
+  cv::flip(t, dst, orientation == 6 ? 1 : orientation == 7 ? -1 : 0);
+}
 
 Status DecodeImage(const uint8_t* data, size_t size, const DecodeOptions& options,
                    std::string_view name, Image* out) {
@@ -267,8 +424,8 @@ Status DecodeImage(const uint8_t* data, size_t size, const DecodeOptions& option
           CheckPixels(BigEndian32(data + 16), BigEndian32(data + 20), options, name));
       return DecodeWithOpenCv(data, size, options, name, "PNG", out);
     }
-    // BMP, WebP, TIFF, ...: sizes are checked after decoding (OpenCV has its own limit of 2^30
-    // pixels, CV_IO_MAX_IMAGE_PIXELS).
+    // BMP, WebP, TIFF, ...: the header's size before decoding, the decoded size after.
+    FLOWFEED_RETURN_IF_ERROR(CheckHeaderSize(data, size, options, name));
     return DecodeWithOpenCv(data, size, options, name, SniffFormat(data, size), out);
   } catch (const cv::Exception& e) {
     return Status::Corrupt(Prefix(name) + "cannot decode: " + e.what());

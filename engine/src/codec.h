@@ -21,11 +21,25 @@ struct DecodeOptions {
   ColorMode color = ColorMode::kRgb;
   // Refuse images with more pixels than this before allocating (0: no limit).
   int64_t max_pixels = int64_t(1) << 28;
+  // Turn JPEGs upright by their EXIF orientation tag (what a photo viewer shows, and what
+  // PIL's ImageOps.exif_transpose and OpenCV's imread do); false keeps the stored pixel order.
+  bool apply_orientation = true;
 };
 
+// The EXIF orientation (1-8, TIFF tag 0x0112) of a JPEG's APP1 "Exif" segment; 1 when the data
+// is not a JPEG, has no such tag, or the segment is damaged (a bad tag never fails a decode).
+// Reads only the header segments before the first scan; every offset is bounds-checked.
+int JpegExifOrientation(const uint8_t* data, size_t size);
+
+// Rearranges *image (HWC uint8) as EXIF orientation `orientation` says (2-8; 1 and anything
+// else leave it alone), through *scratch; 5-8 swap height and width.
+void ApplyOrientation(int orientation, Image* image, Image* scratch);
+
 // Decodes `data` into *out (HWC uint8, 3 channels for rgb/bgr, 1 for gray), reusing out's storage
-// when it is unshared. Corrupt/Unsupported/ResourceExhausted errors name `name` (the sample's
-// source). An empty input is Corrupt("empty file").
+// when it is unshared. 16-bit images are reduced to 8 bits (the high byte); an alpha channel is
+// dropped; palette images are expanded; JPEGs are turned upright by their EXIF orientation
+// unless options.apply_orientation is false. Corrupt/Unsupported/ResourceExhausted errors name
+// `name` (the sample's source). An empty input is Corrupt("empty file").
 Status DecodeImage(const uint8_t* data, size_t size, const DecodeOptions& options,
                    std::string_view name, Image* out);
 
@@ -53,7 +67,8 @@ using JpegRegionPlanner = bool (*)(void* context, int height, int width, JpegReg
 // Sets *done only on success. Declines (Ok, *done false) anything it does not region-decode, so
 // the caller falls back to DecodeImage, which reports errors with their usual messages:
 // progressive or CMYK files, data that does not end with the end-of-image marker (a truncated
-// file), images over max_pixels, and any libjpeg error or warning. Rows below the rectangle are
+// file), images over max_pixels, JPEGs whose EXIF orientation would rotate or flip them (when
+// options.apply_orientation), and any libjpeg error or warning. Rows below the rectangle are
 // never read, so damage confined to them goes unnoticed (the whole-image path reports it).
 Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& options,
                         JpegRegionPlanner planner, void* context, Image* out,

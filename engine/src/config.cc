@@ -17,7 +17,9 @@
 #include "flowfeed/pipeline.h"
 #include "flowfeed/plugin.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
 #include <cctype>
@@ -461,6 +463,36 @@ class ConfigReader {
     return true;
   }
 
+  // `100` (a count), `5%` or `0.05` (a share of the epoch; 1.0 or 100%: no limit).
+  bool ReadSkipBudget(const Item& item, SkipBudget* out) {
+    const std::string want =
+        "expected a count of samples (an integer >= 0) or a share of the epoch (0.05 or 5%)";
+    if (!item.node.IsScalar() || IsQuoted(item.node)) {
+      Error(item, want + ", got " + GotValue(item.node));
+      return false;
+    }
+    std::string text = item.node.Scalar();
+    int64_t count = 0;
+    if (ParseInt64(text, &count)) {
+      if (count < 0) {
+        Error(item, want + ", got " + GotValue(item.node));
+        return false;
+      }
+      out->count = count;
+      return true;
+    }
+    const bool percent = !text.empty() && text.back() == '%';
+    if (percent) text.pop_back();
+    double v = 0;
+    if (!ParseDouble(text, &v) || !(v >= 0) || v > (percent ? 100.0 : 1.0)) {
+      Error(item, want + ", got " + GotValue(item.node));
+      return false;
+    }
+    out->count = -1;
+    out->fraction = percent ? v / 100.0 : v;
+    return true;
+  }
+
   bool ReadOnError(const Item& item, OnError* out) {
     std::string v;
     if (!ReadChoice(item, {"skip", "fail"}, &v)) return false;
@@ -619,7 +651,7 @@ void ConfigReader::ApplyOverride(YAML::Node root, const std::string& text) {
 void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
   static const std::vector<std::string> kKeys = {
       "seed",   "threads", "epochs", "shuffle", "prefetch", "max_in_flight", "digest", "fuse",
-      "source", "pipeline", "batch", "cache", "distributed",
+      "max_skipped", "source", "pipeline", "batch", "cache", "distributed",
       // Training (flowfeed train)
       "model", "optimizer", "schedule", "loss", "eval", "checkpoint", "checkpoint_every",
       "record_indices", "device", "amp", "plugins"};
@@ -643,6 +675,8 @@ void ConfigReader::ReadTop(const YAML::Node& root, PipelineOptions* options) {
       ReadBool(item, &options->digest);
     } else if (key == "fuse") {
       ReadBool(item, &options->fuse);
+    } else if (key == "max_skipped") {
+      ReadSkipBudget(item, &options->max_skipped);
     } else if (key == "source") {
       has_source = true;
       ReadSource(key_node, item, &options->source);
@@ -1396,6 +1430,71 @@ std::string ResolvePlugin(const std::string& entry, const std::string& config_pa
   return beside.string();
 }
 
+// The documents of a YAML text, seen through the parser's events: where each one's top node
+// starts. yaml-cpp 0.7's LoadAll() never returns for some malformed text (a ',' where a document
+// should start: the parser reports an empty document without consuming the token, again and
+// again, and the list grows until memory runs out; found by fuzz/fuzz_config.cc), so documents
+// are counted here, stopping at a document that starts where the previous one did.
+struct DocumentScan {
+  std::vector<YAML::Mark> nodes;  // the first node's mark, one per document
+  bool stuck = false;             // the parser stopped consuming input at `stuck_at`
+  YAML::Mark stuck_at;
+};
+
+class DocumentScanner final : public YAML::EventHandler {
+ public:
+  explicit DocumentScanner(DocumentScan* scan) : scan_(scan) {}
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start_ = mark;
+    first_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+  const YAML::Mark& start() const { return start_; }
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (first_) scan_->nodes.push_back(mark);
+    first_ = false;
+  }
+  DocumentScan* scan_;
+  YAML::Mark start_;
+  bool first_ = false;
+};
+
+// Throws YAML::ParserException for a syntax error, as LoadAll() does.
+DocumentScan ScanDocuments(const std::string& yaml_text) {
+  DocumentScan scan;
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DocumentScanner handler(&scan);
+  int previous_pos = -1;
+  while (parser.HandleNextDocument(handler)) {
+    if (handler.start().pos == previous_pos) {
+      scan.stuck = true;
+      scan.stuck_at = handler.start();
+      break;
+    }
+    previous_pos = handler.start().pos;
+  }
+  return scan;
+}
+
 Result<PipelineOptions> ParseConfigImpl(const std::string& yaml_text,
                                         const std::string& display_name,
                                         const std::vector<std::string>& overrides,
@@ -1407,21 +1506,30 @@ Result<PipelineOptions> ParseConfigImpl(const std::string& yaml_text,
   PipelineOptions options;
   options.config_path = display_name;
   try {
-    std::vector<YAML::Node> docs;
+    DocumentScan scan;
+    YAML::Node root;
     try {
-      docs = YAML::LoadAll(yaml_text);
+      scan = ScanDocuments(yaml_text);
+      if (scan.stuck) {
+        const size_t at = size_t(std::max(0, scan.stuck_at.pos));
+        const char c = at < yaml_text.size() ? yaml_text[at] : '?';
+        reader.DocumentError(scan.stuck_at,
+                             std::string("YAML syntax error: unexpected '") +
+                                 (std::isprint(static_cast<unsigned char>(c)) ? c : '?') + "'");
+        return Fail(display_name, std::move(reader.errors()), errors);
+      }
+      if (!scan.nodes.empty()) root = YAML::Load(yaml_text);  // the first document
     } catch (const YAML::ParserException& e) {
       reader.DocumentError(e.mark, "YAML syntax error: " + e.msg);
       return Fail(display_name, std::move(reader.errors()), errors);
     }
-    if (docs.empty() || docs[0].IsNull()) {
+    if (scan.nodes.empty() || root.IsNull()) {
       reader.DocumentError(YAML::Mark::null_mark(), "empty config");
       return Fail(display_name, std::move(reader.errors()), errors);
     }
-    if (docs.size() > 1)
-      reader.DocumentError(docs[1].Mark(), "expected one YAML document, found " +
-                                               std::to_string(docs.size()));
-    YAML::Node root = docs[0];
+    if (scan.nodes.size() > 1)
+      reader.DocumentError(scan.nodes[1], "expected one YAML document, found " +
+                                              std::to_string(scan.nodes.size()));
     if (!root.IsMap()) {
       reader.DocumentError(root.Mark(), "expected a map of settings (seed: ..., source: ...) at "
                                         "the top, got " + Got(root));

@@ -38,7 +38,9 @@ void OnMessage(j_common_ptr cinfo, int level) {
   if (level < 0) std::longjmp(reinterpret_cast<ErrorManager*>(cinfo->err)->jump, 1);
 }
 
-// One decompressor per thread, created on first use (under setjmp, since creation can fail).
+// A decompressor, created on first use (under setjmp, since creation can fail). One per call,
+// not one per thread: libjpeg keeps Huffman and quantization tables from one image to the next,
+// so a file lacking one would decode with the previous file's (see codec.cc's DecodeJpeg).
 class Decompressor {
  public:
   ~Decompressor() {
@@ -95,7 +97,10 @@ Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& o
   if (size < 4 || data[0] != 0xFF || data[1] != 0xD8 || data[size - 2] != 0xFF ||
       data[size - 1] != 0xD9)
     return Status::Ok();
-  thread_local Decompressor decompressor;
+  // The planner's rectangle is in upright coordinates; a rotated or mirrored file takes the
+  // whole-image path, which turns it upright first.
+  if (options.apply_orientation && JpegExifOrientation(data, size) != 1) return Status::Ok();
+  Decompressor decompressor;
   jpeg_decompress_struct* cinfo = decompressor.get();
   if (!cinfo) return Status::Ok();
   if (setjmp(decompressor.errors().jump)) {  // *done is set only after the last libjpeg call
@@ -113,8 +118,8 @@ Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& o
   JpegRegionRequest req;
   if ((options.max_pixels > 0 && int64_t(full_w) * full_h > options.max_pixels) ||
       !planner(context, full_h, full_w, &req) || req.width <= 0 || req.height <= 0 ||
-      req.left < 0 || req.top < 0 || req.left + req.width > full_w ||
-      req.top + req.height > full_h) {
+      req.left < 0 || req.top < 0 || int64_t(req.left) + req.width > full_w ||
+      int64_t(req.top) + req.height > full_h) {  // int64: no overflow for absurd requests
     jpeg_abort_decompress(cinfo);
     return Status::Ok();
   }
@@ -136,8 +141,13 @@ Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& o
     return Status::Ok();
   }
   // One pixel more on every side: chroma upsampling at a crop's edge sees no neighbour and
-  // would differ slightly from the whole-image decode there.
-  const int dx0 = std::max(0, x0 - 1), dx1 = std::min(out_w, x1 + 1);
+  // would differ slightly from the whole-image decode there. And at least two iMCUs of columns
+  // (an iMCU is max_h_samp_factor blocks of `eighths` pixels): libjpeg-turbo's h2v2 fancy
+  // upsampling of a crop only one chroma sample wide gives other pixels than the whole-image
+  // decode, inside the rectangle too (found by fuzz/fuzz_decode.cc: the first column of a 4:2:0
+  // file).
+  const int min_cols = 2 * cinfo->max_h_samp_factor * eighths;
+  const int dx0 = std::max(0, x0 - 1), dx1 = std::min(out_w, std::max(x1 + 1, dx0 + min_cols));
   const int dy0 = std::max(0, y0 - 1), dy1 = std::min(out_h, y1 + 1);
   JDIMENSION xoff = JDIMENSION(dx0), cols = JDIMENSION(dx1 - dx0);
   jpeg_crop_scanline(cinfo, &xoff, &cols);  // widens to iMCU boundaries

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -45,6 +46,7 @@
 #include "flowfeed/source.h"
 #include "fusion.h"
 #include "histogram.h"
+#include "tsan_annotations.h"
 
 namespace flowfeed {
 namespace {
@@ -56,8 +58,6 @@ uint64_t NowNs() {
                       std::chrono::steady_clock::now().time_since_epoch())
                       .count());
 }
-
-constexpr size_t kMaxSkippedListed = 1000;
 
 // ---------------------------------------------------------------------------------------------
 // Per-thread statistics.
@@ -465,6 +465,7 @@ class GraphPipeline final : public Pipeline {
         cache_(std::move(cache)),
         placement_(std::move(placement)),
         per_epoch_(EpochLength(options, source_->size())),
+        skip_limit_(options.max_skipped.Limit(per_epoch_)),
         total_(uint64_t(per_epoch_) * uint64_t(options.epochs - options.start_epoch) -
                uint64_t(options.start_position)),
         tokens_(size_t(options.prefetch) * size_t(options.batch.size) +
@@ -480,7 +481,9 @@ class GraphPipeline final : public Pipeline {
   ~GraphPipeline() override {
     Cancel();
     if (producer_.joinable()) producer_.join();
+    IgnoreAccessesBegin();  // TSan: see Start()
     arena_.execute([this] { nodes_.reset(); graph_.reset(); });
+    IgnoreAccessesEnd();
     cache_.reset();  // after the graph: no worker inserts any more; makes records durable
     XXH3_freeState(digest_state_);
   }
@@ -510,13 +513,23 @@ class GraphPipeline final : public Pipeline {
     } else {
       run_stats_.cache_note = placement_.note;
     }
+    // For TSan (tsan_annotations.h): the set-up above happens before the bodies that start
+    // from these addresses; oneTBB's own objects are handed to its workers inside libtbb.
+    HappensBefore(&ring_);
+    HappensBefore(&next_sequence_);
+    HappensBefore(&logs_);
+    IgnoreAccessesBegin();
     arena_.execute([this] { BuildGraph(); });
     epoch_start_ns_ = NowNs();
     graph_->reserve_wait();  // released when the last epoch is batched, or on stop
     nodes_->input.activate();
+    IgnoreAccessesEnd();
     producer_ = std::thread([this] {
       try {
-        arena_.execute([this] { graph_->wait_for_all(); });
+        arena_.execute([this] {
+          graph_->wait_for_all();
+          HappensAfter(&graph_);
+        });
       } catch (const std::exception& e) {
         PushError(Status::Internal(std::string("pipeline graph failed: ") + e.what()));
       }
@@ -617,9 +630,20 @@ class GraphPipeline final : public Pipeline {
  private:
   struct Nodes {
     Nodes(flow::graph& g, GraphPipeline* p, size_t tokens)
-        : input(g, [p](tbb::flow_control& fc) { return p->NextTicket(fc); }),
+        : input(g, [p](tbb::flow_control& fc) {
+            HappensAfter(&p->next_sequence_);  // the previous call, maybe on another thread
+            Ticket t = p->NextTicket(fc);
+            HappensBefore(&p->next_sequence_);
+            HappensBefore(&p->graph_);
+            return t;
+          }),
           limiter(g, tokens),
-          sequencer(g, [](Slot* s) { return size_t(s->sample.sequence); }),
+          sequencer(g, [p](Slot* s) {
+            HappensAfter(s);
+            const size_t sequence = size_t(s->sample.sequence);
+            HappensBefore(&p->graph_);
+            return sequence;
+          }),
           batcher(g, flow::serial, [p](Slot* s) { p->BatchSample(s); return flow::continue_msg(); }) {}
     flow::input_node<Ticket> input;
     flow::limiter_node<Ticket, long long> limiter;
@@ -652,10 +676,12 @@ class GraphPipeline final : public Pipeline {
     auto [b0, e0] = segs[0];
     nodes_->first = std::make_unique<flow::function_node<Ticket, Slot*>>(
         *graph_, Concurrency(steps_[size_t(b0)].concurrency), [this, b0 = b0, e0 = e0](const Ticket& t) {
+          HappensAfter(&ring_);  // the token's release (ReleaseTokens): the slot is free again
           Slot* slot = &ring_[t.sequence % tokens_];
           InitSlot(slot, t);
           if (cache_) LookupCache(slot);
           RunSteps(slot, b0, e0);
+          HandOff(slot);
           return slot;
         });
     flow::make_edge(nodes_->input, nodes_->limiter);
@@ -665,7 +691,9 @@ class GraphPipeline final : public Pipeline {
       auto [b, e] = segs[k];
       nodes_->rest.push_back(std::make_unique<flow::function_node<Slot*, Slot*>>(
           *graph_, Concurrency(steps_[size_t(b)].concurrency), [this, b = b, e = e](Slot* slot) {
+            HappensAfter(slot);
             RunSteps(slot, b, e);
+            HandOff(slot);
             return slot;
           }));
       flow::make_edge(*prev, *nodes_->rest.back());
@@ -673,6 +701,13 @@ class GraphPipeline final : public Pipeline {
     }
     flow::make_edge(*prev, nodes_->sequencer);
     flow::make_edge(nodes_->sequencer, nodes_->batcher);
+  }
+
+  // End of a worker body for TSan: its work on the slot happens before the next body's, and
+  // before wait_for_all() returns.
+  void HandOff(Slot* slot) {
+    HappensBefore(slot);
+    HappensBefore(&graph_);
   }
 
   // input_node body (serial).
@@ -845,11 +880,15 @@ class GraphPipeline final : public Pipeline {
 
   // batcher body (serial, in sampler order).
   void BatchSample(Slot* slot) {
+    HappensAfter(slot);
+    HappensAfter(&logs_);  // the previous call, maybe on another thread
     try {
       BatchSampleImpl(slot);
     } catch (const std::exception& e) {
       Fail(Status::Internal(std::string("batcher: ") + e.what()));
     }
+    HappensBefore(&logs_);
+    HappensBefore(&graph_);
   }
 
   // A sample's token is its ring slot: once released, the limiter may admit the ticket that
@@ -887,9 +926,12 @@ class GraphPipeline final : public Pipeline {
         return;
       }
       ++log.skipped_count;
-      if (log.skipped.size() < kMaxSkippedListed)
-        log.skipped.push_back({s.index, std::string(s.source), step.name, slot->error.ToString()});
+      log.skipped.push_back({s.index, std::string(s.source), step.name, slot->error.ToString()});
       ReleaseTokens(1);
+      if (log.skipped_count > skip_limit_) {
+        Fail(SkipBudgetExceeded(log, epoch));
+        return;
+      }
     } else {
       // Collate copies the sample into the batch; the batch holds the token from then on and
       // gives it back when the consumer drops it, which may happen before Collate returns.
@@ -987,6 +1029,34 @@ class GraphPipeline final : public Pipeline {
     }
   }
 
+  // The error that stops a run whose epoch skipped more than max_skipped allows: the budget, and
+  // the first skipped samples with their reasons (the whole list is in the epoch's stats).
+  Status SkipBudgetExceeded(const EpochLog& log, int epoch) const {
+    const SkipBudget& b = options_.max_skipped;
+    std::string budget = b.count >= 0 ? std::to_string(b.count) + " samples"
+                                      : FormatPercent(b.fraction) + " of the epoch's " +
+                                            std::to_string(per_epoch_) + " samples = " +
+                                            std::to_string(skip_limit_);
+    std::string msg = "epoch " + std::to_string(epoch + 1) + ": " +
+                      std::to_string(log.skipped_count) + " of the first " +
+                      std::to_string(log.seen) +
+                      " samples could not be used, more than max_skipped allows (" + budget +
+                      "); is this the right data? Skipped:";
+    const size_t shown = std::min<size_t>(log.skipped.size(), 5);
+    for (size_t i = 0; i < shown; ++i)
+      msg += "\n  " + log.skipped[i].source + " (" + log.skipped[i].stage +
+             "): " + log.skipped[i].reason;
+    if (log.skipped.size() > shown)
+      msg += "\n  ... and " + std::to_string(log.skipped.size() - shown) + " more";
+    return Status::ResourceExhausted(msg);
+  }
+
+  static std::string FormatPercent(double f) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g%%", f * 100.0);
+    return buf;
+  }
+
   void Fail(Status status) {
     stopped_batching_ = true;
     if (current_) {
@@ -1008,6 +1078,7 @@ class GraphPipeline final : public Pipeline {
   void PushError(Status status) { Push(ReadyItem{ReadyItem::kError, nullptr, 0, std::move(status)}); }
 
   void ReleaseTokens(int64_t n) {
+    HappensBefore(&ring_);  // the released slots' last uses happen before their reuse
     if (!stop_.load()) nodes_->limiter.decrementer().try_put(static_cast<long long>(n));
   }
 
@@ -1104,6 +1175,7 @@ class GraphPipeline final : public Pipeline {
   std::unique_ptr<SampleCache> cache_;  // null when caching is off
   const CachePlacement placement_;
   const int64_t per_epoch_;
+  const int64_t skip_limit_;  // more skipped samples than this in one epoch stop the run
   const uint64_t total_;
   const size_t tokens_;
 

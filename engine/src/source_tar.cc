@@ -313,7 +313,7 @@ Status ScanShard(const std::string& path, int fd, int64_t file_size, OnMember on
       if (size > kMaxMetaBytes)
         return Status::Corrupt(where() + ": extended header of " + std::to_string(size) +
                                " bytes is too large");
-      if (data + size > file_size)
+      if (size > file_size - data)
         return Status::Corrupt(where() +
                                ": extended header runs past the end of the file "
                                "(truncated?)");
@@ -378,7 +378,10 @@ Status ScanShard(const std::string& path, int fd, int64_t file_size, OnMember on
 
     // Before POSIX, a directory was a '\0' member whose name ends in '/'.
     const bool regular = (type == '0' || type == '\0') && !name.empty() && name.back() != '/';
-    if (data + size > file_size)
+    // Compared without forming data + size: a pax size record or a base-256 size field can hold
+    // up to 2^63 - 1, and the sum overflowed (found with fuzz/fuzz_tar.cc). data <= file_size,
+    // as a whole header block was read before it.
+    if (size > file_size - data)
       return Status::Corrupt(path + ": member '" + Printable(name) + "' is truncated: its " +
                              std::to_string(size) + " bytes at byte " + std::to_string(data) +
                              " run past the end of the file (" + std::to_string(file_size) +

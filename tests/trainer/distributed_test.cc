@@ -120,11 +120,13 @@ TEST(Distributed, TwoRanksShareTheEpochAndAgreeOnTheWeights) {
 TEST(Distributed, ADeadRankMakesTheOthersFailWithAClearError) {
   if (!HaveGloo()) GTEST_SKIP() << "this build has no c10d Gloo";
   TempDir dir;
-  // Long enough that rank 1 is killed mid-training.
+  // Long enough that rank 1 is killed mid-training. The wait is long enough for both ranks to
+  // have met and started (under ASan, on a busy 2-core machine, that took over 3 s).
   const std::string cfg = WriteConfig(dir, 100000, 16);
+  const std::string wait = test::kAddressSanitizer ? "10" : "3";
   const std::string script =
-      "if [ \"$RANK\" = 1 ]; then \"$0\" train \"$1\" & child=$!; sleep 3; kill -9 $child; "
-      "wait $child; exit 1; else exec \"$0\" train \"$1\"; fi";
+      "if [ \"$RANK\" = 1 ]; then \"$0\" train \"$1\" & child=$!; sleep " + wait +
+      "; kill -9 $child; wait $child; exit 1; else exec \"$0\" train \"$1\"; fi";
   Ran r = Shell(Launch(2, FreePort()) + "sh -c '" + script + "' " + FLOWFEED_BINARY + " " + cfg);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("flowfeed [rank 0]"), std::string::npos) << r.output;

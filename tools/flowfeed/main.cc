@@ -10,11 +10,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "flowfeed/config.h"
@@ -180,6 +185,105 @@ int WriteTrace(const std::string& path, const std::vector<flowfeed::TraceEvent>&
   return WriteOutput("trace", path, flowfeed::ChromeTraceJson(events));
 }
 
+// Ctrl-C (SIGINT) and SIGTERM. The first asks the run to stop cleanly: `train` stops after the
+// step in progress (or abandons the wait for a batch), writes its checkpoint and report; `bench`
+// cancels the pipeline and reports the epochs it finished. The handler then restores the
+// default action, so a second signal ends the process at once. The exit code is 128 + the
+// signal's number (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a process it killed.
+std::atomic<int> g_signal{0};
+#if FLOWFEED_WITH_TORCH
+std::atomic<flowfeed::Trainer*> g_stoppable{nullptr};
+#endif
+
+extern "C" void OnStopSignal(int sig) {
+  g_signal.store(sig);
+#if FLOWFEED_WITH_TORCH
+  if (flowfeed::Trainer* t = g_stoppable.load()) t->RequestStop();
+#endif
+  static const char msg[] = "\nflowfeed: stopping (again to abort at once)\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  signal(sig, SIG_DFL);
+}
+
+// Installs OnStopSignal for its lifetime. With a pipeline, a thread turns the first signal into
+// Pipeline::Cancel() (not async-signal-safe, so not called from the handler itself).
+class StopOnSignals {
+ public:
+  explicit StopOnSignals(flowfeed::Pipeline* cancel = nullptr) : pipeline_(cancel) {
+    struct sigaction sa {};
+    sa.sa_handler = OnStopSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+    if (pipeline_) watcher_ = std::thread([this] { Watch(); });
+  }
+  ~StopOnSignals() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (watcher_.joinable()) watcher_.join();
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+ private:
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+      if (g_signal.load() != 0) {
+        pipeline_->Cancel();
+        return;
+      }
+    }
+  }
+
+  flowfeed::Pipeline* pipeline_;
+  struct sigaction old_int_ {}, old_term_ {};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread watcher_;
+};
+
+// The exit code of a run that a signal stopped.
+int SignalExitCode() { return 128 + g_signal.load(); }
+
+// Destroys what a stopped run still holds (joining the pipeline's threads, making the disk
+// cache's records durable) on another thread, and gives it `seconds`: a read stuck in the
+// kernel (a hung network mount, a FIFO nobody writes) would block that join forever, and a
+// stopped run must end. Everything worth keeping (checkpoint, report) is written before this.
+template <typename T>
+int TearDownWithin(std::unique_ptr<T> owner, double seconds, int code) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread t([&] {
+    owner.reset();
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  if (cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return done; })) {
+    lock.unlock();
+    t.join();
+    return code;
+  }
+  std::cerr << "flowfeed: the pipeline's threads did not finish within " << seconds
+            << " s (a read may be stuck in storage); exiting without them\n";
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+constexpr double kTearDownSeconds = 10;
+
 int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
           const std::string& report_path, bool cold, const std::string& trace_path) {
   flowfeed::StageRegistry registry;
@@ -201,6 +305,7 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   PrintCacheHeader(head, cold);
 
   Progress progress(options.epochs, pipeline->batches_per_epoch());
+  StopOnSignals stop_on_signals(pipeline.get());
   for (int e = 0; e < options.epochs; ++e) {
     progress.Start(e);
     while (true) {
@@ -208,7 +313,13 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
       Status st = pipeline->Next(&batch);
       if (!st.ok()) {
         std::cerr << "\nflowfeed: " << st.ToString() << "\n";
-        return kExitRuntime;
+        // The epochs that finished are still worth a report, whatever stopped the run.
+        if (!report_path.empty())
+          WriteOutput("report", report_path, flowfeed::ReportJson(pipeline->stats()));
+        const int code = st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0
+                             ? SignalExitCode()
+                             : kExitRuntime;
+        return TearDownWithin(std::move(pipeline), kTearDownSeconds, code);
       }
       if (!batch) break;
       progress.Update(batch->size);
@@ -262,38 +373,6 @@ std::string RankPath(const std::string& path, int rank) {
   return path.substr(0, dot) + tag + path.substr(dot);
 }
 
-#if FLOWFEED_WITH_TORCH
-// The first SIGINT/SIGTERM asks the trainer to stop at the next step boundary (writing a
-// mid-epoch checkpoint when one is configured); a second one ends the process at once.
-std::atomic<flowfeed::Trainer*> g_stoppable{nullptr};
-
-extern "C" void OnStopSignal(int sig) {
-  if (flowfeed::Trainer* t = g_stoppable.load()) t->RequestStop();
-  static const char msg[] =
-      "\nflowfeed: stopping after this step (again to abort at once)\n";
-  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)ignored;
-  signal(sig, SIG_DFL);
-}
-
-struct StopOnSignals {
-  explicit StopOnSignals(flowfeed::Trainer* t) {
-    g_stoppable.store(t);
-    struct sigaction sa {};
-    sa.sa_handler = OnStopSignal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-  }
-  ~StopOnSignals() {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-    g_stoppable.store(nullptr);
-  }
-  struct sigaction old_int {}, old_term {};
-};
-#endif
-
 int Train(const std::string& config, const std::vector<std::string>& sets, int epochs,
           const std::string& report_path, const std::string& resume, bool cold,
           const std::string& trace_path) {
@@ -325,7 +404,8 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
                : kExitUsage;
   }
   std::unique_ptr<flowfeed::Trainer> trainer = std::move(created.value());
-  StopOnSignals stop_on_signals(trainer.get());
+  g_stoppable.store(trainer.get());
+  StopOnSignals stop_on_signals;
   flowfeed::TrainReport head = trainer->report();
   if (rank == 0)
     std::cerr << "flowfeed train " << config << ": " << head.pipeline.source << "; "
@@ -365,10 +445,14 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
       });
   if (!st.ok()) {
     std::cerr << "\n" << who << st.ToString() << "\n";
-    // An interrupted run still says how far it got.
-    if (st.code() == flowfeed::StatusCode::kCancelled && !report_to.empty())
+    // A stopped or failed run still says how far it got.
+    if (!report_to.empty())
       WriteOutput("report", report_to, flowfeed::TrainReportJson(trainer->report()));
-    return kExitRuntime;
+    const int code = st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0
+                         ? SignalExitCode()
+                         : kExitRuntime;
+    g_stoppable.store(nullptr);
+    return TearDownWithin(std::move(trainer), kTearDownSeconds, code);
   }
   flowfeed::TrainReport r = trainer->report();
   std::string verdict = flowfeed::FirstEpochVerdict(r.pipeline);

@@ -56,8 +56,17 @@ class Image {
   // Bytes the storage actually holds (>= size_bytes(); more when a larger shape was reshaped
   // down). What an Image kept alive costs in memory.
   size_t capacity_bytes() const { return storage_ ? capacity_ : 0; }
-  // True when another Image shares this storage (so writing would be wrong).
-  bool shared() const { return storage_ && storage_.use_count() > 1; }
+  // True when another Image shares this storage (so writing would be wrong). False also means
+  // that whatever the former co-owners did with the bytes before letting go (on any thread)
+  // happens before what the caller does next. use_count() alone is a relaxed load that orders
+  // nothing, so a copy of the handle is made and dropped: its decrement (acq_rel) pairs with
+  // theirs. (A cache view handed back by the disk cache's writer thread was reused unordered.)
+  bool shared() const {
+    if (!storage_) return false;
+    if (storage_.use_count() > 1) return true;
+    { std::shared_ptr<uint8_t[]> sync = storage_; }
+    return false;
+  }
 
   uint8_t* data() { return storage_.get(); }
   const uint8_t* data() const { return storage_.get(); }

@@ -201,6 +201,16 @@ struct DistributedOptions {
   SourceLocation where;
 };
 
+// The error budget: how many samples one epoch may skip (on_error: skip) before the run stops
+// as a whole, because data that is mostly unreadable (a wrong folder, a broken mount, a format
+// the decoder does not know) should fail loudly rather than train on what is left.
+struct SkipBudget {
+  int64_t count = -1;     // >= 0: at most this many skipped samples per epoch (-1: see fraction)
+  double fraction = 0.5;  // when count < 0: at most this share of the epoch's samples (>= 1: none)
+  // The largest number of skips an epoch of `epoch_length` samples may have.
+  int64_t Limit(int64_t epoch_length) const;
+};
+
 struct PipelineOptions {
   // --- Affects results ---
   uint64_t seed = 0;   // keys the sampler's permutation and every random stage
@@ -217,6 +227,9 @@ struct PipelineOptions {
   // `random_horizontal_flip` / `normalize` stages run inside the conversion into the batch:
   // bit-identical. false: every stage is its own pass over whole images.
   bool fuse = true;
+  // Config `max_skipped: 100` (a count), `max_skipped: 5%` or `0.05` (a share of the epoch);
+  // the default stops a run once more than half of an epoch was skipped.
+  SkipBudget max_skipped;
 
   // --- Affects performance only (never the batches) ---
   int threads = 0;   // TBB arena size; 0: every core

@@ -17,8 +17,10 @@
 // same batches for any `threads`, `prefetch` and `max_in_flight`.
 //
 // Bad samples: a stage failure is handled by that stage's `on_error` policy. `skip` drops the
-// sample (named in EpochStats::skipped) and the batch is filled with the next samples; `fail`
-// stops the pipeline and Next() returns the error naming the sample and the stage.
+// sample (named in EpochStats::skipped) and the batch is filled with the next samples, so no
+// batch is ever short for it; `fail` stops the pipeline and Next() returns the error naming the
+// sample and the stage. An epoch that skips more than `max_skipped` (SkipBudget) also stops it,
+// with ResourceExhausted naming the budget and the first skipped samples.
 //
 // Cache: with `cache.mode` other than off, the output of the pipeline's deterministic prefix
 // (see PlanCache) is kept as epoch 1 streams (cache.h); a sample found there skips read and the
@@ -112,9 +114,10 @@ class Pipeline {
   // Blocks until the next batch of the current epoch and stores it in *batch. At an epoch's end
   // stores nullptr once (the epoch's stats are then in stats()), and the following call starts
   // on the next epoch. At the last epoch's end that call first waits for the disk cache to be
-  // written out (RunStats::cache_flush_seconds). After the last epoch keeps storing nullptr. A non-OK Status means the
-  // pipeline stopped: a sample failed under on_error: fail (named in the message), the run was
-  // cancelled, or an internal error; every later call returns the same Status.
+  // written out (RunStats::cache_flush_seconds). After the last epoch keeps storing nullptr. A
+  // non-OK Status means the pipeline stopped: a sample failed under on_error: fail (named in the
+  // message), an epoch skipped more samples than max_skipped allows, the run was cancelled, or
+  // an internal error; every later call returns the same Status.
   virtual Status Next(BatchPtr* batch) = 0;
 
   // 0-based epoch that Next() is delivering.

@@ -65,7 +65,7 @@ struct EpochStats {
   double queue_mean = 0;
   std::vector<StageStats> stages;    // in pipeline order
   std::vector<SkippedSample> skipped;
-  int64_t skipped_count = 0;  // can exceed skipped.size(): the list keeps the first 1000
+  int64_t skipped_count = 0;  // == skipped.size(): every skipped sample is listed
   std::string batch_digest;   // XXH3-64 over every batch's bytes and labels, in order (hex)
 };
 

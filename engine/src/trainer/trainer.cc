@@ -11,10 +11,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "flowfeed/pipeline.h"
@@ -51,6 +54,67 @@ int SyncPath(const std::string& path, bool directory) {
   int rc = ::fsync(fd) == 0 ? 0 : errno;
   ::close(fd);
   return rc;
+}
+
+// Runs beside Trainer::Run(): a stop request that finds the consumer waiting for a batch cancels
+// the pipeline it waits on, so that a stop does not first wait for slow (or stuck) storage to
+// deliver a batch that will not be trained on.
+class StopWatcher {
+ public:
+  StopWatcher(const std::atomic<bool>* stop, const std::atomic<Pipeline*>* waiting)
+      : stop_(stop), waiting_(waiting), thread_([this] { Watch(); }) {}
+  ~StopWatcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  StopWatcher(const StopWatcher&) = delete;
+  StopWatcher& operator=(const StopWatcher&) = delete;
+
+ private:
+  void Watch() {
+    Pipeline* cancelled = nullptr;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+      if (!stop_->load(std::memory_order_relaxed)) continue;
+      Pipeline* p = waiting_->load();
+      if (p && p != cancelled) {
+        p->Cancel();  // thread-safe against the consumer's Next()
+        cancelled = p;
+      }
+    }
+  }
+
+  const std::atomic<bool>* stop_;
+  const std::atomic<Pipeline*>* waiting_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// Writes `data` to `path` (created or truncated) and fsyncs it; errno on failure (0: fine).
+int WriteFileDurably(const std::string& path, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return err;
+    }
+    done += size_t(n);
+  }
+  int err = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  return err;
 }
 
 class TorchTrainer final : public Trainer {
@@ -252,8 +316,30 @@ class TorchTrainer final : public Trainer {
 
   void RequestStop() override { stop_requested_.store(true, std::memory_order_relaxed); }
 
+  // Next() that a stop request interrupts. Before waiting it checks for a stop; while it waits,
+  // Run()'s StopWatcher cancels the pipeline on a stop, and the cancelled wait reads as "no
+  // batch, stopped" (*interrupted, OK) rather than as an error.
+  Status NextOrStop(Pipeline* p, BatchPtr* b, bool* interrupted) {
+    *interrupted = false;
+    if (stop_requested_.load(std::memory_order_relaxed)) {
+      *interrupted = true;
+      return Status::Ok();
+    }
+    waiting_in_.store(p);
+    Status s = p->Next(b);
+    waiting_in_.store(nullptr);
+    if (!s.ok() && s.code() == StatusCode::kCancelled &&
+        stop_requested_.load(std::memory_order_relaxed)) {
+      b->reset();
+      *interrupted = true;
+      return Status::Ok();
+    }
+    return s;
+  }
+
   Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch,
              const std::function<void(int, int64_t, int64_t, double)>& on_step) override {
+    StopWatcher watcher(&stop_requested_, &waiting_in_);
     for (int epoch = start_epoch_; epoch < options_.epochs; ++epoch) {
       TrainEpochStats es;
       es.epoch = epoch + 1;
@@ -384,16 +470,19 @@ class TorchTrainer final : public Trainer {
     while (true) {
       auto t0 = Clock::now();
       BatchPtr b;
+      bool interrupted = false;  // a stop request came before (or during) the wait
       if (first_) {
         b = std::move(first_);  // taken during set-up; its wait is a set-up part
       } else if (!exhausted) {
-        FLOWFEED_RETURN_IF_ERROR(pipeline_->Next(&b));
+        FLOWFEED_RETURN_IF_ERROR(NextOrStop(pipeline_.get(), &b, &interrupted));
       }
-      exhausted = exhausted || !b;
+      exhausted = exhausted || (!b && !interrupted);
       const double wait = Since(t0);
       auto ta = Clock::now();
-      double agree[3] = {b ? 1.0 : 0.0, b ? double(b->size) : 0.0,
-                         stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0};
+      // An interrupted rank still counts as having data, so the step below is a stop, not the
+      // epoch's end.
+      double agree[3] = {b || interrupted ? 1.0 : 0.0, b ? double(b->size) : 0.0,
+                         interrupted || stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0};
       if (comm_) {
         std::vector<double> v(agree, agree + 3);
         FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "step agreement"));
@@ -621,9 +710,10 @@ class TorchTrainer final : public Trainer {
     auto t0 = Clock::now();
     double loss_sum = 0;
     int64_t correct = 0, n = 0;
+    bool abandoned = false;
     while (true) {
       BatchPtr b;
-      FLOWFEED_RETURN_IF_ERROR(eval_->Next(&b).WithContext("eval"));
+      FLOWFEED_RETURN_IF_ERROR(NextOrStop(eval_.get(), &b, &abandoned).WithContext("eval"));
       if (!b) break;
       torch::Tensor x = Input(*b);
       torch::Tensor y = torch::from_blob(const_cast<int64_t*>(b->labels.data()), {b->size},
@@ -645,6 +735,9 @@ class TorchTrainer final : public Trainer {
       n = int64_t(v[2]);
     }
     Span("evaluate", t0, Clock::now(), es->epoch);
+    // A stop during evaluation abandons it (every rank still joins the reduction above once);
+    // the metrics of a part of the evaluation set would mislead, so none are reported.
+    if (abandoned || stop_requested_.load(std::memory_order_relaxed)) return Status::Ok();
     es->has_eval = true;
     es->eval_samples = n;
     es->eval_loss = n ? loss_sum / double(n) : 0;
@@ -683,14 +776,18 @@ class TorchTrainer final : public Trainer {
       // Dropout draws from LibTorch's generator: its state makes a resumed run continue exactly.
       archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
       archive.write("cpu_rng_states", c10::IValue(c10::List<at::Tensor>(rng_states)));
-      archive.save_to(tmp);
+      // Serialised in memory, written by us: LibTorch's file writer throws from its destructor
+      // when the disk fills up (which ends the process), and it never fsyncs.
+      std::ostringstream bytes;
+      archive.save_to(bytes);
+      if (int err = WriteFileDurably(tmp, bytes.str())) {
+        RemoveQuietly(tmp);
+        return Status::IoError("checkpoint " + path + ": cannot write " + tmp + ": " +
+                               std::strerror(err));
+      }
     } catch (const std::exception& e) {
       RemoveQuietly(tmp);
       return Status::IoError("checkpoint " + path + ": cannot write: " + FirstLine(e.what()));
-    }
-    if (int err = SyncPath(tmp, false)) {
-      RemoveQuietly(tmp);
-      return Status::IoError("checkpoint " + path + ": fsync failed: " + std::strerror(err));
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
       int err = errno;
@@ -752,6 +849,7 @@ class TorchTrainer final : public Trainer {
   int start_epoch_ = 0;
   std::unique_ptr<Communicator> comm_;  // null when this process trains alone
   std::atomic<bool> stop_requested_{false};
+  std::atomic<Pipeline*> waiting_in_{nullptr};  // the pipeline whose Next() the consumer is in
   // Where the epoch in progress has got to: the last trained batch's end_position and number.
   int64_t position_ = 0, batches_done_ = 0;
   // From the checkpoint being resumed: its world size and per-rank positions (mid-epoch only).
