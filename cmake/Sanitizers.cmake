@@ -8,7 +8,7 @@
 # and tools/run.sh (modes asan, tsan) and CMakePresets.json set the runtime options.
 #
 #   ""                    (default) no sanitizer
-#   "address,undefined"   ASan + UBSan; any UBSan finding aborts (-fno-sanitize-recover)
+#   "address,undefined"   ASan + UBSan; UBSan findings abort (vptr through halt_on_error, below)
 #   "thread"              TSan
 set(FLOWFEED_SANITIZE "" CACHE STRING
     "Sanitizers for every target: empty (none), address,undefined or thread")
