@@ -63,17 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::RemoveFile(dir + "/" + o.labels);  // a missing labels file
 
   Result<std::unique_ptr<Source>> opened = OpenIdx(o);
-  FUZZ_LOG("%s", opened.ok() ? opened.value()->Describe().c_str()
-                             : opened.status().ToString().c_str());
-  if (!opened.ok()) {
-    FUZZ_CHECK(!opened.status().message().empty(), "an error without a message");
-    return 0;
-  }
-  const Source& source = *opened.value();
-  FUZZ_CHECK(source.size() > 0, "opened with no samples");
-  if (o.limit > 0) FUZZ_CHECK(source.size() <= o.limit, "limit %lld ignored", (long long)o.limit);
-  (void)source.Describe();
-  (void)source.Files();
+  const Source* checked = fuzz::CheckOpened(opened, o.limit);
+  if (!checked) return 0;
+  const Source& source = *checked;
   const size_t classes = source.classes().size();
   // The pixels as the file holds them, when the images file was written as given.
   const bool raw = !(flags & 1) && images.size() >= 16 &&

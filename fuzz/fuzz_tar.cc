@@ -33,19 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.limit = flags & 3;
 
   Result<std::unique_ptr<Source>> opened = OpenTarShards(o);
-  FUZZ_LOG("%s", opened.ok() ? opened.value()->Describe().c_str()
-                             : opened.status().ToString().c_str());
-  if (!opened.ok()) {
-    FUZZ_CHECK(!opened.status().message().empty(), "an error without a message");
-    return 0;
-  }
-  const Source& source = *opened.value();
-  FUZZ_CHECK(source.size() > 0, "opened with no samples");
-  if (o.limit > 0) FUZZ_CHECK(source.size() <= o.limit, "limit ignored");
+  const Source* checked = fuzz::CheckOpened(opened, o.limit);
+  if (!checked) return 0;
+  const Source& source = *checked;
   FUZZ_CHECK(source.num_shards() == int64_t(parts.size()), "num_shards %lld",
              (long long)source.num_shards());
-  (void)source.Describe();
-  (void)source.Files();
   const int64_t classes = int64_t(source.classes().size());
   Sample sample;
   int64_t last_shard = 0;

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "flowfeed/source.h"
+
 #define FUZZ_CHECK(cond, ...)                                                        \
   do {                                                                               \
     if (!(cond)) {                                                                   \
@@ -124,6 +126,23 @@ inline bool Verbose() {
 inline uint64_t Hash(const uint8_t* data, size_t size, uint64_t h = 1469598103934665603ull) {
   for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 1099511628211ull;
   return h;
+}
+
+// What every source target checks of what it opened: an error carries a message; a source has
+// samples, keeps to `limit` (0: none) and describes itself. The source, or null after an error.
+inline const Source* CheckOpened(const Result<std::unique_ptr<Source>>& opened, int64_t limit) {
+  FUZZ_LOG("%s", opened.ok() ? opened.value()->Describe().c_str()
+                             : opened.status().ToString().c_str());
+  if (!opened.ok()) {
+    FUZZ_CHECK(!opened.status().message().empty(), "an error without a message");
+    return nullptr;
+  }
+  const Source& source = *opened.value();
+  FUZZ_CHECK(source.size() > 0, "opened with no samples");
+  if (limit > 0) FUZZ_CHECK(source.size() <= limit, "limit %lld ignored", (long long)limit);
+  (void)source.Describe();
+  (void)source.Files();
+  return &source;
 }
 
 }  // namespace flowfeed::fuzz

@@ -47,9 +47,9 @@ void RemoveQuietly(const std::string& path) {
   std::filesystem::remove(path, ec);
 }
 
-// fsync a file or folder by path; errors are returned as errno (0: fine).
-int SyncPath(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+// fsync a folder, so that a rename in it is durable; errno on failure (0: fine).
+int SyncDir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno;
   int rc = ::fsync(fd) == 0 ? 0 : errno;
   ::close(fd);
@@ -795,7 +795,7 @@ class TorchTrainer final : public Trainer {
       return Status::IoError("checkpoint " + path + ": rename failed: " + std::strerror(err));
     }
     std::string dir = std::filesystem::path(path).parent_path().string();
-    SyncPath(dir.empty() ? "." : dir, true);
+    SyncDir(dir.empty() ? "." : dir);
     return Status::Ok();
   }
 
