@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -282,6 +283,69 @@ TEST(TrainerCuda, TrainsOnTheGpuWithUint8Batches) {
   EXPECT_EQ(r->device.substr(0, 4), "cuda");
   EXPECT_TRUE(r->synchronized_timing);
   EXPECT_LT(r->epochs[2].loss, r->epochs[0].loss);
+}
+
+// A stop requested while the evaluation runs abandons it: no metrics from part of the evaluation
+// set, the epoch's checkpoint is written, and the run stops at the next epoch's first step.
+std::atomic<Trainer*> g_stop_target{nullptr};
+std::atomic<bool> g_stop_armed{false};
+
+class StopDuringEvalStage : public Stage {
+ public:
+  Status Process(Sample&, const StageContext&) override {
+    if (g_stop_armed.load())
+      if (Trainer* t = g_stop_target.load()) t->RequestStop();
+    return Status::Ok();
+  }
+};
+
+TEST(Trainer, AStopDuringEvaluationAbandonsIt) {
+  TempDir dir;
+  PipelineOptions base = TinyOptions(dir, 3);  // writes the data
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  StageInfo info;
+  info.name = "stop_during_eval";
+  info.doc = "test: asks the trainer to stop once armed";
+  info.factory = [](const StageParams&) -> Result<std::unique_ptr<Stage>> {
+    return std::unique_ptr<Stage>(new StopDuringEvalStage());
+  };
+  ASSERT_OK(reg.Register(std::move(info)));
+  // 64 evaluation samples in batches of 8: the evaluation pipeline can prefetch at most 40
+  // (4 batches + 8 in flight) before the evaluation starts, so the stage sees the rest during it.
+  const std::string yaml =
+      "seed: 3\nthreads: 2\nepochs: 3\n"
+      "source: {type: idx, root: " + dir.path() + ", images: train-images, labels: train-labels}\n"
+      "pipeline: [{type: normalize, mean: [0.4], std: [0.3]}]\n"
+      "batch: {size: 32}\nmodel: {type: mlp, hidden: [32]}\n"
+      "eval:\n"
+      "  source: {type: idx, root: " + dir.path() + ", images: test-images, labels: test-labels}\n"
+      "  pipeline: [{type: stop_during_eval}]\n"
+      "  batch_size: 8\n"
+      "checkpoint: " + dir / "ckpt/model.pt" + "\n";
+  auto options = ParseConfig(yaml, "stop.yaml", {}, reg);
+  ASSERT_OK(options);
+  auto created = Trainer::Create(options.value(), reg);
+  ASSERT_OK(created);
+  Trainer* t = created.value().get();
+  g_stop_target.store(t);
+  Status st = t->Run(nullptr, [&](int epoch, int64_t step, int64_t steps, double) {
+    if (epoch == 0 && step == steps) g_stop_armed.store(true);  // epoch 1's last step
+  });
+  g_stop_target.store(nullptr);
+  g_stop_armed.store(false);
+  EXPECT_EQ(st.code(), StatusCode::kCancelled) << st.ToString();
+  EXPECT_NE(st.message().find("stopped during epoch 2 after step 0"), std::string::npos)
+      << st.message();
+  TrainReport r = t->report();
+  ASSERT_GE(r.epochs.size(), 1u);
+  EXPECT_EQ(r.epochs[0].epoch, 1);
+  EXPECT_EQ(r.epochs[0].steps, 8);
+  EXPECT_FALSE(r.epochs[0].has_eval) << "the evaluation ran to its end despite the stop";
+  // The checkpoint holds epoch 1 finished: a resume trains epochs 2 and 3.
+  auto resumed = Trainer::Create(options.value(), reg, dir / "ckpt/model.pt");
+  ASSERT_OK(resumed);
+  EXPECT_EQ(resumed.value()->report().start_epoch, 1);
 }
 
 }  // namespace
