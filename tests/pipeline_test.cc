@@ -677,3 +677,119 @@ TEST(Pipeline, StartEpochReproducesThatEpoch) {
 
 }  // namespace
 }  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// live() from the consumer after every batch and from a second thread all along, on a cached
+// two-epoch run: it follows what Next() returned, lists the stages EpochStats lists, and once an
+// epoch's last batch is out it agrees with that epoch's stats.
+TEST(Pipeline, LiveStatsFollowTheEpochAndMatchItsStats) {
+  TempDir dir;
+  PipelineOptions o = IdxOptions(dir, 203, 8, 8);  // 26 batches of 8, the last one of 3
+  o.shuffle = false;  // so that epoch 2 finds every sample in the cache (see pipeline_cache_test)
+  o.cache.mode = CacheMode::kMemory;
+  StageParams resize;
+  resize.Set("size", std::vector<int64_t>{6, 6});
+  o.pipeline = {Spec("resize", resize), Spec("jitter")};
+  StageRegistry reg = TestRegistry();
+  auto opened = Pipeline::Open(o, reg);
+  ASSERT_OK(opened);
+  Pipeline& p = *opened.value();
+  const int64_t per_epoch = p.batches_per_epoch();
+  ASSERT_EQ(per_epoch, 26);
+
+  LiveEpochStats before = p.live();
+  EXPECT_EQ(before.epoch, 0);
+  EXPECT_EQ(before.samples, 0);
+  EXPECT_EQ(before.cache_mode, "memory");
+  std::vector<std::string> names;
+  for (const auto& s : before.stages) names.push_back(s.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"cache", "read", "resize", "cache_fill", "jitter",
+                                             "collate", "batch"}));
+
+  // The second thread: whatever it sees is whole and only moves forward.
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::thread watcher([&] {
+    LiveEpochStats last;
+    while (!done.load()) {
+      LiveEpochStats l = p.live();
+      EXPECT_GE(l.epoch, last.epoch);
+      if (l.epoch == last.epoch) {
+        EXPECT_GE(l.samples, last.samples);
+        EXPECT_GE(l.batches, last.batches);
+        EXPECT_GE(l.cache_hits + l.cache_misses, last.cache_hits + last.cache_misses);
+      }
+      EXPECT_LE(l.batches, per_epoch);
+      EXPECT_LE(l.samples, 203);
+      EXPECT_LE(l.samples, l.batches * 8);
+      EXPECT_EQ(l.stages.size(), names.size());
+      for (const auto& s : l.stages) {
+        EXPECT_GE(s.count, 0);
+        EXPECT_GE(s.busy_seconds, 0);
+      }
+      last = std::move(l);
+      ++reads;
+    }
+  });
+
+  for (int e = 0; e < o.epochs; ++e) {
+    int64_t samples = 0, batches = 0;
+    LiveEpochStats at_end;
+    while (true) {
+      BatchPtr b;
+      ASSERT_OK(p.Next(&b));
+      if (!b) break;
+      samples += b->size;
+      ++batches;
+      LiveEpochStats l = p.live();
+      EXPECT_EQ(l.epoch, e + 1);
+      EXPECT_EQ(l.samples, samples);
+      EXPECT_EQ(l.batches, batches);
+      EXPECT_GT(l.seconds, 0);
+      if (batches == per_epoch) at_end = l;  // the epoch's last batch is out: complete
+      // A slow consumer: the watcher reads many mid-epoch states while the workers run ahead.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    RunStats rs = p.stats();
+    ASSERT_EQ(rs.epochs.size(), size_t(e + 1));
+    const EpochStats& es = rs.epochs[size_t(e)];
+    // Between the epoch's end and the next Next() call, live() holds the ended epoch as it ended.
+    LiveEpochStats ended = p.live();
+    EXPECT_EQ(ended.epoch, e + 1);
+    EXPECT_DOUBLE_EQ(ended.seconds, es.seconds);
+    for (const LiveEpochStats* l : {&at_end, &ended}) {
+      EXPECT_EQ(l->epoch, e + 1);
+      EXPECT_EQ(l->samples, es.samples);
+      EXPECT_EQ(l->batches, es.batches);
+      EXPECT_EQ(l->cache_hits, es.cache.hits);
+      EXPECT_EQ(l->cache_misses, es.cache.misses);
+      ASSERT_EQ(l->stages.size(), es.stages.size());
+      for (size_t i = 0; i < es.stages.size(); ++i) {
+        EXPECT_EQ(l->stages[i].name, es.stages[i].name);
+        EXPECT_EQ(l->stages[i].count, es.stages[i].count) << es.stages[i].name;
+        EXPECT_NEAR(l->stages[i].busy_seconds, es.stages[i].busy_seconds, 1e-9)
+            << es.stages[i].name;
+      }
+    }
+    EXPECT_EQ(es.samples, 203);
+    EXPECT_EQ(es.cache.hits + es.cache.misses, 203);
+    if (e == 1) {
+      EXPECT_EQ(at_end.cache_hits, at_end.samples);
+      EXPECT_EQ(at_end.cache_misses, 0);
+    }
+  }
+  done.store(true);
+  watcher.join();
+  EXPECT_GT(reads.load(), 0);
+  // After the last epoch live() keeps holding it.
+  BatchPtr b;
+  ASSERT_OK(p.Next(&b));
+  EXPECT_EQ(b, nullptr);
+  EXPECT_EQ(p.live().epoch, 2);
+  EXPECT_EQ(p.live().samples, 203);
+}
+
+}  // namespace
+}  // namespace flowfeed

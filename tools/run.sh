@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # flowfeed's one script: installs the Debian packages that are missing, builds, then runs.
 #
-#   bash tools/run.sh main    # install, build, train the small CNN on Fashion-MNIST
-#   bash tools/run.sh test    # install, build, run the whole test suite, then the asan suite
-#                             # below (what CI runs)
+#   bash tools/run.sh main    # install, build, train the small CNN on Fashion-MNIST; its report
+#                             # lands in build/reports/ as JSON and as an HTML page with charts
+#   bash tools/run.sh test    # install (with Chromium, for the report page's browser tests),
+#                             # build, run the whole test suite, then the asan suite below
+#                             # (what CI runs)
 #   bash tools/run.sh build   # install and build only
 #   bash tools/run.sh asan    # install, build build-asan/ with ASan+UBSan, run every test there
 #   bash tools/run.sh tsan    # install, build build-tsan/ with TSan (no trainer), run the tests
@@ -31,16 +33,21 @@ PACKAGES=(
   libgloo-dev
   dataset-fashion-mnist mate-backgrounds
 )
+# What only the tests need: Chromium renders the HTML report page in the browser tests
+# (tests/report_browser_test.cc), which are skipped, saying so, where it is missing.
+TEST_PACKAGES=(chromium)
 
+# Installs those of the given packages (default: PACKAGES) that are missing.
 install_missing() {
+  local wanted=("${PACKAGES[@]}" "$@")
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "run.sh: all ${#PACKAGES[@]} packages present"
+    echo "run.sh: all ${#wanted[@]} packages present"
     return
   fi
   echo "run.sh: installing ${missing[*]}"
@@ -89,10 +96,12 @@ case "$cmd" in
     install_missing
     build
     mkdir -p "$BUILD_DIR/reports"
-    "$BUILD_DIR/flowfeed" train configs/fashion_mnist.yaml --report "$BUILD_DIR/reports/train-fashion_mnist.json"
+    "$BUILD_DIR/flowfeed" train configs/fashion_mnist.yaml \
+      --report "$BUILD_DIR/reports/train-fashion_mnist.json" \
+      --html "$BUILD_DIR/reports/train-fashion_mnist.html"
     ;;
   test)
-    install_missing
+    install_missing "${TEST_PACKAGES[@]}"
     build
     # Both suites run even when the first fails, so one CI run reports both.
     status=0
@@ -107,7 +116,7 @@ case "$cmd" in
     build
     ;;
   asan|tsan)
-    install_missing
+    install_missing "${TEST_PACKAGES[@]}"
     sanitizer_suite "$cmd"
     ;;
   *)

@@ -69,6 +69,29 @@ struct StepAcc {
   int64_t hits = 0;  // the cache step: lookups that found the sample; decode: region decodes
 };
 
+// A step's running totals for Pipeline::live(), readable while the epoch runs. Each is written
+// by its slot's owner thread (the overflow slot's under overflow_mu_) and read by any thread:
+// relaxed atomics, since a reader needs each number to be whole, not the numbers to agree.
+struct LiveAcc {
+  std::atomic<uint64_t> busy_ns{0};
+  std::atomic<int64_t> count{0};
+  std::atomic<int64_t> hits{0};
+};
+
+// One slot's figures for one epoch.
+struct EpochTable {
+  explicit EpochTable(int steps) : acc(size_t(steps)), live(new LiveAcc[size_t(steps)]) {}
+  std::vector<StepAcc> acc;         // the owner's alone until the epoch's end (Merged)
+  std::unique_ptr<LiveAcc[]> live;  // any thread, any time (LiveTotals)
+};
+
+// What LiveTotals() sums for one step.
+struct LiveTotal {
+  uint64_t busy_ns = 0;
+  int64_t count = 0;
+  int64_t hits = 0;
+};
+
 // Accumulators indexed [thread slot][epoch][step]. A slot is written only by the arena thread
 // whose index it is (tbb::this_task_arena::current_thread_index), so recording takes no lock; a
 // thread outside the arena (never expected) uses the locked overflow slot. Epoch tables are
@@ -77,7 +100,7 @@ class StatsTable {
  public:
   StatsTable(int slots, int epochs, int steps) : epochs_(epochs), steps_(steps) {
     for (int i = 0; i <= slots; ++i) {
-      slots_.emplace_back(new std::atomic<std::vector<StepAcc>*>[size_t(epochs)]);
+      slots_.emplace_back(new std::atomic<EpochTable*>[size_t(epochs)]);
       for (int e = 0; e < epochs; ++e) slots_.back()[e].store(nullptr);
     }
   }
@@ -91,10 +114,10 @@ class StatsTable {
     int overflow = int(slots_.size()) - 1;
     if (slot < 0 || slot >= overflow) {
       std::lock_guard<std::mutex> lock(overflow_mu_);
-      Add(Table(overflow, epoch)[size_t(step)], ns, bytes, error, hit);
+      Add(Table(overflow, epoch), step, ns, bytes, error, hit);
       return;
     }
-    Add(Table(slot, epoch)[size_t(step)], ns, bytes, error, hit);
+    Add(Table(slot, epoch), step, ns, bytes, error, hit);
   }
 
   // Merged accumulators of one epoch; call only once the epoch's samples are all recorded.
@@ -102,37 +125,63 @@ class StatsTable {
     std::vector<StepAcc> out(static_cast<size_t>(steps_));
     std::lock_guard<std::mutex> lock(overflow_mu_);
     for (auto& s : slots_) {
-      const std::vector<StepAcc>* t = s[epoch].load(std::memory_order_acquire);
+      const EpochTable* t = s[epoch].load(std::memory_order_acquire);
       if (!t) continue;
       for (int i = 0; i < steps_; ++i) {
-        out[size_t(i)].hist.Merge((*t)[size_t(i)].hist);
-        out[size_t(i)].errors += (*t)[size_t(i)].errors;
-        out[size_t(i)].bytes += (*t)[size_t(i)].bytes;
-        out[size_t(i)].hits += (*t)[size_t(i)].hits;
+        out[size_t(i)].hist.Merge(t->acc[size_t(i)].hist);
+        out[size_t(i)].errors += t->acc[size_t(i)].errors;
+        out[size_t(i)].bytes += t->acc[size_t(i)].bytes;
+        out[size_t(i)].hits += t->acc[size_t(i)].hits;
+      }
+    }
+    return out;
+  }
+
+  // The running totals of one epoch so far, per step (zeros for epoch -1); any thread, any
+  // time, no lock. Once the epoch's samples are all recorded, busy_ns and count equal Merged()'s
+  // hist.sum_ns() and hist.count(), and hits its hits.
+  std::vector<LiveTotal> LiveTotals(int epoch) const {
+    std::vector<LiveTotal> out(static_cast<size_t>(steps_));
+    if (epoch < 0) return out;
+    for (const auto& s : slots_) {
+      const EpochTable* t = s[epoch].load(std::memory_order_acquire);
+      if (!t) continue;
+      for (int i = 0; i < steps_; ++i) {
+        const LiveAcc& l = t->live[i];
+        out[size_t(i)].busy_ns += l.busy_ns.load(std::memory_order_relaxed);
+        out[size_t(i)].count += l.count.load(std::memory_order_relaxed);
+        out[size_t(i)].hits += l.hits.load(std::memory_order_relaxed);
       }
     }
     return out;
   }
 
  private:
-  static void Add(StepAcc& a, uint64_t ns, int64_t bytes, bool error, bool hit) {
+  static void Add(EpochTable& t, int step, uint64_t ns, int64_t bytes, bool error, bool hit) {
+    StepAcc& a = t.acc[size_t(step)];
     a.hist.Add(ns);
     a.bytes += bytes;
     if (error) ++a.errors;
     if (hit) ++a.hits;
+    // One writer per slot (the overflow slot's under its lock): a load and a store, not a
+    // read-modify-write, keep the hot path free of locked instructions.
+    LiveAcc& l = t.live[step];
+    l.busy_ns.store(l.busy_ns.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
+    l.count.store(l.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (hit) l.hits.store(l.hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  std::vector<StepAcc>& Table(int slot, int epoch) {
+  EpochTable& Table(int slot, int epoch) {
     auto& p = slots_[size_t(slot)][epoch];
-    std::vector<StepAcc>* t = p.load(std::memory_order_relaxed);
+    EpochTable* t = p.load(std::memory_order_relaxed);
     if (!t) {
-      t = new std::vector<StepAcc>(size_t(steps_));
+      t = new EpochTable(steps_);
       p.store(t, std::memory_order_release);
     }
     return *t;
   }
 
   int epochs_, steps_;
-  std::vector<std::unique_ptr<std::atomic<std::vector<StepAcc>*>[]>> slots_;
+  std::vector<std::unique_ptr<std::atomic<EpochTable*>[]>> slots_;
   std::mutex overflow_mu_;
 };
 
@@ -476,6 +525,16 @@ class GraphPipeline final : public Pipeline {
         arena_(threads) {
     digest_state_ = XXH3_createState();
     pool_ = std::make_shared<BatchPool>([this](int64_t n) { ReleaseTokens(n); });
+    // The cache lookup first, then the steps with the copy into the cache right after the step
+    // whose output it keeps, then the engine's own steps.
+    if (cache_) report_steps_.push_back({CacheStep(), "cache", "cache"});
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      report_steps_.push_back({int(i), steps_[i].name, steps_[i].type});
+      if (cache_ && int(i) == placement_.stages)
+        report_steps_.push_back({FillStep(), "cache_fill", "cache_fill"});
+    }
+    report_steps_.push_back({CollateStep(), "collate", "collate"});
+    report_steps_.push_back({BatchStep(), "batch", "batch"});
   }
 
   ~GraphPipeline() override {
@@ -541,6 +600,14 @@ class GraphPipeline final : public Pipeline {
     std::unique_lock<std::mutex> lock(q_mu_);
     if (!final_status_.ok()) return final_status_;
     uint64_t t0 = NowNs();
+    const int epoch_now = consumer_epoch_.load(std::memory_order_relaxed);
+    if (live_epoch_ != epoch_now && epoch_now < options_.epochs) {
+      // The first call of an epoch: live() moves on to it.
+      live_epoch_ = epoch_now;
+      live_start_ns_ = epoch_start_ns_;
+      live_end_ns_ = 0;
+      live_samples_ = live_batches_ = 0;
+    }
     occupancy_.emplace_back(double(t0 - epoch_start_ns_) * 1e-9, ready_batches_);
     occupancy_sum_ += double(ready_batches_);
     q_cv_.wait(lock, [this] { return !queue_.empty() || !final_status_.ok(); });
@@ -558,6 +625,8 @@ class GraphPipeline final : public Pipeline {
         *batch = std::move(front.batch);
         queue_.pop_front();
         --ready_batches_;
+        live_samples_ += (*batch)->size;
+        ++live_batches_;
         wait_hist_.Add(waited);
         if (trace_every_) {
           std::lock_guard<std::mutex> tl(consumer_trace_mu_);
@@ -568,8 +637,10 @@ class GraphPipeline final : public Pipeline {
       case ReadyItem::kEpochEnd: {
         int epoch = front.epoch;
         queue_.pop_front();
+        const uint64_t end_ns = NowNs();
+        live_end_ns_ = end_ns;
         lock.unlock();
-        FinishEpoch(epoch);
+        FinishEpoch(epoch, end_ns);
         return Status::Ok();
       }
     }
@@ -598,6 +669,34 @@ class GraphPipeline final : public Pipeline {
       if (out.cache.disk_disabled)
         for (const std::string& m : out.cache.messages)
           if (m.rfind("disk cache disabled", 0) == 0) out.warnings.push_back(m);
+    }
+    return out;
+  }
+
+  LiveEpochStats live() const override {
+    LiveEpochStats out;
+    out.cache_mode = cache_ ? CacheModeName(options_.cache.mode) : "off";
+    int epoch;
+    {
+      std::lock_guard<std::mutex> lock(q_mu_);
+      epoch = live_epoch_;
+      if (epoch >= 0) {
+        out.seconds = double((live_end_ns_ ? live_end_ns_ : NowNs()) - live_start_ns_) * 1e-9;
+        out.samples = live_samples_;
+        out.batches = live_batches_;
+      }
+    }
+    out.epoch = epoch + 1;
+    // Outside the lock: the sums read only atomics and tables that are never freed early.
+    std::vector<LiveTotal> totals = stats_table_.LiveTotals(epoch);
+    for (const ReportStep& r : report_steps_) {
+      const LiveTotal& t = totals[size_t(r.step)];
+      out.stages.push_back({r.name, double(t.busy_ns) * 1e-9, t.count});
+    }
+    if (cache_) {
+      const LiveTotal& c = totals[size_t(CacheStep())];
+      out.cache_hits = c.hits;
+      out.cache_misses = c.count - c.hits;
     }
     return out;
   }
@@ -1087,9 +1186,8 @@ class GraphPipeline final : public Pipeline {
     if (graph_ && !released_.exchange(true)) graph_->release_wait();
   }
 
-  // Runs on the consumer's thread at an epoch's end marker.
-  void FinishEpoch(int epoch) {
-    uint64_t now = NowNs();
+  // Runs on the consumer's thread at an epoch's end marker, taken from the queue at `now`.
+  void FinishEpoch(int epoch, uint64_t now) {
     EpochLog& log = logs_[size_t(epoch)];
     EpochStats es;
     es.epoch = epoch + 1;
@@ -1132,21 +1230,14 @@ class GraphPipeline final : public Pipeline {
       }
       es.stages.push_back(std::move(st));
     };
+    for (const ReportStep& r : report_steps_) add(r.step, r.name, r.type);
     if (cache_) {
-      add(CacheStep(), "cache", "cache");
       const StepAcc& c = acc[size_t(CacheStep())];
       es.cache.mode = CacheModeName(options_.cache.mode);
       es.cache.hits = c.hits;
       es.cache.misses = int64_t(c.hist.count()) - c.hits;
       es.cache.bytes = c.bytes;
     }
-    for (size_t i = 0; i < steps_.size(); ++i) {
-      add(int(i), steps_[i].name, steps_[i].type);
-      // The copy into the cache, right after the step whose output it keeps.
-      if (cache_ && int(i) == placement_.stages) add(FillStep(), "cache_fill", "cache_fill");
-    }
-    add(CollateStep(), "collate", "collate");
-    add(BatchStep(), "batch", "batch");
     es.bytes_read = acc[0].bytes;
     // After the last epoch nothing waits for more batches: make the disk cache durable now, so
     // the final report counts what was written and any write failure is in its warnings.
@@ -1178,6 +1269,12 @@ class GraphPipeline final : public Pipeline {
   const int64_t skip_limit_;  // more skipped samples than this in one epoch stop the run
   const uint64_t total_;
   const size_t tokens_;
+  // What EpochStats::stages and LiveEpochStats::stages list, in their order.
+  struct ReportStep {
+    int step;  // index into the stats table
+    std::string name, type;
+  };
+  std::vector<ReportStep> report_steps_;  // filled by the constructor
 
   // --- Sample slots: owned by whichever node holds the slot's sample ---
   std::vector<Slot> ring_;
@@ -1209,11 +1306,16 @@ class GraphPipeline final : public Pipeline {
   std::vector<TraceEvent> consumer_trace_;
 
   // --- Ready queue, protected by q_mu_ ---
-  std::mutex q_mu_;
+  mutable std::mutex q_mu_;
   std::condition_variable q_cv_;
   std::deque<ReadyItem> queue_;
   int ready_batches_ = 0;
   Status final_status_;
+  // What live() reports, set by the consumer in Next(): the epoch (0-based; -1 before the first
+  // call), when it started and ended (0 while it runs), what Next() has returned of it.
+  int live_epoch_ = -1;
+  uint64_t live_start_ns_ = 0, live_end_ns_ = 0;
+  int64_t live_samples_ = 0, live_batches_ = 0;
 
   // --- Consumer thread only ---
   uint64_t epoch_start_ns_ = 0;

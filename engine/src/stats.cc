@@ -9,9 +9,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "text_format.h"
+
 namespace flowfeed {
 
 namespace {
+
+using text::Bytes;
 
 std::string Fmt(const char* f, double v) {
   char buf[64];
@@ -26,19 +30,6 @@ std::string Ms(double ms) {
   if (ms >= 1) return Fmt("%.2f", ms);
   if (ms >= 0.1) return Fmt("%.3f", ms);
   return Fmt("%.4f", ms);
-}
-
-std::string Bytes(int64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = double(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
 }
 
 std::string Pad(const std::string& s, size_t width, bool left) {
@@ -103,7 +94,7 @@ std::string FormatEpochTable(const EpochStats& e) {
              e.skipped[i].reason + "\n";
     if (e.skipped_count > int64_t(shown))
       out += "    ... and " + std::to_string(e.skipped_count - int64_t(shown)) +
-             " more (all listed in the JSON report, up to 1000)\n";
+             " more (all listed in the JSON report)\n";
   }
   return out;
 }

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "flowfeed/config.h"
 #include "test_util.h"
@@ -346,6 +348,67 @@ TEST(Trainer, AStopDuringEvaluationAbandonsIt) {
   auto resumed = Trainer::Create(options.value(), reg, dir / "ckpt/model.pt");
   ASSERT_OK(resumed);
   EXPECT_EQ(resumed.value()->report().start_epoch, 1);
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// Trainer::live() during Run(): the training pipeline's epoch, timed by the training loop, from
+// the step callback and from another thread; at each epoch's end it agrees with the reports.
+TEST(Trainer, LiveStatsFollowTheTrainingLoop) {
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 2);
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto created = Trainer::Create(o, reg);
+  ASSERT_OK(created);
+  Trainer& t = *created.value();
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::thread watcher([&] {
+    while (!done.load()) {
+      LiveEpochStats l = t.live();
+      EXPECT_GE(l.epoch, 1);
+      EXPECT_LE(l.samples, 256);
+      ++reads;
+    }
+  });
+  int steps_seen = 0;
+  std::vector<LiveEpochStats> ended;
+  Status st = t.Run(
+      [&](const TrainEpochStats& e) {
+        LiveEpochStats l = t.live();
+        EXPECT_EQ(l.epoch, e.epoch);
+        EXPECT_DOUBLE_EQ(l.seconds, e.seconds);  // the loop's time, not evaluation's
+        ended.push_back(std::move(l));
+      },
+      [&](int epoch, int64_t step, int64_t, double) {
+        LiveEpochStats l = t.live();
+        EXPECT_EQ(l.epoch, epoch + 1);
+        EXPECT_EQ(l.samples, step * 32);
+        EXPECT_EQ(l.batches, step);
+        ++steps_seen;
+      });
+  done.store(true);
+  watcher.join();
+  ASSERT_OK(st);
+  EXPECT_EQ(steps_seen, 16);
+  EXPECT_GT(reads.load(), 0);
+  TrainReport r = t.report();
+  ASSERT_EQ(ended.size(), 2u);
+  ASSERT_EQ(r.pipeline.epochs.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const EpochStats& es = r.pipeline.epochs[i];
+    EXPECT_EQ(ended[i].samples, 256);
+    ASSERT_EQ(ended[i].stages.size(), es.stages.size());
+    for (size_t k = 0; k < es.stages.size(); ++k) {
+      EXPECT_EQ(ended[i].stages[k].name, es.stages[k].name);
+      EXPECT_EQ(ended[i].stages[k].count, es.stages[k].count);
+    }
+  }
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The flowfeed command line: bench, train, validate, stages, dataset, launch.
+// The flowfeed command line: bench, train, report, validate, stages, dataset, launch.
 //
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running.
 
@@ -13,9 +13,12 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <cerrno>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,7 +28,9 @@
 #include "flowfeed/config.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
+#include "flowfeed/report_html.h"
 #include "flowfeed/stats.h"
+#include "progress.h"
 #if FLOWFEED_WITH_TORCH
 #include "flowfeed/trainer.h"
 #endif
@@ -38,76 +43,17 @@ int RunLaunchCommand(const std::vector<std::string>& args);
 namespace {
 
 using flowfeed::Status;
+using flowfeed::cli::Progress;
 
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 
-double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+// Used by `train` only (builds without LibTorch have none).
+[[maybe_unused]] double Seconds(std::chrono::steady_clock::time_point a,
+                                std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
-
-// One progress line per epoch: redrawn in place on a terminal, a plain line every few seconds
-// otherwise, so CI logs stay readable.
-class Progress {
- public:
-  Progress(int epochs, int64_t batches_per_epoch)
-      : tty_(isatty(STDERR_FILENO) != 0), epochs_(epochs), total_(batches_per_epoch) {}
-
-  void Start(int epoch) {
-    epoch_ = epoch;
-    start_ = last_ = std::chrono::steady_clock::now();
-    batches_ = samples_ = 0;
-  }
-
-  void Update(int64_t batch_samples) {
-    ++batches_;
-    samples_ += batch_samples;
-    auto now = std::chrono::steady_clock::now();
-    double since = Seconds(last_, now);
-    if (tty_ ? since < 0.1 : since < 5.0) return;
-    last_ = now;
-    Draw(now, false);
-  }
-
-  void Finish() {
-    if (tty_) {
-      Draw(std::chrono::steady_clock::now(), true);
-    }
-  }
-
- private:
-  void Draw(std::chrono::steady_clock::time_point now, bool done) {
-    double el = Seconds(start_, now);
-    double rate = el > 0 ? double(samples_) / el : 0;
-    double frac = total_ > 0 ? double(batches_) / double(total_) : 0;
-    double eta = frac > 0 && !done ? el / frac - el : 0;
-    char buf[256];
-    if (tty_) {
-      const int width = 30;
-      int filled = int(frac * width + 0.5);
-      std::string bar(size_t(std::min(filled, width)), '#');
-      bar += std::string(size_t(width - std::min(filled, width)), '.');
-      std::snprintf(buf, sizeof buf, "\repoch %d/%d [%s] %lld/%lld batches  %.0f samples/s  ETA %.0fs ",
-                    epoch_ + 1, epochs_, bar.c_str(), (long long)batches_, (long long)total_, rate,
-                    eta);
-      std::fputs(buf, stderr);
-      if (done) std::fputs("\n", stderr);
-    } else {
-      std::snprintf(buf, sizeof buf, "epoch %d/%d: %lld/%lld batches, %.0f samples/s, ETA %.0fs\n",
-                    epoch_ + 1, epochs_, (long long)batches_, (long long)total_, rate, eta);
-      std::fputs(buf, stderr);
-    }
-    std::fflush(stderr);
-  }
-
-  bool tty_;
-  int epochs_;
-  int64_t total_;
-  int epoch_ = 0;
-  int64_t batches_ = 0, samples_ = 0;
-  std::chrono::steady_clock::time_point start_, last_;
-};
 
 // Loads the config and the plugins it lists into `registry`; prints every problem and returns
 // false on failure.
@@ -177,6 +123,31 @@ int WriteOutput(const std::string& what, const std::string& path, const std::str
   }
   std::cerr << what << ": " << path << "\n";
   return kExitOk;
+}
+
+// Writes a run's JSON report to `json_path` and, when `html_path` is set, the same report drawn
+// as a page (flowfeed/report_html.h) labelled `label`; either path may be "". The exit code.
+int WriteReport(const std::string& json_path, const std::string& html_path,
+                const std::string& json, const std::string& label) {
+  int code = kExitOk;
+  if (!json_path.empty()) code = WriteOutput("report", json_path, json);
+  if (!html_path.empty()) {
+    auto page = flowfeed::RenderHtmlReport({{label, json_path, json}});
+    if (!page.ok()) {
+      std::cerr << "flowfeed: " << html_path << ": " << page.status().message() << "\n";
+      return kExitRuntime;
+    }
+    if (WriteOutput("html report", html_path, page.value()) != kExitOk) code = kExitRuntime;
+  }
+  return code;
+}
+
+// "configs/photos.yaml" -> "photos": how a run is named on its page.
+std::string RunLabel(const std::string& config) {
+  size_t slash = config.find_last_of('/');
+  std::string base = slash == std::string::npos ? config : config.substr(slash + 1);
+  size_t dot = base.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
 int WriteTrace(const std::string& path, const std::vector<flowfeed::TraceEvent>& events) {
@@ -285,7 +256,8 @@ int TearDownWithin(std::unique_ptr<T> owner, double seconds, int code) {
 constexpr double kTearDownSeconds = 10;
 
 int Bench(const std::string& config, const std::vector<std::string>& sets, int epochs,
-          const std::string& report_path, bool cold, const std::string& trace_path) {
+          const std::string& report_path, const std::string& html_path, bool cold,
+          const std::string& trace_path) {
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
@@ -304,25 +276,29 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
             << " s)\n" << std::defaultfloat;
   PrintCacheHeader(head, cold);
 
-  Progress progress(options.epochs, pipeline->batches_per_epoch());
+  Progress progress(options.epochs, [p = pipeline.get()] { return p->live(); });
+  // drop_last leaves the partial last batch out of the epoch.
+  const int64_t epoch_samples =
+      std::min(pipeline->epoch_length(), pipeline->batches_per_epoch() * options.batch.size);
   StopOnSignals stop_on_signals(pipeline.get());
   for (int e = 0; e < options.epochs; ++e) {
-    progress.Start(e);
+    progress.Start(e, pipeline->batches_per_epoch(), epoch_samples);
     while (true) {
       flowfeed::BatchPtr batch;
       Status st = pipeline->Next(&batch);
       if (!st.ok()) {
         std::cerr << "\nflowfeed: " << st.ToString() << "\n";
         // The epochs that finished are still worth a report, whatever stopped the run.
-        if (!report_path.empty())
-          WriteOutput("report", report_path, flowfeed::ReportJson(pipeline->stats()));
+        if (!report_path.empty() || !html_path.empty())
+          WriteReport(report_path, html_path, flowfeed::ReportJson(pipeline->stats()),
+                      RunLabel(config));
         const int code = st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0
                              ? SignalExitCode()
                              : kExitRuntime;
         return TearDownWithin(std::move(pipeline), kTearDownSeconds, code);
       }
       if (!batch) break;
-      progress.Update(batch->size);
+      progress.Update();
     }
     progress.Finish();
     flowfeed::RunStats rs = pipeline->stats();
@@ -358,7 +334,8 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
                   later, first > 0 ? later / first : 0);
     std::cout << line;
   }
-  if (!report_path.empty() && WriteOutput("report", report_path, flowfeed::ReportJson(rs)) != 0)
+  if ((!report_path.empty() || !html_path.empty()) &&
+      WriteReport(report_path, html_path, flowfeed::ReportJson(rs), RunLabel(config)) != kExitOk)
     return kExitRuntime;
   if (!trace_path.empty()) return WriteTrace(trace_path, pipeline->trace());
   return kExitOk;
@@ -374,8 +351,8 @@ std::string RankPath(const std::string& path, int rank) {
 }
 
 int Train(const std::string& config, const std::vector<std::string>& sets, int epochs,
-          const std::string& report_path, const std::string& resume, bool cold,
-          const std::string& trace_path) {
+          const std::string& report_path, const std::string& html_path, const std::string& resume,
+          bool cold, const std::string& trace_path) {
 #if FLOWFEED_WITH_TORCH
   auto t0 = std::chrono::steady_clock::now();
   flowfeed::StageRegistry registry;
@@ -389,11 +366,16 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
                               : "flowfeed [rank " + std::to_string(rank) + "]: ";
   // Only rank 0 talks and reports; the others say only what went wrong (and write
   // report.rank<N>.json when distributed.rank_reports asks for it).
-  std::string report_to = report_path;
+  std::string report_to = report_path, html_to = html_path;
   if (rank != 0) {
     std::cout.setstate(std::ios::failbit);
-    if (!options.distributed.rank_reports) report_to.clear();
-    else if (!report_to.empty()) report_to = RankPath(report_to, rank);
+    if (!options.distributed.rank_reports) {
+      report_to.clear();
+      html_to.clear();
+    } else {
+      if (!report_to.empty()) report_to = RankPath(report_to, rank);
+      if (!html_to.empty()) html_to = RankPath(html_to, rank);
+    }
   }
   auto created = flowfeed::Trainer::Create(options, registry, resume, config_seconds);
   if (!created.ok()) {
@@ -420,9 +402,9 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
               << head.start_position << " of its order\n";
   std::cout << flowfeed::FormatSetup(head) << std::flush;
 
-  Progress progress(options.epochs, 0);
-  int progress_epoch = -1;
   flowfeed::Trainer* tp = trainer.get();
+  Progress progress(options.epochs, [tp] { return tp->live(); });
+  int progress_epoch = -1;
   flowfeed::Status st = trainer->Run(
       [&](const flowfeed::TrainEpochStats& e) {
         if (rank != 0) return;
@@ -435,19 +417,19 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
       [&](int epoch, int64_t step, int64_t steps, double loss) {
         if (rank != 0) return;
         if (epoch != progress_epoch) {
-          progress = Progress(options.epochs, steps);
-          progress.Start(epoch);
+          progress.Start(epoch, steps, 0);
           progress_epoch = epoch;
         }
-        progress.Update(options.batch.size);
+        progress.Update();
         (void)step;
         (void)loss;
       });
   if (!st.ok()) {
     std::cerr << "\n" << who << st.ToString() << "\n";
     // A stopped or failed run still says how far it got.
-    if (!report_to.empty())
-      WriteOutput("report", report_to, flowfeed::TrainReportJson(trainer->report()));
+    if (!report_to.empty() || !html_to.empty())
+      WriteReport(report_to, html_to, flowfeed::TrainReportJson(trainer->report()),
+                  RunLabel(config));
     const int code = st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0
                          ? SignalExitCode()
                          : kExitRuntime;
@@ -462,12 +444,14 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
     std::cout << "final: eval accuracy " << std::fixed << std::setprecision(2)
               << 100 * r.epochs.back().eval_accuracy << "% after epoch " << r.epochs.back().epoch
               << ", " << r.wall_seconds << " s in all" << std::defaultfloat << "\n";
-  if (!report_to.empty() && WriteOutput("report", report_to, flowfeed::TrainReportJson(r)) != 0)
+  if ((!report_to.empty() || !html_to.empty()) &&
+      WriteReport(report_to, html_to, flowfeed::TrainReportJson(r), RunLabel(config)) != kExitOk)
     return kExitRuntime;
   if (!trace_path.empty() && rank == 0) return WriteTrace(trace_path, trainer->trace());
   return kExitOk;
 #else
-  (void)config, (void)sets, (void)epochs, (void)report_path, (void)resume, (void)cold;
+  (void)config, (void)sets, (void)epochs, (void)report_path, (void)html_path, (void)resume;
+  (void)cold;
   (void)trace_path;
   std::cerr << "flowfeed: this build has no trainer: LibTorch was not found when it was "
                "configured (install libtorch-dev, or point CMake at a LibTorch, and rebuild)\n";
@@ -522,6 +506,45 @@ int Stages(const std::vector<std::string>& plugins) {
   return kExitOk;
 }
 
+// `flowfeed report A.json [B.json ...] -o page.html`: one report drawn, or several overlaid.
+int Report(const std::vector<std::string>& paths, std::string output,
+           const std::vector<std::string>& labels, const std::string& title) {
+  if (labels.size() > paths.size()) {
+    std::cerr << "flowfeed: " << labels.size() << " --label values for " << paths.size()
+              << " reports\n";
+    return kExitUsage;
+  }
+  std::vector<flowfeed::HtmlReportRun> runs;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::ifstream in(paths[i], std::ios::binary);
+    if (!in) {
+      std::cerr << "flowfeed: cannot read report " << paths[i] << ": " << std::strerror(errno)
+                << "\n";
+      return kExitUsage;
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) {
+      std::cerr << "flowfeed: cannot read report " << paths[i] << "\n";
+      return kExitUsage;
+    }
+    runs.push_back({i < labels.size() ? labels[i] : "", paths[i], std::move(text)});
+  }
+  auto page = flowfeed::RenderHtmlReport(runs, title);
+  if (!page.ok()) {
+    std::cerr << "flowfeed: " << page.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (output.empty()) {
+    // report.json -> report.html, next to the (first) report.
+    output = paths[0];
+    size_t slash = output.find_last_of('/');
+    size_t dot = output.find_last_of('.');
+    if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) output.resize(dot);
+    output += paths.size() > 1 ? ".compare.html" : ".html";
+  }
+  return WriteOutput("html report", output, page.value());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -561,6 +584,21 @@ int main(int argc, char** argv) {
   train->add_flag("--cold", cold, "Evict the dataset's files from the page cache first");
   train->add_option("--trace", trace, "Write a Chrome trace (Perfetto) of the run to this file");
 
+  std::string html;
+  bench->add_option("--html", html, "Write the report as an HTML page with charts to this file");
+  train->add_option("--html", html, "Write the report as an HTML page with charts to this file");
+
+  auto* report_cmd = app.add_subcommand(
+      "report", "Draw JSON reports (bench/train --report) as one HTML page; two or more overlay");
+  std::vector<std::string> report_files, labels;
+  std::string output, title;
+  report_cmd->add_option("reports", report_files, "JSON reports")->required();
+  report_cmd->add_option("-o,--output", output,
+                         "The HTML file (default: the first report's name with .html)");
+  report_cmd->add_option("--label", labels,
+                         "Name of each report in the page, in order (default: file names)");
+  report_cmd->add_option("--title", title, "The page's title");
+
   auto* validate = app.add_subcommand("validate", "Check a config without running it");
   validate->add_option("config", config, "YAML config")->required();
   validate->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
@@ -578,8 +616,9 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   try {
-    if (*bench) return Bench(config, sets, epochs, report, cold, trace);
-    if (*train) return Train(config, sets, epochs, report, resume, cold, trace);
+    if (*bench) return Bench(config, sets, epochs, report, html, cold, trace);
+    if (*train) return Train(config, sets, epochs, report, html, resume, cold, trace);
+    if (*report_cmd) return Report(report_files, output, labels, title);
     if (*validate) return Validate(config, sets);
     if (*stages) return Stages(plugin_files);
   } catch (const std::exception& e) {

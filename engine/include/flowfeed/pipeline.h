@@ -26,9 +26,9 @@
 // (see PlanCache) is kept as epoch 1 streams (cache.h); a sample found there skips read and the
 // cached stages. Cached and uncached runs give the same batches, bit for bit.
 //
-// Thread-safety: Next(), stats() and Cancel() may be called from different threads; Next() from
-// one consumer thread at a time. Destroying the pipeline cancels and joins the graph and makes
-// the disk cache's written records durable; batches still alive stay valid.
+// Thread-safety: Next(), stats(), live() and Cancel() may be called from different threads;
+// Next() from one consumer thread at a time. Destroying the pipeline cancels and joins the graph
+// and makes the disk cache's written records durable; batches still alive stay valid.
 #pragma once
 
 #include <cstdint>
@@ -132,6 +132,14 @@ class Pipeline {
 
   // A snapshot: finished epochs only.
   virtual RunStats stats() const = 0;
+
+  // The epoch Next() is delivering, so far: from the first Next() call of an epoch until the
+  // next epoch's first Next() call, so that between an epoch's end (Next() stored nullptr) and
+  // that call it holds the ended epoch, complete, with its final counters and `seconds` frozen.
+  // After the last epoch it keeps holding the last one. Any thread, any time; cheap (a brief
+  // lock of the ready queue, then sums of per-thread atomic counters), and never waits for the
+  // workers.
+  virtual LiveEpochStats live() const = 0;
 
   // The spans recorded so far when options.trace is set (stages per worker thread, the
   // consumer's waits); empty otherwise. Complete once the last epoch has ended.

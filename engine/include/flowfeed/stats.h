@@ -69,6 +69,30 @@ struct EpochStats {
   std::string batch_digest;   // XXH3-64 over every batch's bytes and labels, in order (hex)
 };
 
+// The epoch in progress, so far: what Pipeline::live() and Trainer::live() return for a progress
+// line, up to ten times a second, while the workers run. The counters are those EpochStats has
+// at the epoch's end (the same stage names, in the same order; the same cache hits and misses,
+// stage counts and busy seconds once the epoch's last batch is out), read without stopping
+// anyone, so while the epoch runs they are a moment's sums, not one consistent snapshot: a
+// stage's count may be a sample ahead of its busy time or of another stage's count.
+//
+// A plain value, safe to copy and to read from any thread.
+struct LiveEpochStats {
+  int epoch = 0;        // 1-based; 0 before the consumer first asked for a batch
+  double seconds = 0;   // since the epoch started (as EpochStats::seconds); frozen at its end
+  int64_t samples = 0;  // delivered to the consumer in this epoch so far (this process only: a
+  int64_t batches = 0;  // resumed epoch counts from its resume point)
+  std::string cache_mode = "off";  // as EpochCacheStats::mode
+  int64_t cache_hits = 0;    // lookups of this epoch's samples so far that found the sample
+  int64_t cache_misses = 0;  // and that did not
+  struct Stage {
+    std::string name;  // as StageStats::name
+    double busy_seconds = 0;  // summed over threads
+    int64_t count = 0;
+  };
+  std::vector<Stage> stages;  // in pipeline order, as EpochStats::stages
+};
+
 struct RunStats {
   std::string source;  // Source::Describe()
   int threads = 0;

@@ -32,7 +32,7 @@
 // The library that implements this needs LibTorch; it is built when CMake finds Torch
 // (FLOWFEED_WITH_TORCH). The header itself has no LibTorch types.
 //
-// Thread-safety: one thread drives a Trainer.
+// Thread-safety: one thread drives a Trainer; live() may also be called from any other thread.
 #pragma once
 
 #include <functional>
@@ -136,6 +136,12 @@ class Trainer {
                      const std::function<void(int, int64_t, int64_t, double)>& on_step = nullptr) = 0;
 
   virtual TrainReport report() const = 0;
+
+  // The training pipeline's epoch in progress, so far (Pipeline::live()), except that once Run()
+  // has started training that epoch, `seconds` is the training loop's time in it (as
+  // TrainEpochStats::seconds, frozen at the loop's end), which leaves out the set-up and the
+  // previous epoch's evaluation and checkpoint. Any thread, any time after Create(); cheap.
+  virtual LiveEpochStats live() const = 0;
 
   // Asks Run() to stop after the step in progress (all ranks stop at the same step): with a
   // checkpoint configured it first writes a mid-epoch checkpoint there, then Run() returns

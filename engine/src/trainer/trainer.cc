@@ -381,6 +381,19 @@ class TorchTrainer final : public Trainer {
     return out;
   }
 
+  // The training pipeline's epoch, timed by the training loop while the loop runs that epoch:
+  // the pipeline's own epoch clock also counts what comes before the loop (set-up before epoch
+  // 1, the previous epoch's evaluation and checkpoint), which would understate the rate.
+  LiveEpochStats live() const override {
+    LiveEpochStats s = pipeline_->live();
+    std::lock_guard<std::mutex> lock(live_mu_);
+    if (s.epoch == live_epoch_ + 1)
+      s.seconds =
+          std::chrono::duration<double>((live_running_ ? Clock::now() : live_end_) - live_start_)
+              .count();
+    return s;
+  }
+
   TrainReport report() const override {
     TrainReport r = report_;
     if (pipeline_) r.pipeline = pipeline_->stats();
@@ -459,6 +472,12 @@ class TorchTrainer final : public Trainer {
                     bool* stopped) {
     model_->train();
     auto epoch_start = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(live_mu_);
+      live_epoch_ = epoch;
+      live_start_ = epoch_start;
+      live_running_ = true;
+    }
     std::vector<double> step_seconds;
     double loss_sum = 0;
     int64_t correct = 0;
@@ -564,7 +583,13 @@ class TorchTrainer final : public Trainer {
         Span("checkpoint", tc, Clock::now(), epoch + 1);
       }
     }
-    es->seconds = Since(epoch_start);
+    {
+      auto epoch_end = Clock::now();
+      std::lock_guard<std::mutex> lock(live_mu_);
+      live_end_ = epoch_end;
+      live_running_ = false;
+      es->seconds = std::chrono::duration<double>(epoch_end - epoch_start).count();
+    }
     es->samples_per_second = es->seconds > 0 ? double(es->samples) / es->seconds : 0;
     // Loss and accuracy over every rank's samples; cache hit rates per rank.
     double sums[3] = {loss_sum, double(correct), double(es->samples)};
@@ -861,6 +886,12 @@ class TorchTrainer final : public Trainer {
   TrainReport report_;
   std::vector<TraceEvent> trace_;  // the trainer's own spans (options_.trace)
   torch::Tensor pinned_;           // CUDA: the pinned staging buffer for batches
+  // The epoch the training loop runs (or ran last) and its clock, for live(); protected by
+  // live_mu_, since live() may be called from any thread.
+  mutable std::mutex live_mu_;
+  int live_epoch_ = -1;  // 0-based; -1 before the first
+  Clock::time_point live_start_, live_end_;
+  bool live_running_ = false;
 };
 
 std::string Fmt(const char* f, double v) {
