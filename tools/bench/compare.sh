@@ -15,7 +15,9 @@
 #   raw decode and raw augment also at 1 thread (SCALING=1), for the thread-scaling table
 #
 # Prints markdown tables (comparison, thread scaling, goals; medians of REPEAT runs); every raw
-# JSON goes to $OUT.
+# JSON goes to $OUT. Each flowfeed run writes its --report there (NAME.rN.json) and each
+# DataLoader run a report of the same shape (NAME.rN.report.json, torch_baseline.py --report);
+# the last line names the pair to overlay with `flowfeed report A B -o compare.html`.
 #
 #   bash tools/bench/compare.sh                 # THREADS=2 REPEAT=3 EPOCHS=3
 #   THREADS=4 REPEAT=5 bash tools/bench/compare.sh
@@ -102,7 +104,8 @@ flowfeed_run() {  # NAME CACHE_MODE REP [KEY=VALUE ...]  (extra --set overrides,
 torch_run() {  # NAME MODE WORKERS REP
   drop_caches
   "$PYTHON" tools/bench/torch_baseline.py --root "$ROOT" --workers "$3" --epochs "$EPOCHS" \
-      --batch 64 --mode "$2" --seed "$4" > "$OUT/$1.r$4.json" 2> "$OUT/$1.r$4.log" \
+      --batch 64 --mode "$2" --seed "$4" --report "$OUT/$1.r$4.report.json" \
+      > "$OUT/$1.r$4.json" 2> "$OUT/$1.r$4.log" \
       || { log "torch_baseline failed, see $OUT/$1.r$4.log"; exit 1; }
 }
 
@@ -133,3 +136,9 @@ for r in $(seq 1 "$REPEAT"); do
 done
 
 python3 tools/bench/compare_table.py "$OUT" --threads "$THREADS" --files "$FILES" | tee "$OUT/table.md"
+if [ "$HAVE_TORCH" = yes ]; then
+  # Both reports have flowfeed's shape (epochs, consumer wait); `flowfeed report` overlays them.
+  log "overlay them: $BIN report $OUT/flowfeed_off.r$REPEAT.json" \
+      "$OUT/torch_plain.r$REPEAT.report.json --label flowfeed --label DataLoader" \
+      "-o $OUT/compare.html"
+fi

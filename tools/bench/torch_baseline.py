@@ -16,12 +16,35 @@ cached: the same transforms over a Dataset that decodes each file once (PIL, RGB
         cache. With num_workers=0 the main process holds the one cache.
 
 Each epoch iterates all batches and is timed from creating the iterator to the last batch.
-Prints one JSON line with per-epoch images/s and seconds, plus torch's thread settings.
+Prints one JSON line with per-epoch images/s and seconds, plus torch's thread settings
+(tools/bench/compare.sh parses it; its keys do not change).
+
+--report FILE also writes a JSON report shaped like flowfeed's own (`flowfeed bench --report`,
+engine/src/stats.cc ReportJson), so `flowfeed report flowfeed.json dataloader.json -o cmp.html`
+can overlay the two runs:
+
+  /usr/bin/python3 tools/bench/torch_baseline.py --root data/photos --mode cached --report dl.json
+
+  run      source (what ran, in words), tool "pytorch-dataloader", threads (the worker count; 1
+           with --workers 0, where the main process loads), workers, dataset_size, batch, mode,
+           open_seconds (building the dataset and the loader), torch, torchvision, warnings
+  cache    mode: "off" (plain) or "memory" (cached), and in cached mode a note
+  epochs   per epoch: epoch, seconds, samples, batches, samples_per_second,
+           consumer_wait_seconds / consumer_wait_p95_ms / consumer_wait_max_ms (the time the
+           loop spent blocked in next() on the loader's iterator: its total, and the 95th
+           percentile and maximum over the calls that returned a batch, as flowfeed counts its
+           Next()), iterator_start_seconds (iter(loader): starting the worker processes in
+           epoch 1), cache {mode, hits, misses} in cached mode, and stages {} / stage_order []
+           (the DataLoader times no stages)
+The file is written to a temporary name beside FILE and renamed over it, so a reader never sees
+half of one.
 """
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 
 import torch
@@ -66,6 +89,45 @@ class CachedImageFolder(Dataset):
         return self.transform(img), hit
 
 
+def percentile_ms(seconds, q):
+    """The q-quantile (nearest rank) of `seconds`, in milliseconds; 0 for none."""
+    if not seconds:
+        return 0.0
+    ordered = sorted(seconds)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1] * 1e3
+
+
+def write_atomic(path, text):
+    """Writes `text` to a temporary file beside `path` and renames it over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would otherwise outlive the rename
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def describe(args, dataset_size):
+    """run.source of the report: what this run did, in words."""
+    source = (f"PyTorch DataLoader: torchvision ImageFolder {args.root} ({dataset_size} images), "
+              "RandomResizedCrop(224), RandomHorizontalFlip(), ToTensor(), Normalize(ImageNet); "
+              f"batch {args.batch}, shuffle, num_workers={args.workers}")
+    if args.mode == "cached":
+        where = "in each worker process" if args.workers > 0 else "in the main process"
+        source += f"; decoded images (PIL, RGB) kept in a dict {where}"
+    return source
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default="data/photos")
@@ -74,9 +136,12 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--mode", choices=["plain", "cached"], default="plain")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report", metavar="FILE",
+                   help="also write a JSON report shaped like flowfeed's (see above)")
     args = p.parse_args()
 
     torch.manual_seed(args.seed)
+    t_open = time.perf_counter()
     transform = make_transform()
     if args.mode == "plain":
         dataset = datasets.ImageFolder(args.root, transform=transform)
@@ -84,12 +149,31 @@ def main():
         dataset = CachedImageFolder(args.root, transform)
     loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                         drop_last=False, persistent_workers=args.workers > 0)
+    open_seconds = time.perf_counter() - t_open
 
-    epochs = []
+    epochs = []   # the stdout line's per-epoch entries (compare.sh parses them)
+    reported = []  # the report's, in flowfeed's shape
     for epoch in range(args.epochs):
         images = hits = 0
+        waits = []       # seconds blocked in each next() that returned a batch
+        wait_total = 0.0  # those plus the last next(), which raised StopIteration
         t0 = time.perf_counter()
-        for x, y in loader:
+        it = iter(loader)  # starts the worker processes in epoch 1 (persistent after that)
+        t_iter = time.perf_counter() - t0
+        # The loop does little besides next(), so the wait comes close to the epoch's time; it
+        # is still measured, call by call, because it is the number flowfeed reports as consumer
+        # wait (time its Next() blocked), so the two reports compare like for like, and its
+        # p95/max show stalls that the epoch's mean rate hides.
+        while True:
+            tw = time.perf_counter()
+            try:
+                x, y = next(it)
+            except StopIteration:
+                wait_total += time.perf_counter() - tw
+                break
+            w = time.perf_counter() - tw
+            waits.append(w)
+            wait_total += w
             images += x.shape[0]
             if args.mode == "cached":
                 hits += int(y.sum())  # CachedImageFolder returns hit flags instead of labels
@@ -99,8 +183,20 @@ def main():
         if args.mode == "cached":
             e["cache_hits"] = hits
         epochs.append(e)
+        r = {"epoch": epoch + 1, "seconds": round(seconds, 6), "samples": images,
+             "batches": len(waits), "samples_per_second": round(images / seconds, 3),
+             "consumer_wait_seconds": round(wait_total, 6),
+             "consumer_wait_p95_ms": round(percentile_ms(waits, 0.95), 4),
+             "consumer_wait_max_ms": round(max(waits, default=0.0) * 1e3, 4),
+             "iterator_start_seconds": round(t_iter, 6)}
+        if args.mode == "cached":
+            r["cache"] = {"mode": "memory", "hits": hits, "misses": images - hits}
+        r["stages"] = {}
+        r["stage_order"] = []
+        reported.append(r)
         print(f"torch_baseline: {args.mode} workers={args.workers} epoch {epoch + 1}: "
-              f"{images / seconds:.1f} images/s", file=sys.stderr)
+              f"{images / seconds:.1f} images/s, waited in next() {wait_total:.2f} s "
+              f"({100 * wait_total / seconds:.0f}%)", file=sys.stderr)
 
     note = None
     if args.mode == "cached" and args.workers > 0:
@@ -116,6 +212,39 @@ def main():
         "worker_torch_num_threads": 1 if args.workers > 0 else None,  # DataLoader's default
         "note": note, "epochs": epochs,
     }))
+
+    if args.report:
+        cache = {"mode": "off"}
+        if args.mode == "cached":
+            cache = {"mode": "memory",
+                     "note": "decoded PIL RGB images in a dict, filled on first access, " +
+                             (f"one per worker process ({args.workers}, persistent_workers=True)"
+                              if args.workers > 0 else "in the main process (num_workers=0)")}
+        report = {
+            "run": {
+                "source": describe(args, len(dataset)),
+                "tool": "pytorch-dataloader",
+                # flowfeed's threads is its loading thread count; with num_workers=0 the main
+                # process loads, one thread (workers says which it was).
+                "threads": max(args.workers, 1),
+                "workers": args.workers,
+                "dataset_size": len(dataset),
+                "batch": args.batch,
+                "mode": args.mode,
+                "seed": args.seed,
+                "open_seconds": round(open_seconds, 6),
+                "persistent_workers": args.workers > 0,
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+                "torch_num_threads_main": torch.get_num_threads(),
+                "cpu_count": os.cpu_count(),
+                "warnings": [note] if note else [],
+            },
+            "cache": cache,
+            "epochs": reported,
+        }
+        write_atomic(args.report, json.dumps(report, indent=2) + "\n")
+        print(f"torch_baseline: report {args.report}", file=sys.stderr)
 
 
 if __name__ == "__main__":
