@@ -137,14 +137,18 @@ TEST(HtmlReport, BaselineWithoutStagesStillDrawsEveryEpoch) {
   json j;
   j["run"] = {{"source", "PyTorch DataLoader"}, {"tool", "pytorch-dataloader"}, {"threads", 2}};
   for (int e = 1; e <= 2; ++e)
-    j["epochs"].push_back({{"epoch", e}, {"seconds", 3.0}, {"samples", 300},
+    j["epochs"].push_back({{"epoch", e}, {"seconds", e == 1 ? 4.0 : 3.0}, {"samples", 300},
                            {"consumer_wait_seconds", 2.9}});
   std::string page = Render({{"", "dl.json", j.dump()}, {"", "ff.json", BenchReport(2).dump()}});
   test::ReportPage p(page);
-  EXPECT_EQ(p.Values("epoch-time", "epoch"), (std::vector<double>{3.0, 3.0}));
+  EXPECT_EQ(p.Values("epoch-time", "epoch"), (std::vector<double>{4.0, 3.0}));
   EXPECT_EQ(p.StacksOfRun("epoch-time", 1), 2u);
   // samples/s derived from samples and seconds when the report has none.
-  EXPECT_EQ(p.Values("throughput", "samples/s").front(), 100.0);
+  EXPECT_EQ(p.Values("throughput", "samples/s").front(), 75.0);
+  // Its gap is one unsplit part, and its verdict does not pretend to split it.
+  EXPECT_EQ(p.Values("gap", "epoch 1 minus epochs 2+"), (std::vector<double>{1.0}));
+  EXPECT_EQ(page.find("The extra time: 100% epoch 1 minus"), std::string::npos);
+  EXPECT_NE(page.find("The extra time: 100% decode"), std::string::npos);  // the other run's
   EXPECT_NE(page.find("This report has no per-stage figures."), std::string::npos);
 }
 

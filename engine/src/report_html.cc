@@ -25,6 +25,9 @@ using nlohmann::json;
 using text::Bytes;
 using text::Thousands;
 
+// The gap's one part when nothing splits it (a report without stage times).
+constexpr const char* kUnsplitGap = "epoch 1 minus epochs 2+";
+
 // ---------------------------------------------------------------------------------------------
 // Reading a report.
 
@@ -693,7 +696,8 @@ footer{margin-top:32px;color:#777;font-size:12px}
     auto parts = GapParts(r);
     double pos = 0;
     for (const auto& p : parts) pos += std::max(0.0, p.second);
-    if (pos > 0 && first.seconds > later) {
+    const bool unsplit = parts.size() == 1 && parts[0].first == kUnsplitGap;
+    if (pos > 0 && first.seconds > later && !unsplit) {
       std::sort(parts.begin(), parts.end(),
                 [](const auto& a, const auto& b) { return a.second > b.second; });
       std::vector<std::string> top;
@@ -740,7 +744,7 @@ footer{margin-top:32px;color:#777;font-size:12px}
       }
     }
     if (total <= 0 || gap <= 0) {
-      parts.emplace_back("epoch 1 minus epochs 2+", gap);
+      parts.emplace_back(kUnsplitGap, gap);
       return parts;
     }
     std::sort(extra.begin(), extra.end(),
