@@ -164,13 +164,13 @@ TEST_F(ReportInBrowser, DrawsEveryChartAndLoadsNothing) {
   auto run = test::Shell(std::string(FLOWFEED_BINARY) + " bench " + cfg + " --report " +
                          dir_ / "r.json --html " + dir_ / "r.html");
   ASSERT_EQ(run.code, 0) << run.output;
-  test::ReportPage written(test::ReadFile(dir_ / "r.html"));
+  test::ReportPage written(test::ReadText(dir_ / "r.html"));
   std::string why;
   EXPECT_TRUE(written.LoadsNothing(&why)) << why;
 
   trap_.Clear();
   auto dom = Chromium(dir_ / "r.html", "--dump-dom");
-  ASSERT_EQ(dom.code, 0) << dom.output << test::ReadFile(dir_ / "chromium.log");
+  ASSERT_EQ(dom.code, 0) << dom.output << test::ReadText(dir_ / "chromium.log");
   // The DOM the browser built from the page: the charts are there, with a bar per epoch.
   test::ReportPage page(dom.output);
   ASSERT_NE(page.html().find("flowfeed report: report"), std::string::npos) << dom.output;
@@ -194,7 +194,7 @@ TEST_F(ReportInBrowser, DrawsEveryChartAndLoadsNothing) {
   // What it drew: the tallest segment's colour of the epoch-time chart and the throughput
   // bars' colour cover real pixels of the screenshot.
   auto shot = Chromium(dir_ / "r.html", "--window-size=1000,5200 --screenshot=" + dir_ / "r.png");
-  ASSERT_EQ(shot.code, 0) << shot.output << test::ReadFile(dir_ / "chromium.log");
+  ASSERT_EQ(shot.code, 0) << shot.output << test::ReadText(dir_ / "chromium.log");
   cv::Mat png = cv::imread(dir_ / "r.png", cv::IMREAD_COLOR);
   ASSERT_FALSE(png.empty()) << "no screenshot: " << shot.output;
   auto pixels_of = [&](const std::string& hex) {

@@ -205,17 +205,17 @@ TEST(CliReport, BenchWritesTheHtmlPageNextToTheJson) {
   auto r = Flowfeed("bench " + cfg + " --report " + dir / "r.json" + " --html " + dir / "r.html");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("html report: " + dir / "r.html"), std::string::npos) << r.output;
-  test::ReportPage p(test::ReadFile(dir / "r.html"));
+  test::ReportPage p(test::ReadText(dir / "r.html"));
   EXPECT_EQ(p.NonEmptyStacks("epoch-time"), 3u);
   EXPECT_EQ(p.NonEmptyStacks("cache-hit-rate"), 2u);
   EXPECT_NE(p.html().find("flowfeed report: report"), std::string::npos);  // from report.yaml
   // `report` draws the same JSON again; its default output sits next to it.
   r = Flowfeed("report " + dir / "r.json");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(test::ReportPage(test::ReadFile(dir / "r.html")).NonEmptyStacks("epoch-time"), 3u);
+  EXPECT_EQ(test::ReportPage(test::ReadText(dir / "r.html")).NonEmptyStacks("epoch-time"), 3u);
   r = Flowfeed("report " + dir / "r.json " + dir / "r.json --label x --label y");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(test::ReportPage(test::ReadFile(dir / "r.compare.html")).Stacks("epoch-time"), 6u);
+  EXPECT_EQ(test::ReportPage(test::ReadText(dir / "r.compare.html")).Stacks("epoch-time"), 6u);
 }
 
 TEST(CliReport, MissingOrBadReportsExitTwoNamingTheFile) {

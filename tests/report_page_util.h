@@ -16,13 +16,6 @@
 
 namespace flowfeed::test {
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A config for an image folder of 24 small photos, 3 epochs, memory cache: epoch 1 decodes,
 // epochs 2+ start from the cache. Written as dir/report.yaml; returns its path.
 inline std::string WriteReportConfig(const TempDir& dir) {

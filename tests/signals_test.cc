@@ -76,8 +76,7 @@ class Running {
   int Code() const { return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
   int KilledBy() const { return WIFSIGNALED(status_) ? WTERMSIG(status_) : 0; }
   std::string Log() const {
-    std::ifstream in(log_);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return test::ReadText(log_);
   }
 
  private:

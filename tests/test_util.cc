@@ -45,6 +45,11 @@ std::vector<uint8_t> ReadBytes(const std::string& path) {
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+std::string ReadText(const std::string& path) {
+  std::vector<uint8_t> bytes = ReadBytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
 Image PatternImage(int height, int width, int channels, uint32_t seed) {
   Image img = Image::Allocate(height, width, channels);
   for (int y = 0; y < height; ++y) {

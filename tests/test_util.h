@@ -62,6 +62,7 @@ class TempDir {
 void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes);
 void WriteText(const std::string& path, const std::string& text);
 std::vector<uint8_t> ReadBytes(const std::string& path);
+std::string ReadText(const std::string& path);
 
 // A smooth, seeded pattern (gradients plus a seeded offset) that survives JPEG well; uint8 HWC.
 Image PatternImage(int height, int width, int channels, uint32_t seed = 0);

@@ -16,6 +16,7 @@
 #include "flowfeed/cache.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/plugin.h"
+#include "text_format.h"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -115,12 +116,6 @@ std::string FormatNumber(double v) {
   std::ostringstream os;
   os << std::setprecision(15) << v;
   return os.str();
-}
-
-std::string JoinStrings(const std::vector<std::string>& items, const std::string& sep) {
-  std::string s;
-  for (size_t i = 0; i < items.size(); ++i) s += (i ? sep : "") + items[i];
-  return s;
 }
 
 // " >= 1", " <= 5", " in [0, 1]" or "".
@@ -360,7 +355,7 @@ class ConfigReader {
     } else {
       std::vector<std::string> sorted = candidates;
       std::sort(sorted.begin(), sorted.end());
-      message += " (known keys: " + JoinStrings(sorted, ", ") + ")";
+      message += " (known keys: " + text::Join(sorted, ", ") + ")";
     }
     Error(key_node.Mark(), path, message);
   }
@@ -451,7 +446,7 @@ class ConfigReader {
   bool ReadChoice(const Item& item, const std::vector<std::string>& choices, std::string* out) {
     if (!item.node.IsScalar() ||
         std::find(choices.begin(), choices.end(), item.node.Scalar()) == choices.end()) {
-      std::string msg = "expected one of " + JoinStrings(choices, ", ") + ", got " + Got(item.node);
+      std::string msg = "expected one of " + text::Join(choices, ", ") + ", got " + Got(item.node);
       if (item.node.IsScalar()) {
         std::string close = ClosestMatch(item.node.Scalar(), choices);
         if (!close.empty()) msg += "; did you mean \"" + close + "\"?";
@@ -983,7 +978,7 @@ bool ConfigReader::ReadStage(const Item& item, StageSpec* spec) {
       if (!match.empty())
         message += "; did you mean \"" + match + "\"?";
       else
-        message += " (known types: " + JoinStrings(names, ", ") + ")";
+        message += " (known types: " + text::Join(names, ", ") + ")";
       Error(type_node.Mark(), type_path, message);
     }
   }

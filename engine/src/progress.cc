@@ -10,21 +10,14 @@
 namespace flowfeed {
 namespace {
 
+using text::Join;
+
 // The percentage `part` is of `whole`, rounded, but 0 and 100 only when exact: 99.7% hits is not
 // "100% hit".
 int Percent(double part, double whole) {
   if (whole <= 0 || part <= 0) return 0;
   if (part >= whole) return 100;
   return std::clamp(int(std::lround(100 * part / whole)), 1, 99);
-}
-
-std::string Join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (const std::string& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
 }
 
 // "ETA 9s (run 1m52s)", "done in 23s (run 1m02s so far, ETA 1m09s)", or "" when the epoch's

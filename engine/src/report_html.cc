@@ -23,6 +23,7 @@ namespace {
 
 using nlohmann::json;
 using text::Bytes;
+using text::Join;
 using text::Thousands;
 
 // The gap's one part when nothing splits it (a report without stage times).
@@ -609,11 +610,6 @@ class Page {
   }
 
  private:
-  static std::string Join(const std::vector<std::string>& v, const std::string& sep) {
-    std::string out;
-    for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-    return out;
-  }
   std::vector<std::string> Paths() const {
     std::vector<std::string> p;
     for (const RunView& r : runs_) p.push_back(r.path.empty() ? r.label : r.path);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace flowfeed::text {
 
@@ -34,6 +35,13 @@ inline std::string Thousands(double v) {
     out += digits[i];
   }
   return (v <= -0.5 ? "-" : "") + out;
+}
+
+// {"a", "b"} and ", " -> "a, b".
+inline std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
 }
 
 }  // namespace flowfeed::text

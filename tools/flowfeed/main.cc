@@ -13,12 +13,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <cerrno>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +26,7 @@
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/report_html.h"
+#include "flowfeed/source.h"
 #include "flowfeed/stats.h"
 #include "progress.h"
 #if FLOWFEED_WITH_TORCH
@@ -225,6 +223,13 @@ class StopOnSignals {
 // The exit code of a run that a signal stopped.
 int SignalExitCode() { return 128 + g_signal.load(); }
 
+// The exit code of a run that ended with `st`: 128 + the signal when a signal cancelled it,
+// otherwise a failure while running.
+int StoppedExitCode(const Status& st) {
+  return st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0 ? SignalExitCode()
+                                                                               : kExitRuntime;
+}
+
 // Destroys what a stopped run still holds (joining the pipeline's threads, making the disk
 // cache's records durable) on another thread, and gives it `seconds`: a read stuck in the
 // kernel (a hung network mount, a FIFO nobody writes) would block that join forever, and a
@@ -292,10 +297,7 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
         if (!report_path.empty() || !html_path.empty())
           WriteReport(report_path, html_path, flowfeed::ReportJson(pipeline->stats()),
                       RunLabel(config));
-        const int code = st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0
-                             ? SignalExitCode()
-                             : kExitRuntime;
-        return TearDownWithin(std::move(pipeline), kTearDownSeconds, code);
+        return TearDownWithin(std::move(pipeline), kTearDownSeconds, StoppedExitCode(st));
       }
       if (!batch) break;
       progress.Update();
@@ -430,11 +432,8 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
     if (!report_to.empty() || !html_to.empty())
       WriteReport(report_to, html_to, flowfeed::TrainReportJson(trainer->report()),
                   RunLabel(config));
-    const int code = st.code() == flowfeed::StatusCode::kCancelled && g_signal.load() != 0
-                         ? SignalExitCode()
-                         : kExitRuntime;
     g_stoppable.store(nullptr);
-    return TearDownWithin(std::move(trainer), kTearDownSeconds, code);
+    return TearDownWithin(std::move(trainer), kTearDownSeconds, StoppedExitCode(st));
   }
   flowfeed::TrainReport r = trainer->report();
   std::string verdict = flowfeed::FirstEpochVerdict(r.pipeline);
@@ -516,18 +515,14 @@ int Report(const std::vector<std::string>& paths, std::string output,
   }
   std::vector<flowfeed::HtmlReportRun> runs;
   for (size_t i = 0; i < paths.size(); ++i) {
-    std::ifstream in(paths[i], std::ios::binary);
-    if (!in) {
-      std::cerr << "flowfeed: cannot read report " << paths[i] << ": " << std::strerror(errno)
-                << "\n";
+    std::vector<uint8_t> bytes;
+    Status read = flowfeed::ReadFileBytes(paths[i], &bytes);
+    if (!read.ok()) {
+      std::cerr << "flowfeed: cannot read report " << read.message() << "\n";  // names the file
       return kExitUsage;
     }
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-      std::cerr << "flowfeed: cannot read report " << paths[i] << "\n";
-      return kExitUsage;
-    }
-    runs.push_back({i < labels.size() ? labels[i] : "", paths[i], std::move(text)});
+    runs.push_back({i < labels.size() ? labels[i] : "", paths[i],
+                    std::string(bytes.begin(), bytes.end())});
   }
   auto page = flowfeed::RenderHtmlReport(runs, title);
   if (!page.ok()) {
