@@ -104,6 +104,7 @@ void FuzzRegion(const uint8_t* data, size_t size, ColorMode mode, const Image* w
   DecodeOptions options;
   options.color = mode;
   options.max_pixels = kMaxPixels;
+  options.dct_scaling = true;  // every scale the region decoder has
   Image out;
   JpegRegionResult result;
   bool done = false;
@@ -160,6 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace flowfeed;
   DecodeOptions options;
   options.max_pixels = kMaxPixels;
+  options.dct_scaling = true;  // every scale the region decoder has
   Image decoded[2];
   const ColorMode modes[2] = {ColorMode::kRgb, ColorMode::kGray};
   for (int m = 0; m < 2; ++m) {

@@ -262,9 +262,11 @@ TEST(Fusion, DctScaledRegionDecodeIsWithinTolerance) {
   for (const char* stage : {"random_resized_crop", "resize"}) {
     PipelineOptions o = FolderOptions(dir / "photos");
     if (std::string(stage) == "resize")
-      o.pipeline = {Spec("decode"), Spec("resize", {{"size", std::vector<int64_t>{40, 50}}})};
+      o.pipeline = {Spec("decode", {{"dct_scaling", true}}),
+                    Spec("resize", {{"size", std::vector<int64_t>{40, 50}}})};
     else
-      o.pipeline = {Spec("decode"), Spec(stage, {{"size", std::vector<int64_t>{48}},
+      o.pipeline = {Spec("decode", {{"dct_scaling", true}}),
+                    Spec(stage, {{"size", std::vector<int64_t>{48}},
                                                  {"scale", std::vector<double>{0.5, 1.0}}})};
     Output fused = RunPipeline(o);
     o.fuse = false;
@@ -299,7 +301,8 @@ TEST(Fusion, DctScaledRegionDecodeOnARealPhoto) {
   PipelineOptions o = FolderOptions(dir / "photos");
   o.epochs = 20;  // twenty different crops
   o.batch.size = 1;
-  o.pipeline = {Spec("decode"), Spec("random_resized_crop", {{"size", std::vector<int64_t>{112}},
+  o.pipeline = {Spec("decode", {{"dct_scaling", true}}),
+                Spec("random_resized_crop", {{"size", std::vector<int64_t>{112}},
                                                              {"scale", std::vector<double>{0.3, 1.0}}})};
   Output fused = RunPipeline(o);
   o.fuse = false;
@@ -337,22 +340,28 @@ TEST(Fusion, DeclinedFilesTakeTheWholeImagePath) {
 }
 
 // Where the cache keeps the decoded image, the decoder decodes whole images (and the cached
-// epochs serve them); a cache after a deterministic resize keeps the fused result instead.
+// epochs serve them), which is exactly what the full-scale region decode of an uncached run
+// gives; a cache after a deterministic resize keeps the fused result instead.
 TEST(Fusion, NoRegionDecodeWhereTheCacheKeepsTheDecodedImage) {
   TempDir dir;
   for (int i = 0; i < 6; ++i)
     test::WriteJpeg(dir / ("photos/a/" + std::to_string(i) + ".jpg"), SmoothImage(200, 240, i), 90);
   PipelineOptions o = FolderOptions(dir / "photos");
   o.cache.mode = CacheMode::kMemory;
+  o.cache.after = "decode";  // pixels, not the files the cost model might choose
   o.pipeline = {Spec("decode"), Spec("random_resized_crop", {{"size", std::vector<int64_t>{32}}})};
   Output cached = RunPipeline(o);
   EXPECT_EQ(cached.stats.cache_placement, "decode");
   EXPECT_EQ(Find(cached.stats.epochs[0], "decode")->fused, 0);
   o.cache.mode = CacheMode::kOff;
+  Output uncached = RunPipeline(o);
+  EXPECT_EQ(Find(uncached.stats.epochs[0], "decode")->fused, 6);
+  EXPECT_EQ(uncached.pixels, cached.pixels);  // fused region decode, same pixels
   o.fuse = false;
   EXPECT_EQ(RunPipeline(o).pixels, cached.pixels);  // the same as whole-image decoding
 
   o.cache.mode = CacheMode::kMemory;
+  o.cache.after = "resize";
   o.fuse = true;
   o.pipeline = {Spec("decode"), Spec("resize", {{"size", std::vector<int64_t>{50}}}),
                 Spec("random_resized_crop", {{"size", std::vector<int64_t>{32}}})};

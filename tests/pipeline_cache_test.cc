@@ -37,36 +37,12 @@ PipelineOptions PhotoOptions(const TempDir& dir) {
   crop.Set("size", std::vector<int64_t>{32});
   o.pipeline = {Spec("decode"), Spec("resize", resize), Spec("random_resized_crop", crop),
                 Spec("random_horizontal_flip"), Spec("normalize")};
+  o.cache.after = "resize";  // pixels; what the cost model chooses is cache_store_test's
   return o;
 }
 
-struct RunResult {
-  Status status;
-  RunStats stats;
-  std::vector<std::string> digests;
-};
-
-RunResult RunAll(const PipelineOptions& o) {
-  StageRegistry reg;
-  RegisterBuiltinStages(&reg);
-  RunResult r;
-  auto p = Pipeline::Open(o, reg);
-  if (!p.ok()) {
-    r.status = p.status();
-    return r;
-  }
-  for (int e = 0; e < o.epochs; ++e) {
-    while (true) {
-      BatchPtr b;
-      r.status = p.value()->Next(&b);
-      if (!r.status.ok()) return r;
-      if (!b) break;
-    }
-  }
-  r.stats = p.value()->stats();
-  for (const auto& e : r.stats.epochs) r.digests.push_back(e.batch_digest);
-  return r;
-}
+using RunResult = test::EpochsRun;
+RunResult RunAll(const PipelineOptions& o) { return test::RunEpochs(o); }
 
 const StageStats* FindStage(const EpochStats& e, const std::string& name) {
   for (const auto& s : e.stages)
@@ -209,6 +185,7 @@ TEST(PipelineCache, PlacementFollowsTheDeterministicPrefix) {
   RegisterBuiltinStages(&reg);
   TempDir dir;
   PipelineOptions o = PhotoOptions(dir);
+  o.cache.after = "";  // the default point
   Result<CachePlacement> plan = PlanCache(o, reg);
   ASSERT_OK(plan);
   EXPECT_TRUE(plan->enabled);

@@ -193,4 +193,24 @@ ShellRun Shell(const std::string& command) {
   return r;
 }
 
+EpochsRun RunEpochs(const PipelineOptions& options) {
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  EpochsRun r;
+  auto p = Pipeline::Open(options, reg);
+  if (!p.ok()) {
+    r.status = p.status();
+    return r;
+  }
+  for (int e = options.start_epoch; e < options.epochs; ++e)
+    for (BatchPtr b;;) {
+      r.status = p.value()->Next(&b);
+      if (!r.status.ok()) return r;
+      if (!b) break;
+    }
+  r.stats = p.value()->stats();
+  for (const auto& e : r.stats.epochs) r.digests.push_back(e.batch_digest);
+  return r;
+}
+
 }  // namespace flowfeed::test

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "flowfeed/image.h"
+#include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/status.h"
 
@@ -99,5 +100,14 @@ ShellRun Shell(const std::string& command);
 // Makes root/<class>/<i>.jpg for `classes` classes with `per_class` images each, sizes varying
 // between 40 and 80 pixels. Returns the number of files written.
 int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_t seed = 1);
+
+// Every epoch of a pipeline with the built-in stages, to the end: the first failure (Open's or
+// Next()'s), the stats, and each epoch's batch_digest.
+struct EpochsRun {
+  Status status;
+  RunStats stats;
+  std::vector<std::string> digests;
+};
+EpochsRun RunEpochs(const PipelineOptions& options);
 
 }  // namespace flowfeed::test

@@ -186,8 +186,10 @@ StageFactory Guarded(const char* stage, StageFactory f) {
 
 class DecodeStage final : public Stage, public RegionDecoder {
  public:
-  DecodeStage(ColorMode color, int64_t max_pixels, bool apply_orientation)
-      : options_{color, max_pixels, apply_orientation} {}
+  DecodeStage(ColorMode color, int64_t max_pixels, bool apply_orientation, bool dct_scaling)
+      : options_{color, max_pixels, apply_orientation, dct_scaling} {}
+
+  bool ScalesInDct() const override { return options_.dct_scaling; }
 
   Status DecodeRegion(Sample& sample, const RegionConsumer& next, const StageContext& next_ctx,
                       RegionPlan* plan, DecodedRegion* region, bool* done) const override {
@@ -280,7 +282,8 @@ Result<std::unique_ptr<Stage>> MakeDecode(const StageParams& p) {
   const std::string& orientation = p.String("orientation");
   if (orientation != "exif" && orientation != "ignore")
     return Status::InvalidArgument("orientation: expected exif or ignore, got \"" + orientation + "\"");
-  return std::unique_ptr<Stage>(new DecodeStage(mode, max_pixels, orientation == "exif"));
+  return std::unique_ptr<Stage>(
+      new DecodeStage(mode, max_pixels, orientation == "exif", p.Bool("dct_scaling")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -712,7 +715,15 @@ std::vector<StageInfo> BuiltinStages() {
        ParamSpec::String("orientation", std::string("exif"),
                          "exif: turn JPEGs upright by their EXIF orientation tag; ignore: keep "
                          "the stored pixel order",
-                         {"exif", "ignore"})},
+                         {"exif", "ignore"}),
+       ParamSpec::Bool("dct_scaling", false,
+                       "with fuse on and a crop or resize next: decode a JPEG crop at least twice "
+                       "its output size at 1/2, 1/4 or 1/8 scale inside the inverse DCT (faster "
+                       "for images far larger than the output; within interpolation tolerance of "
+                       "full-scale decoding, not identical). The decoded pixels then depend on "
+                       "each crop, so a cache after decode keeps the encoded file instead (see "
+                       "docs/cache.md). false: decode at full scale (only the crop's rows and "
+                       "columns with fuse on), bit-identical to decoding the whole image")},
       "decode", MakeDecode));
 
   v.push_back(Info(

@@ -1093,4 +1093,20 @@ Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& optio
   return std::unique_ptr<SampleCache>(std::move(cache));
 }
 
+CacheFingerprint StoredCacheFingerprint(const std::string& path) {
+  CacheFingerprint stored;
+  std::string text;
+  int err = 0;
+  if (path.empty() || !ReadWholeFile(path + "/" + kMetaName, &text, &err)) return stored;
+  try {
+    const nlohmann::json meta = nlohmann::json::parse(text);
+    if (meta.is_object() && meta.contains("parts"))
+      for (const auto& p : meta.at("parts"))
+        stored.parts.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
+  } catch (const std::exception&) {
+    stored.parts.clear();  // unreadable: as if there were none (Open says why)
+  }
+  return stored;
+}
+
 }  // namespace flowfeed

@@ -24,6 +24,10 @@ struct DecodeOptions {
   // Turn JPEGs upright by their EXIF orientation tag (what a photo viewer shows, and what
   // PIL's ImageOps.exif_transpose and OpenCV's imread do); false keeps the stored pixel order.
   bool apply_orientation = true;
+  // Region decodes (DecodeJpegRegion) may shrink a crop at least twice its output size inside
+  // the inverse DCT (1/2, 1/4, 1/8). The pixels are then those of a scaled image, specific to
+  // each crop: within interpolation tolerance of full-scale decoding, not identical to it.
+  bool dct_scaling = false;
 };
 
 // The EXIF orientation (1-8, TIFF tag 0x0112) of a JPEG's APP1 "Exif" segment; 1 when the data

@@ -71,6 +71,10 @@ class RegionDecoder {
   virtual Status DecodeRegion(Sample& sample, const RegionConsumer& next,
                               const StageContext& next_ctx, RegionPlan* plan,
                               DecodedRegion* region, bool* done) const = 0;
+  // True when DecodeRegion() may decode at a reduced DCT scale: its output then differs from
+  // Process()'s whole image cropped and resized, so that whole image must not stand in for it
+  // (a cache after this decoder keeps the encoded file instead).
+  virtual bool ScalesInDct() const = 0;
 };
 
 // What the final conversion applies while it copies a sample into the batch.

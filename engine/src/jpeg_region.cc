@@ -123,7 +123,7 @@ Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& o
     jpeg_abort_decompress(cinfo);
     return Status::Ok();
   }
-  const int eighths = ChooseScale(req);
+  const int eighths = options.dct_scaling ? ChooseScale(req) : 8;
   cinfo->scale_num = unsigned(eighths);
   cinfo->scale_denom = 8;
   cinfo->out_color_space = OutputSpace(options.color);

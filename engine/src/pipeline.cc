@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -43,6 +44,7 @@
 
 #include "codec.h"
 #include "flowfeed/cache.h"
+#include "cache_choice.h"
 #include "flowfeed/source.h"
 #include "fusion.h"
 #include "histogram.h"
@@ -460,6 +462,9 @@ struct Slot {
   // An owned buffer kept aside while `sample.image` is a cache view, so the slot's ping-pong
   // buffers survive a hit and steady state allocates nothing.
   Image spare;
+  // The cached file of a hit when the cache keeps encoded files (placement at read): a view of
+  // the memory store (dropped at once), or a disk record read into this reused buffer.
+  Image cached_file;
   // The sample in the batch's layout and dtype, made by the worker so that the serial batcher
   // only copies; from the TensorPool, given back by the batcher.
   TensorPool::Buffer tensor;
@@ -521,6 +526,7 @@ class GraphPipeline final : public Pipeline {
                 size_t(options.max_in_flight > 0 ? options.max_in_flight : 4 * threads)),
         ring_(tokens_),
         logs_(size_t(options.epochs)),
+        fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()),
         stats_table_(threads, options.epochs, int(steps_.size()) + 4),
         arena_(threads) {
     digest_state_ = XXH3_createState();
@@ -569,6 +575,8 @@ class GraphPipeline final : public Pipeline {
       run_stats_.cache_mode = CacheModeName(options_.cache.mode);
       run_stats_.cache_placement = placement_.after;
       run_stats_.cache_fingerprint = cache_->fingerprint().Hex();
+      run_stats_.cache_store = placement_.stages == 0 ? "files" : "pixels";
+      run_stats_.cache_decision = placement_.decision;
     } else {
       run_stats_.cache_note = placement_.note;
     }
@@ -859,11 +867,25 @@ class GraphPipeline final : public Pipeline {
       s.image = Image();
     }
     int64_t bytes = 0;
-    bool hit = cache_->Lookup(s.index, &s.image, &bytes);
-    if (hit) {
-      s.encoded.clear();
-      slot->resume = placement_.stages + 1;  // past read and the cached stages
-    } else if (!s.image.data() && slot->spare.data()) {
+    bool hit;
+    if (placement_.stages == 0) {
+      // The cache keeps the encoded file: a hit stands in for the read, into the sample's own
+      // reused buffer (a few dozen KB, no fresh memory), so the decode that follows is the one
+      // an uncached sample gets, fusion included.
+      hit = cache_->Lookup(s.index, &slot->cached_file, &bytes);
+      if (hit) {
+        const uint8_t* b = slot->cached_file.data();
+        s.encoded.assign(b, b + slot->cached_file.size_bytes());
+      }
+      if (slot->cached_file.shared()) slot->cached_file = Image();  // a memory view: let go
+    } else {
+      hit = cache_->Lookup(s.index, &s.image, &bytes);
+      if (hit) s.encoded.clear();
+    }
+    // A hit leaves a pixel cache's view in s.image; every other case gets the slot's own buffer
+    // back (a files hit decodes into it: no fresh allocation per sample).
+    if (hit) slot->resume = placement_.stages + 1;  // past read and the cached stages
+    if ((!hit || placement_.stages == 0) && !s.image.data() && slot->spare.data()) {
       s.image = std::move(slot->spare);
       slot->spare = Image();
     }
@@ -944,14 +966,34 @@ class GraphPipeline final : public Pipeline {
         slot->spare = Image();
       }
       if (cache_ && i == placement_.stages) {
+        struct rusage before, after;
+        ::getrusage(RUSAGE_THREAD, &before);
         uint64_t t1 = NowNs();
-        cache_->Insert(s.index, s.image);
+        const int64_t filled = InsertIntoCache(s);
         uint64_t t2 = NowNs();
-        stats_table_.Record(s.epoch, FillStep(), t2 - t1, int64_t(s.image.size_bytes()), false);
+        ::getrusage(RUSAGE_THREAD, &after);
+        fill_faults_[size_t(s.epoch)].fetch_add(after.ru_minflt - before.ru_minflt,
+                                                std::memory_order_relaxed);
+        stats_table_.Record(s.epoch, FillStep(), t2 - t1, filled, false);
         Trace(s, "cache_fill", t1, t2);
       }
     }
     if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
+  }
+
+  // Offers the cache what it keeps of `s`: the encoded file (placement at read) or the image.
+  // Returns the bytes offered.
+  int64_t InsertIntoCache(const Sample& s) {
+    if (placement_.stages > 0) {
+      cache_->Insert(s.index, s.image);
+      return int64_t(s.image.size_bytes());
+    }
+    if (s.encoded.empty() || s.encoded.size() > size_t(std::numeric_limits<int>::max())) return 0;
+    // A 1 x size x 1 image over the file's bytes, borrowed for the call: Insert() copies.
+    std::shared_ptr<uint8_t[]> borrowed(const_cast<uint8_t*>(s.encoded.data()), [](uint8_t*) {});
+    cache_->Insert(s.index, Image::Wrap(std::move(borrowed), s.encoded.size(), 1,
+                                        int(s.encoded.size()), 1, DType::kUInt8));
+    return int64_t(s.encoded.size());
   }
 
   // The sample in the batch's layout and dtype, into the slot's own reused buffer.
@@ -1237,6 +1279,7 @@ class GraphPipeline final : public Pipeline {
       es.cache.hits = c.hits;
       es.cache.misses = int64_t(c.hist.count()) - c.hits;
       es.cache.bytes = c.bytes;
+      es.cache.fill_page_faults = fill_faults_[size_t(epoch)].load(std::memory_order_relaxed);
     }
     es.bytes_read = acc[0].bytes;
     // After the last epoch nothing waits for more batches: make the disk cache durable now, so
@@ -1285,6 +1328,8 @@ class GraphPipeline final : public Pipeline {
 
   // --- batcher body only (consumer reads an epoch's log after its end marker) ---
   std::vector<EpochLog> logs_;
+  // Per epoch: minor page faults taken inside cache inserts (EpochCacheStats::fill_page_faults).
+  std::unique_ptr<std::atomic<int64_t>[]> fill_faults_;
   std::unique_ptr<Batch> current_;
   XXH3_state_t* digest_state_ = nullptr;
   bool stopped_batching_ = false;
@@ -1414,8 +1459,9 @@ Result<CachePlacement> PlanCache(const PipelineOptions& options, const StageRegi
     plan.note = "cache.mode is off";
     return plan;
   }
-  if (stages == 0) {
-    plan.note = "nothing to cache: no deterministic stage comes before the first random one";
+  if (stages == 0 && options.source.type == "idx") {
+    plan.note = "nothing to cache: no deterministic stage comes before the first random one, "
+                "and the source's pixels are in memory already";
     return plan;
   }
   plan.enabled = true;
@@ -1493,6 +1539,168 @@ int PlanFusion(const PipelineOptions& options, const CachePlacement& placement,
   return region_in_cache;
 }
 
+// With fuse on, a decoder that scales in the DCT (decode.dct_scaling) decodes each crop of the
+// region consumer after it at a scale that depends on the crop: the whole decoded image is not
+// what an uncached sample gets. A cache there would change the batches, so the cache keeps the
+// encoded file instead (the point moves to read); an explicit cache.after there is refused.
+Status KeepFilesUnderDctScaling(const PipelineOptions& options, const std::vector<Step>& steps,
+                                CachePlacement* plan) {
+  if (!plan->enabled || plan->stages == 0 || !options.fuse || options.source.type == "idx")
+    return Status::Ok();
+  const size_t at = size_t(plan->stages);  // steps[0] is read
+  auto* decoder = dynamic_cast<const RegionDecoder*>(steps[at].stage.get());
+  if (!decoder || !decoder->ScalesInDct() || at + 1 >= steps.size() ||
+      !dynamic_cast<const RegionConsumer*>(steps[at + 1].stage.get()))
+    return Status::Ok();
+  const std::string why = "'" + steps[at].name + "' decodes each crop of '" + steps[at + 1].name +
+                          "' at a DCT scale chosen for that crop (dct_scaling: true, fuse: true)";
+  if (!options.cache.after.empty())
+    return Status::InvalidArgument(
+        "cache.after: '" + options.cache.after + "' would keep whole decoded images, but " + why +
+        ", so uncached samples would differ from cached ones. Cache after 'read' (the encoded "
+        "files), set dct_scaling: false on '" + steps[at].name + "', or set fuse: false");
+  plan->stages = 0;
+  plan->after = "read";
+  plan->decision = "the cache keeps the encoded files: " + why;
+  return Status::Ok();
+}
+
+// Whether a stored fingerprint names the same contents, leaving out the fusion note (added
+// after placement, and implied by the stages).
+bool SameContents(const CacheFingerprint& a, const CacheFingerprint& b) {
+  auto strip = [](const CacheFingerprint& f) {
+    std::vector<std::pair<std::string, std::string>> parts;
+    for (const auto& p : f.parts)
+      if (p.first != "fused") parts.push_back(p);
+    return parts;
+  };
+  return strip(a) == strip(b);
+}
+
+// Per-sample costs of the cached prefix (cache_choice.h), measured on up to 16 samples spread
+// over the dataset: read; the first `stages` steps on the whole image (what filling a pixel
+// cache computes); and those steps as a file hit reruns them, with the fused region decode
+// where fusion applies. Medians, so one slow first call (a decoder's handle created, a page
+// faulted) does not decide.
+CacheCosts ProbeCacheCosts(const PipelineOptions& options, const Source& source,
+                           std::vector<Step>& steps, int stages) {
+  CacheCosts c;
+  const int64_t n = source.size();
+  const int k = int(std::min<int64_t>(16, n));
+  auto* decoder = options.fuse ? dynamic_cast<const RegionDecoder*>(steps[1].stage.get()) : nullptr;
+  auto* consumer = decoder && steps.size() > 2
+                       ? dynamic_cast<const RegionConsumer*>(steps[2].stage.get())
+                       : nullptr;
+  std::vector<double> read, whole, rerun;
+  double file_bytes = 0, pixel_bytes = 0;
+  Sample s, f;
+  FreshMemoryProbe fill(size_t(96) << 20);
+  for (int j = 0; j < k; ++j) {
+    const int64_t index = n * j / k;
+    s.index = f.index = index;
+    s.label = f.label = source.label(index);
+    s.source = f.source = source.key(index);
+    s.encoded.clear();
+    s.image.Clear();
+    const uint64_t t0 = NowNs();
+    if (!source.Read(index, &s).ok() || s.encoded.empty()) continue;
+    const uint64_t t1 = NowNs();
+    f.encoded = s.encoded;
+    const size_t file = s.encoded.size();
+    bool ok = true;
+    uint64_t t2 = t1, t_rerun = t1, t3 = t1;
+    try {
+      for (int i = 1; i <= stages && ok; ++i)
+        ok = steps[size_t(i)].stage->Process(s, StageContext(options.seed, 0, index, i)).ok();
+      t2 = NowNs();
+      if (ok) fill.Copy(s.image.data(), s.image.size_bytes());
+      t_rerun = NowNs();
+      // A file hit: the same steps, the decode fused into the region consumer after it.
+      int next = 1;
+      if (ok && consumer) {
+        RegionPlan plan;
+        DecodedRegion region;
+        bool done = false;
+        ok = decoder->DecodeRegion(f, *consumer, StageContext(options.seed, 0, index, 2), &plan,
+                                   &region, &done).ok();
+        if (ok && done) {
+          next = 2;
+          if (stages >= 2) {  // the consumer is cached too: it runs on the region
+            ok = consumer->ProcessRegion(f, region, plan).ok();
+            next = 3;
+          }
+        }
+      }
+      for (int i = next; i <= stages && ok; ++i)
+        ok = steps[size_t(i)].stage->Process(f, StageContext(options.seed, 0, index, i)).ok();
+      t3 = NowNs();
+    } catch (...) {
+      ok = false;
+    }
+    if (!ok) continue;
+    read.push_back(double(t1 - t0) * 1e-9);
+    whole.push_back(double(t2 - t1) * 1e-9);
+    rerun.push_back(double(t3 - t_rerun) * 1e-9);
+    file_bytes += double(file);
+    pixel_bytes += double(s.image.size_bytes());
+  }
+  if (read.empty()) return c;
+  auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + ptrdiff_t(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  c.probed = int(read.size());
+  c.read_seconds = median(read);
+  c.compute_seconds = median(whole);
+  c.rerun_seconds = median(rerun);
+  c.file_bytes = file_bytes / double(c.probed);
+  c.pixel_bytes = pixel_bytes / double(c.probed);
+  c.fresh_bytes_per_second = fill.SlowestBytesPerSecond();
+  return c;
+}
+
+// Without cache.after (which says what to keep), keep the encoded files or the prefix's
+// output, whichever the cost model (cache_choice.h) says costs the run less; cache.mode says
+// only where. Either gives the same batches.
+Status ChooseWhatToKeep(const PipelineOptions& options, const Source& source,
+                        std::vector<Step>& steps, CachePlacement* plan) {
+  if (!plan->enabled || !options.cache.after.empty() || plan->stages == 0 ||
+      source.in_memory() || options.source.type == "idx")
+    return Status::Ok();
+  // A disk store the last run filled with one of the two keeps being used: choosing anew could
+  // flip on a close call and throw away a warm cache.
+  const bool on_disk = options.cache.mode == CacheMode::kDisk ||
+                       (options.cache.mode == CacheMode::kAuto && !options.cache.path.empty());
+  if (on_disk) {
+    const CacheFingerprint stored = StoredCacheFingerprint(options.cache.path);
+    for (int stages : {0, plan->stages}) {
+      CachePlacement candidate = *plan;
+      candidate.stages = stages;
+      Result<CacheFingerprint> fp = Fingerprint(source, options, candidate);
+      if (!stored.parts.empty() && fp.ok() && SameContents(fp.value(), stored)) {
+        const char* what = stages == 0 ? "the encoded files" : "decoded pixels";
+        plan->decision = std::string("keeping ") + what + ", as the disk cache at " +
+                         options.cache.path + " already does";
+        if (stages == 0) plan->after = "read";
+        plan->stages = stages;
+        return Status::Ok();
+      }
+    }
+  }
+  const CacheCosts costs = ProbeCacheCosts(options, source, steps, plan->stages);
+  const int64_t budget = options.cache.budget_bytes > 0 ? options.cache.budget_bytes
+                                                        : PhysicalMemoryBytes() / 4;
+  const CacheChoice choice =
+      ChooseCacheStore(costs, source.size(), options.epochs - options.start_epoch,
+                       options.cache.mode == CacheMode::kDisk ? 0 : budget, on_disk, plan->after);
+  plan->decision = choice.reason;
+  if (!choice.keep_pixels) {
+    plan->stages = 0;
+    plan->after = "read";
+  }
+  return Status::Ok();
+}
+
 // Asks the OS to forget the file's cached pages, so the next read comes from storage.
 void EvictFromPageCache(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -1550,12 +1758,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
                                    " source gives encoded files; add {type: decode} to the pipeline");
   Result<CachePlacement> plan = PlanCache(options, registry);
   if (!plan.ok()) return plan.status();
-  const int region_in_cache = PlanFusion(options, plan.value(), &steps);
+  FLOWFEED_RETURN_IF_ERROR(KeepFilesUnderDctScaling(options, steps, &plan.value()));
 
   Result<std::unique_ptr<Source>> source = OpenSource(options.source);
   if (!source.ok()) return source.status();
   if (source.value()->size() == 0)
     return Status::NotFound("source has no samples: " + source.value()->Describe());
+  FLOWFEED_RETURN_IF_ERROR(ChooseWhatToKeep(options, *source.value(), steps, &plan.value()));
+  const int region_in_cache = PlanFusion(options, plan.value(), &steps);
   const int64_t length = EpochLength(options, source.value()->size());
   if (length == 0)
     return Status::InvalidArgument("distributed: " + std::to_string(source.value()->size()) +

@@ -57,6 +57,9 @@ std::string FormatEpochTable(const EpochStats& e) {
            std::to_string(e.cache.misses) + " misses (" +
            Fmt("%.0f", lookups ? 100.0 * double(e.cache.hits) / double(lookups) : 0) + "% hit), " +
            Bytes(e.cache.bytes) + " served";
+    if (e.cache.fill_page_faults > 0)
+      out += "; the fill took " + std::to_string(e.cache.fill_page_faults) +
+             " page faults (fresh memory)";
   }
   out += "\n";
   double total_busy = 0;
@@ -99,6 +102,19 @@ std::string FormatEpochTable(const EpochStats& e) {
   return out;
 }
 
+// A stage's busy seconds and count summed over epochs 2+.
+std::pair<double, int64_t> LaterEpochs(const RunStats& run, const std::string& stage) {
+  double busy = 0;
+  int64_t count = 0;
+  for (size_t i = 1; i < run.epochs.size(); ++i)
+    for (const StageStats& t : run.epochs[i].stages)
+      if (t.name == stage) {
+        busy += t.busy_seconds;
+        count += t.count;
+      }
+  return {busy, count};
+}
+
 std::string FirstEpochVerdict(const RunStats& run) {
   if (run.epochs.size() < 2) return "";
   const EpochStats& first = run.epochs[0];
@@ -114,14 +130,7 @@ std::string FirstEpochVerdict(const RunStats& run) {
   std::vector<Extra> extra;
   double total_extra = 0;
   for (const StageStats& s : first.stages) {
-    double later = 0;
-    int64_t later_count = 0;
-    for (size_t i = 1; i < run.epochs.size(); ++i)
-      for (const StageStats& t : run.epochs[i].stages)
-        if (t.name == s.name) {
-          later += t.busy_seconds;
-          later_count += t.count;
-        }
+    const auto [later, later_count] = LaterEpochs(run, s.name);
     double d = s.busy_seconds - later / n_later;
     if (d > 0) {
       extra.push_back({s.name, d, later_count == 0 && s.count > 0});
@@ -156,6 +165,45 @@ std::string FirstEpochVerdict(const RunStats& run) {
                       : 0;
   later_wait /= n_later;
   out += "; epochs 2+: consumer waited " + Fmt("%.0f", 100.0 * later_wait) + "% of the time";
+  return out;
+}
+
+std::string CacheVerdict(const RunStats& run) {
+  if (run.cache_placement.empty() || run.epochs.empty()) return "";
+  const EpochStats& first = run.epochs[0];
+  const size_t later_epochs = run.epochs.size() - 1;
+  double fill = 0, saved = 0;
+  std::vector<std::string> skipped;
+  for (const StageStats& s : first.stages) {
+    if (s.name == "cache_fill") {
+      fill = s.busy_seconds;
+      continue;
+    }
+    if (s.name == "cache" || later_epochs == 0) continue;
+    const auto [later, later_count] = LaterEpochs(run, s.name);
+    const double d = s.busy_seconds - later / double(later_epochs);
+    // Saved: the stages cache hits skip (read and the cached ones), which ran fewer times later.
+    if (d > 0 && double(later_count) / double(later_epochs) < 0.99 * double(s.count)) {
+      saved += d;
+      skipped.push_back(s.name);
+    }
+  }
+  std::string out = "cache (" + (run.cache_store.empty() ? run.cache_mode : run.cache_store) +
+                    ", after '" + run.cache_placement + "'): filling it cost epoch 1 " +
+                    Fmt("%.2f", fill) + " s of stage time";
+  if (first.cache.hits == first.samples && first.samples > 0)
+    out = "cache (" + run.cache_store + ", after '" + run.cache_placement +
+          "'): epoch 1 was served from a reused cache";
+  if (later_epochs == 0) return out + "; a single epoch: nothing to serve in this run";
+  out += "; it saved " + Fmt("%.2f", saved) + " s per later epoch";
+  if (!skipped.empty()) out += " (" + text::Join(skipped, ", ") + ")";
+  if (saved <= 0) return out + ": it did not pay for itself; set cache.mode: off";
+  const double payback = fill / saved;
+  if (payback <= double(later_epochs))
+    return out + ": paid for itself after " + Fmt("%.1f", payback) + " later epochs";
+  out += ": it needs " + Fmt("%.1f", payback) + " later epochs to pay for itself, this run had " +
+         std::to_string(later_epochs);
+  if (run.cache_store == "pixels") out += "; keep the files instead (cache.after: read), or run more epochs";
   return out;
 }
 
@@ -200,6 +248,8 @@ std::string ReportJson(const RunStats& run) {
   const CacheStats& c = run.cache;
   j["cache"] = {{"mode", run.cache_mode},
                 {"placement", run.cache_placement},
+                {"store", run.cache_store},
+                {"decision", run.cache_decision},
                 {"note", run.cache_note},
                 {"fingerprint", run.cache_fingerprint},
                 {"flush_seconds", run.cache_flush_seconds},
@@ -231,7 +281,8 @@ std::string ReportJson(const RunStats& run) {
     je["cache"] = {{"mode", e.cache.mode},
                    {"hits", e.cache.hits},
                    {"misses", e.cache.misses},
-                   {"bytes", e.cache.bytes}};
+                   {"bytes", e.cache.bytes},
+                   {"fill_page_faults", e.cache.fill_page_faults}};
     json occupancy = json::array();
     for (const auto& [t, n] : e.queue_occupancy) occupancy.push_back({t, n});
     je["queue"] = {{"mean", e.queue_mean}, {"occupancy", occupancy}};

@@ -94,6 +94,7 @@ void PrintCacheHeader(const flowfeed::RunStats& head, bool cold) {
     std::cerr << "cache: " << head.cache_mode << ", after '" << head.cache_placement
               << "', memory budget " << MiB(head.cache.budget_bytes) << ", fingerprint "
               << head.cache_fingerprint << "\n";
+    if (!head.cache_decision.empty()) std::cerr << "cache: " << head.cache_decision << "\n";
   } else {
     std::cerr << "cache: none (" << head.cache_note << ")\n";
   }
@@ -310,6 +311,7 @@ int Bench(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::RunStats rs = pipeline->stats();
   std::string verdict = flowfeed::FirstEpochVerdict(rs);
   if (!verdict.empty()) std::cout << verdict << "\n";
+  if (std::string c = flowfeed::CacheVerdict(rs); !c.empty()) std::cout << c << "\n";
   {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -438,6 +440,8 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
   flowfeed::TrainReport r = trainer->report();
   std::string verdict = flowfeed::FirstEpochVerdict(r.pipeline);
   if (!verdict.empty()) std::cout << "pipeline: " << verdict << "\n";
+  if (std::string c = flowfeed::CacheVerdict(r.pipeline); !c.empty())
+    std::cout << "pipeline: " << c << "\n";
   std::cout << flowfeed::FormatGap(r);
   if (!r.epochs.empty() && r.epochs.back().has_eval)
     std::cout << "final: eval accuracy " << std::fixed << std::setprecision(2)

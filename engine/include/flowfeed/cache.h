@@ -119,6 +119,11 @@ class SampleCache {
   virtual const CacheFingerprint& fingerprint() const = 0;
 };
 
+// The fingerprint the disk store under `path` was written for (its meta file), without opening
+// the store; no parts when there is none or it is unreadable. Lets a caller choose between
+// candidate contents by what is already on disk.
+CacheFingerprint StoredCacheFingerprint(const std::string& path);
+
 // "8GiB", "512MiB", "1.5G", "300M", "1048576" (bytes) or "25%" (of physical memory) to bytes.
 Result<int64_t> ParseByteSize(const std::string& text);
 int64_t PhysicalMemoryBytes();

@@ -51,6 +51,9 @@ struct CachePlacement {
   std::string after;     // report name of the last of them ("decode", "resize#2")
   bool frozen = false;   // the point is after a random stage (allow_frozen_augmentation)
   std::string note;      // why it is disabled, or the frozen-augmentation warning
+  // Why the cache keeps what it keeps, when that was decided rather than configured: the cost
+  // model of cache.mode auto (files or pixels, with its figures), or the DCT-scaling rule.
+  std::string decision;
 };
 
 // By default the cache sits after the longest deterministic prefix. `cache.after` moves it; a

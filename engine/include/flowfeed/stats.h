@@ -45,6 +45,9 @@ struct EpochCacheStats {
   int64_t hits = 0;    // samples that started from the cache
   int64_t misses = 0;  // samples that were read and computed (lookups that found nothing)
   int64_t bytes = 0;   // pixel bytes served from the cache
+  // Page faults the fill took (minor faults while copying into the cache): the first touches of
+  // fresh memory, which are most of what filling costs. 4 KiB each; 0 when nothing was filled.
+  int64_t fill_page_faults = 0;
 };
 
 struct EpochStats {
@@ -105,6 +108,10 @@ struct RunStats {
   std::string cache_placement;    // the step whose output is cached ("decode"), "" when off
   std::string cache_note;         // why there is no cache, when there is none
   std::string cache_fingerprint;  // hex
+  // What an entry holds: "files" (the encoded file; the cache sits after read) or "pixels" (the
+  // output of the stages up to cache_placement); "" when off.
+  std::string cache_store;
+  std::string cache_decision;  // why, when decided at open (CachePlacement::decision)
   CacheStats cache;               // a snapshot when stats() was called
   double cache_flush_seconds = 0;  // after the last epoch: writing out the disk cache's queue
   std::vector<std::string> warnings;  // e.g. frozen augmentation, disabled disk cache
@@ -133,6 +140,14 @@ std::string FormatEpochTable(const EpochStats& epoch);
 // against the mean of epochs 2+: "epoch 1: 3.4x the time of epochs 2+; its extra stage time was
 // 71% decode, 18% read (skipped by the cache in epochs 2+)". "" with fewer than two epochs.
 std::string FirstEpochVerdict(const RunStats& run);
+
+// The cache's own account, from the stage times: what filling it cost epoch 1 (cache_fill),
+// what it saved each later epoch (the read and cached stages that later epochs skipped), and
+// whether that paid for itself within the run, with what to change when it did not: "cache
+// (pixels, after 'decode'): filling it cost epoch 1 5.77 s of stage time; it saved 1.41 s per
+// later epoch (read, decode): it needs 4.1 later epochs to pay for itself, this run had 2; keep
+// the files instead (cache.after: read), or run more epochs". "" without a cache.
+std::string CacheVerdict(const RunStats& run);
 
 // The JSON report: {"run": {...}, "epochs": [{"epoch": 1, "seconds": ..., "stages": {"decode":
 // {"count": ..., "busy_seconds": ..., "p50_ms": ...}, ...}, "skipped": {"count": N, "samples":
