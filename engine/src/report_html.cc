@@ -90,7 +90,7 @@ struct RunView {
   std::string label, tag, path, source, tool, device, model;
   int threads = 0;
   int64_t dataset_size = 0;
-  std::string cache_mode = "off", cache_placement, cache_note;
+  std::string cache_mode = "off", cache_placement, cache_note, cache_store, cache_decision;
   std::vector<std::string> warnings;
   bool training = false;
   std::vector<EpochView> epochs;
@@ -150,6 +150,8 @@ Result<RunView> ParseRun(const HtmlReportRun& in, size_t index) {
   if (!Str(cache, "mode").empty()) r.cache_mode = Str(cache, "mode");
   r.cache_placement = Str(cache, "placement");
   r.cache_note = Str(cache, "note");
+  r.cache_store = Str(cache, "store");
+  r.cache_decision = Str(cache, "decision");
   const json& trainer = Get(j, "trainer");
   r.training = trainer.is_object();
   r.device = Str(trainer, "device");
@@ -657,6 +659,7 @@ footer{margin-top:32px;color:#777;font-size:12px}
                       (r.epochs.size() == 1 ? "" : "s"));
       if (r.cache_mode != "off")
         facts.push_back("cache " + r.cache_mode +
+                        (r.cache_store.empty() ? "" : " of " + r.cache_store) +
                         (r.cache_placement.empty() ? "" : " after " + r.cache_placement));
       else
         facts.push_back("no cache" + (r.cache_note.empty() ? "" : " (" + r.cache_note + ")"));
@@ -664,6 +667,8 @@ footer{margin-top:32px;color:#777;font-size:12px}
       if (!r.model.empty()) facts.push_back("model " + r.model);
       if (!r.tool.empty()) facts.push_back(r.tool);
       out += "<br><span class=\"note\">" + Esc(Join(facts, "; ")) + "</span>";
+      if (!r.cache_decision.empty())
+        out += "<br><span class=\"note\">" + Esc(r.cache_decision) + "</span>";
       if (r.has_ledger)
         out += "<br><span class=\"note\">wall time " + Esc(Secs(r.wall)) + ": set-up " +
                Esc(Secs(r.setup)) + ", epochs " + Esc(Secs(r.wall - r.setup - r.unexplained)) +

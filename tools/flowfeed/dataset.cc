@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dataset_builder.h"
+#include "idx_folder.h"
 #include "flowfeed/source.h"
 #include "tar.h"
 
@@ -60,7 +61,12 @@ void PrintUsage(std::ostream& out) {
          "      --seed S         order of the samples in the shards (default 0)\n"
          "      --no-shuffle     keep the folder's order (classes stay together)\n"
          "      --overwrite      write into a non-empty DIR\n"
-         "  fashion-mnist                say where the Fashion-MNIST files are\n"
+         "  fashion-mnist [--out DIR]    say where the Fashion-MNIST files are; with --out, write\n"
+         "                               them as PNG folders DIR/train/<class>/*.png (60,000) and\n"
+         "                               DIR/test/<class>/*.png (10,000), once: a complete DIR is\n"
+         "                               reused, an interrupted build is redone\n"
+         "      --overwrite      rewrite a complete DIR\n"
+         "      --threads T      worker threads (default 0: every core)\n"
          "\n"
          "  --help                       this text\n";
 }
@@ -250,14 +256,50 @@ bool IsFile(const std::string& path) {
 }
 
 int RunFashionMnist(const std::vector<std::string>& args) {
+  const std::string dir = kFashionMnistDir;
+  IdxFolderOptions options = FashionMnistFolder(dir, "");
   for (size_t i = 1; i < args.size(); ++i) {
-    if (IsHelp(args[i])) {
+    std::string flag = args[i], value;
+    if (IsHelp(flag)) {
       PrintUsage(std::cout);
       return 0;
     }
-    return Usage("fashion-mnist: unexpected argument '" + args[i] + "'");
+    const size_t eq = flag.find('=');
+    const bool has_value = flag.rfind("--", 0) == 0 && eq != std::string::npos;
+    if (has_value) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    }
+    if (flag == "--overwrite" && !has_value) {
+      options.overwrite = true;
+      continue;
+    }
+    if (flag != "--out" && flag != "--threads")
+      return Usage("fashion-mnist: unexpected argument '" + args[i] + "'");
+    if (!has_value) {
+      if (i + 1 >= args.size()) return Usage("fashion-mnist: " + flag + " needs a value");
+      value = args[++i];
+    }
+    int64_t n = 0;
+    if (flag == "--out") {
+      if (value.empty()) return Usage("fashion-mnist: --out needs a folder");
+      options.out_dir = value;
+    } else if (!ParseInt64(value, 0, 256, &n)) {
+      return Usage("fashion-mnist: --threads must be an integer in [0, 256], got '" + value + "'");
+    } else {
+      options.threads = int(n);
+    }
   }
-  const std::string dir = kFashionMnistDir;
+  if (!options.out_dir.empty()) {
+    const Status s = WriteIdxAsImageFolder(options, std::cout);
+    if (!s.ok()) {
+      std::cerr << "flowfeed dataset fashion-mnist: " << s.ToString() << "\n";
+      if (s.code() == StatusCode::kNotFound)
+        std::cerr << "install Debian's Fashion-MNIST with: apt-get install dataset-fashion-mnist\n";
+      return 1;
+    }
+    return 0;
+  }
   const char* files[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
   int present = 0;
