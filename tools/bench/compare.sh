@@ -3,9 +3,16 @@
 # data (data/photos5k, 5,000 photos), transforms (configs/photos.yaml = RandomResizedCrop(224),
 # RandomHorizontalFlip(), ToTensor(), Normalize(ImageNet)), batch 64 and thread/worker count:
 #
-#   flowfeed        cache.mode=off (epoch 1 = uncached) and cache.mode=memory (epochs 2+ = cached)
-#                   at THREADS and (SCALING=1) at threads=1; cache off with fuse=false (NOFUSE=1:
-#                   the engine's fusions off: full-image decode then crop, separate flip/normalise)
+#   flowfeed        cache.mode=off (epoch 1 = uncached), at THREADS and (SCALING=1) threads=1;
+#                   cache off with fuse=false (NOFUSE=1: the engine's fusions off: full-image
+#                   decode then crop, separate flip/normalise); and four cached runs, each
+#                   starting from an empty cache:
+#                     auto    the shipped config as it is (cache.mode auto: the cost model chooses
+#                             files or pixels; its disk folder under $OUT, emptied before each run)
+#                     pixels  cache.mode=memory cache.after=decode: decoded images in memory, the
+#                             cached epochs to hold against the raw augment loop (also threads=1)
+#                     files   cache.mode=memory cache.after=read: the encoded files in memory
+#                     disk    cache.mode=disk (what the cost model keeps), a fresh folder
 #   DataLoader      torchvision ImageFolder, num_workers=THREADS             (torch_baseline.py)
 #   DataLoader+cache  a Dataset that keeps decoded PIL images in a dict, num_workers=THREADS and 0
 #   raw decode      TurboJPEG tjDecompress2 of the in-memory files on THREADS threads (raw_loops.cc)
@@ -112,10 +119,15 @@ torch_run() {  # NAME MODE WORKERS REP
 for r in $(seq 1 "$REPEAT"); do
   log "repeat $r/$REPEAT (threads/workers $THREADS, files $FILES)"
   flowfeed_run flowfeed_off off "$r"
-  flowfeed_run flowfeed_memory memory "$r"
+  rm -rf "$OUT/auto-cache" "$OUT/disk-cache"
+  flowfeed_run flowfeed_auto auto "$r" "cache.path=$OUT/auto-cache"
+  flowfeed_run flowfeed_pixels memory "$r" cache.after=decode
+  flowfeed_run flowfeed_files memory "$r" cache.after=read
+  flowfeed_run flowfeed_disk disk "$r" "cache.path=$OUT/disk-cache"
+  rm -rf "$OUT/auto-cache" "$OUT/disk-cache"
   if [ "$SCALING" = 1 ]; then
     flowfeed_run flowfeed_off_t1 off "$r" threads=1
-    flowfeed_run flowfeed_memory_t1 memory "$r" threads=1
+    flowfeed_run flowfeed_pixels_t1 memory "$r" threads=1 cache.after=decode
   fi
   if [ "$NOFUSE" = 1 ]; then
     flowfeed_run flowfeed_off_nofuse off "$r" fuse=false
