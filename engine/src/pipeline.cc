@@ -38,6 +38,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1595,6 +1596,18 @@ CacheCosts ProbeCacheCosts(const PipelineOptions& options, const Source& source,
   double file_bytes = 0, pixel_bytes = 0;
   Sample s, f;
   FreshMemoryProbe fill(size_t(96) << 20);
+  // The probe's images live in mappings of their own, given back when it returns. Freed through
+  // malloc, blocks this large would raise glibc's dynamic mmap threshold for the whole run, and
+  // the pipeline's per-sample buffers would then come from, and fragment, the heap (measured:
+  // +40 MiB of peak RSS beside a 128 MiB cache). Only the pages an image touches are resident.
+  for (Image* img : {&s.image, &s.scratch, &f.image, &f.scratch}) {
+    const size_t size = size_t(64) << 20;
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) continue;
+    *img = Image::Wrap(std::shared_ptr<uint8_t[]>(static_cast<uint8_t*>(p),
+                                                  [size](uint8_t* q) { ::munmap(q, size); }),
+                       size, 0, 0, 0, DType::kUInt8);
+  }
   for (int j = 0; j < k; ++j) {
     const int64_t index = n * j / k;
     s.index = f.index = index;
