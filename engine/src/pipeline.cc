@@ -1329,13 +1329,14 @@ class GraphPipeline final : public Pipeline {
 
   // --- batcher body only (consumer reads an epoch's log after its end marker) ---
   std::vector<EpochLog> logs_;
-  // Per epoch: minor page faults taken inside cache inserts (EpochCacheStats::fill_page_faults).
-  std::unique_ptr<std::atomic<int64_t>[]> fill_faults_;
   std::unique_ptr<Batch> current_;
   XXH3_state_t* digest_state_ = nullptr;
   bool stopped_batching_ = false;
   int digest_epoch_ = -1;  // the epoch digest_state_ hashes
 
+  // --- Any worker (relaxed atomics), read when an epoch's stats are made ---
+  // Per epoch: minor page faults taken inside cache inserts (EpochCacheStats::fill_page_faults).
+  std::unique_ptr<std::atomic<int64_t>[]> fill_faults_;
   StatsTable stats_table_;
   std::shared_ptr<BatchPool> pool_;
   TensorPool tensors_;

@@ -3,16 +3,22 @@
 # data (data/photos5k, 5,000 photos), transforms (configs/photos.yaml = RandomResizedCrop(224),
 # RandomHorizontalFlip(), ToTensor(), Normalize(ImageNet)), batch 64 and thread/worker count:
 #
-#   flowfeed        cache.mode=off (epoch 1 = uncached), at THREADS and (SCALING=1) threads=1;
-#                   cache off with fuse=false (NOFUSE=1: the engine's fusions off: full-image
-#                   decode then crop, separate flip/normalise); and four cached runs, each
-#                   starting from an empty cache:
-#                     auto    the shipped config as it is (cache.mode auto: the cost model chooses
-#                             files or pixels; its disk folder under $OUT, emptied before each run)
-#                     pixels  cache.mode=memory cache.after=decode: decoded images in memory, the
-#                             cached epochs to hold against the raw augment loop (also threads=1)
-#                     files   cache.mode=memory cache.after=read: the encoded files in memory
-#                     disk    cache.mode=disk (what the cost model keeps), a fresh folder
+#   flowfeed runs (NAME.rN.json), each with --epochs EPOCHS at THREADS threads:
+#     flowfeed_off        cache.mode=off: every epoch reads and decodes (epoch 1 = uncached)
+#     flowfeed_off_nofuse cache off with fuse=false (NOFUSE=1: the engine's fusions off:
+#                         full-image decode then crop, separate flip/normalise)
+#     flowfeed_auto       the shipped default: configs/photos.yaml as it is (cache.mode auto, the
+#                         cost model chooses files or pixels), with cache.path set to
+#                         $OUT/cache-auto, deleted before each run (epoch 1 fills an empty cache)
+#     flowfeed_pixels     cache.mode=memory cache.after=decode: decoded pixels in memory, the
+#                         cached epochs to hold against the raw augment loop; its memory_bytes
+#                         is the decoded-RGB size the other caches are compared with
+#     flowfeed_files      cache.mode=memory cache.after=read: the encoded files in memory
+#     flowfeed_disk       cache.mode=disk (whatever the cost model keeps), cache.path
+#                         $OUT/cache-disk, deleted before each run; the table reports its
+#                         epoch-2 hit rate
+#     flowfeed_off_t1, flowfeed_pixels_t1   the cache-off and pixels runs at threads=1 (SCALING=1)
+#   The memory runs start from an empty cache by construction (a new process).
 #   DataLoader      torchvision ImageFolder, num_workers=THREADS             (torch_baseline.py)
 #   DataLoader+cache  a Dataset that keeps decoded PIL images in a dict, num_workers=THREADS and 0
 #   raw decode      TurboJPEG tjDecompress2 of the in-memory files on THREADS threads (raw_loops.cc)
@@ -21,10 +27,12 @@
 #                   THREADS threads (the uncached limit doing the same work as flowfeed's epoch 1)
 #   raw decode and raw augment also at 1 thread (SCALING=1), for the thread-scaling table
 #
-# Prints markdown tables (comparison, thread scaling, goals; medians of REPEAT runs); every raw
-# JSON goes to $OUT. Each flowfeed run writes its --report there (NAME.rN.json) and each
-# DataLoader run a report of the same shape (NAME.rN.report.json, torch_baseline.py --report);
-# the last line names the pair to overlay with `flowfeed report A B -o compare.html`.
+# Prints markdown tables (compare_table.py: comparison, what each cache kept, thread scaling,
+# goals; medians of REPEAT runs, ratios paired within a repeat); every raw JSON goes to $OUT.
+# Runs are interleaved: each repeat runs every contender once, back to back. Each flowfeed run
+# writes its --report there (NAME.rN.json) and each DataLoader run a report of the same shape
+# (NAME.rN.report.json, torch_baseline.py --report); the last line names the pair to overlay
+# with `flowfeed report A B -o compare.html`.
 #
 #   bash tools/bench/compare.sh                 # THREADS=2 REPEAT=3 EPOCHS=3
 #   THREADS=4 REPEAT=5 bash tools/bench/compare.sh
@@ -99,14 +107,20 @@ drop_caches() {
 }
 
 flowfeed_run() {  # NAME CACHE_MODE REP [KEY=VALUE ...]  (extra --set overrides, applied last)
+  # CACHE_MODE "-" keeps the config's cache.mode (the shipped default).
   local name=$1 mode=$2 rep=$3
   shift 3
   local extra=() kv
+  [ "$mode" = - ] || extra+=(--set "cache.mode=$mode")
   for kv in "$@"; do extra+=(--set "$kv"); done
   drop_caches
-  "$BIN" bench "$CONFIG" --epochs "$EPOCHS" --set "source.root=$ROOT" --set "cache.mode=$mode" \
-      --set "threads=$THREADS" "${extra[@]}" "${COLD_ARGS[@]}" --report "$OUT/$name.r$rep.json" \
+  "$BIN" bench "$CONFIG" --epochs "$EPOCHS" --set "source.root=$ROOT" --set "threads=$THREADS" \
+      "${extra[@]}" "${COLD_ARGS[@]}" --report "$OUT/$name.r$rep.json" \
       > "$OUT/$name.r$rep.log" 2>&1 || { log "flowfeed failed, see $OUT/$name.r$rep.log"; exit 1; }
+}
+fresh_dir() {  # an empty folder for a disk cache, so the run's epoch 1 fills it from nothing
+  rm -rf "$1"
+  mkdir -p "$1"
 }
 torch_run() {  # NAME MODE WORKERS REP
   drop_caches
@@ -119,12 +133,13 @@ torch_run() {  # NAME MODE WORKERS REP
 for r in $(seq 1 "$REPEAT"); do
   log "repeat $r/$REPEAT (threads/workers $THREADS, files $FILES)"
   flowfeed_run flowfeed_off off "$r"
-  rm -rf "$OUT/auto-cache" "$OUT/disk-cache"
-  flowfeed_run flowfeed_auto auto "$r" "cache.path=$OUT/auto-cache"
+  fresh_dir "$OUT/cache-auto"
+  flowfeed_run flowfeed_auto - "$r" "cache.path=$OUT/cache-auto"
   flowfeed_run flowfeed_pixels memory "$r" cache.after=decode
   flowfeed_run flowfeed_files memory "$r" cache.after=read
-  flowfeed_run flowfeed_disk disk "$r" "cache.path=$OUT/disk-cache"
-  rm -rf "$OUT/auto-cache" "$OUT/disk-cache"
+  fresh_dir "$OUT/cache-disk"
+  flowfeed_run flowfeed_disk disk "$r" "cache.path=$OUT/cache-disk"
+  rm -rf "$OUT/cache-auto" "$OUT/cache-disk"  # keep $OUT to reports (the disk store is ~130 MiB)
   if [ "$SCALING" = 1 ]; then
     flowfeed_run flowfeed_off_t1 off "$r" threads=1
     flowfeed_run flowfeed_pixels_t1 memory "$r" threads=1 cache.after=decode
