@@ -151,8 +151,9 @@ TEST(Cli, StagesListsEveryBuiltinWithParameters) {
 }
 
 TEST(Cli, ShippedConfigsValidate) {
-  for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/photos.yaml",
-                          "configs/photos_resize256.yaml", "configs/photos_plugins.yaml"}) {
+  for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/fashion_mnist_images.yaml",
+                          "configs/photos.yaml", "configs/photos_resize256.yaml",
+                          "configs/photos_plugins.yaml"}) {
     CliRun r = Flowfeed(std::string("validate ") + FLOWFEED_SOURCE_DIR + "/" + cfg);
     EXPECT_EQ(r.code, 0) << cfg << "\n" << r.output;
   }
@@ -170,6 +171,33 @@ std::string ReadReportDigest(const std::string& path) {
   std::ifstream in(path);
   nlohmann::json j = nlohmann::json::parse(in);
   return j["epochs"][0]["batch_digest"].get<std::string>();
+}
+
+// What tools/run.sh main runs before training, on a small copy of Debian's four files: written
+// once, then reused; a missing file is named. (The exporter itself: idx_folder_test.cc.)
+TEST(Cli, DatasetFashionMnistWritesOnceThenReuses) {
+  TempDir dir;
+  test::WriteIdx(dir / "idx/train-images-idx3-ubyte.gz", dir / "idx/train-labels-idx1-ubyte.gz",
+                 30, 28, 28);
+  test::WriteIdx(dir / "idx/t10k-images-idx3-ubyte.gz", dir / "idx/t10k-labels-idx1-ubyte.gz",
+                 10, 28, 28);
+  const std::string out = dir / "fm", from = " --from " + dir / "idx";
+  CliRun r = Flowfeed("dataset fashion-mnist --threads 2 --out " + out + from);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote 30 train images"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("wrote 10 test images"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(out + "/test/9_ankle_boot/00009.png"));  // label 9
+  r = Flowfeed("dataset fashion-mnist --out " + out + from);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("reusing " + out), std::string::npos) << r.output;
+
+  std::filesystem::remove(dir / "idx/t10k-labels-idx1-ubyte.gz");
+  r = Flowfeed("dataset fashion-mnist --out " + dir / "fm2" + from);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(dir / "idx/t10k-labels-idx1-ubyte.gz"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "fm2"));
+  r = Flowfeed("dataset fashion-mnist --out " + out + " --threads many");
+  EXPECT_EQ(r.code, 2) << r.output;
 }
 
 // A run killed with SIGKILL while it writes the disk cache leaves a cache whose committed part

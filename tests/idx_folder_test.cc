@@ -95,6 +95,31 @@ TEST(IdxFolder, ACompleteFolderIsReusedAnInterruptedOneRedone) {
   EXPECT_FALSE(fs::exists(o.out_dir + ".partial"));
 }
 
+// Every file's bytes, keyed by its path under `root`.
+std::map<std::string, std::vector<uint8_t>> Tree(const std::string& root) {
+  std::map<std::string, std::vector<uint8_t>> files;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file())
+      files[fs::relative(e.path(), root).string()] = test::ReadBytes(e.path().string());
+  return files;
+}
+
+TEST(IdxFolder, SameBytesWhateverTheThreadCount) {
+  TempDir dir;
+  IdxFolderOptions o = SmallIdx(dir);
+  std::ostringstream log;
+  o.threads = 1;
+  ASSERT_OK(WriteIdxAsImageFolder(o, log));
+  const auto one = Tree(o.out_dir);
+  o.threads = 3;
+  o.overwrite = true;
+  ASSERT_OK(WriteIdxAsImageFolder(o, log));
+  EXPECT_EQ(log.str().find("reusing"), std::string::npos) << log.str();
+  const auto three = Tree(o.out_dir);
+  EXPECT_EQ(one.size(), 23u + 7u + 1u);  // the PNGs and the marker
+  EXPECT_TRUE(one == three);
+}
+
 TEST(IdxFolder, MissingOrTruncatedIdxFailsNamingTheFile) {
   TempDir dir;
   IdxFolderOptions o = SmallIdx(dir);
@@ -110,8 +135,18 @@ TEST(IdxFolder, MissingOrTruncatedIdxFailsNamingTheFile) {
   bytes.resize(bytes.size() / 2);
   test::WriteBytes(dir / "idx/tr-img.gz", bytes);
   s = WriteIdxAsImageFolder(o, log);
-  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << s.ToString();
   EXPECT_NE(s.message().find("tr-img.gz"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(fs::exists(o.out_dir));
+
+  // Cut inside the pixels of an uncompressed file: the header promises more than is there.
+  o = SmallIdx(dir);
+  bytes = test::ReadBytes(dir / "idx/te-img");
+  bytes.resize(bytes.size() - 7);
+  test::WriteBytes(dir / "idx/te-img", bytes);
+  s = WriteIdxAsImageFolder(o, log);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << s.ToString();
+  EXPECT_NE(s.message().find("te-img"), std::string::npos) << s.ToString();
   EXPECT_FALSE(fs::exists(o.out_dir));
 }
 

@@ -5,10 +5,11 @@
 // dataset-fashion-mnist package ships IDX files, which this turns into
 // out_dir/<split>/<class>/<index>.png once.
 //
-// Crash-safe and idempotent: everything is written under out_dir + ".partial", which is renamed
-// to out_dir only when complete (with a marker file naming what it holds). A complete folder
-// is reused as it is; a partial one left by an interrupted run is written again. PNG bytes are
-// a pure function of the IDX pixels, so every build of the folder is identical.
+// Crash-safe and idempotent: everything is written under out_dir + ".partial", flushed to
+// storage, and renamed to out_dir only when complete (with a marker file naming what it
+// holds). A complete folder is reused as it is; a partial one left by an interrupted run (or
+// a machine crash) is written again. PNG bytes are a pure function of the IDX pixels, so every
+// build of the folder is identical, whatever the number of threads.
 #pragma once
 
 #include <cstdint>

@@ -65,6 +65,8 @@ void PrintUsage(std::ostream& out) {
          "                               them as PNG folders DIR/train/<class>/*.png (60,000) and\n"
          "                               DIR/test/<class>/*.png (10,000), once: a complete DIR is\n"
          "                               reused, an interrupted build is redone\n"
+         "      --from IDX_DIR   where the four IDX files are (default: Debian's\n"
+         "                       /usr/share/datasets/fashion-mnist)\n"
          "      --overwrite      rewrite a complete DIR\n"
          "      --threads T      worker threads (default 0: every core)\n"
          "\n"
@@ -256,8 +258,7 @@ bool IsFile(const std::string& path) {
 }
 
 int RunFashionMnist(const std::vector<std::string>& args) {
-  const std::string dir = kFashionMnistDir;
-  IdxFolderOptions options = FashionMnistFolder(dir, "");
+  IdxFolderOptions options = FashionMnistFolder(kFashionMnistDir, "");
   for (size_t i = 1; i < args.size(); ++i) {
     std::string flag = args[i], value;
     if (IsHelp(flag)) {
@@ -274,7 +275,7 @@ int RunFashionMnist(const std::vector<std::string>& args) {
       options.overwrite = true;
       continue;
     }
-    if (flag != "--out" && flag != "--threads")
+    if (flag != "--out" && flag != "--from" && flag != "--threads")
       return Usage("fashion-mnist: unexpected argument '" + args[i] + "'");
     if (!has_value) {
       if (i + 1 >= args.size()) return Usage("fashion-mnist: " + flag + " needs a value");
@@ -284,6 +285,9 @@ int RunFashionMnist(const std::vector<std::string>& args) {
     if (flag == "--out") {
       if (value.empty()) return Usage("fashion-mnist: --out needs a folder");
       options.out_dir = value;
+    } else if (flag == "--from") {
+      if (value.empty()) return Usage("fashion-mnist: --from needs a folder");
+      options.idx_root = value;
     } else if (!ParseInt64(value, 0, 256, &n)) {
       return Usage("fashion-mnist: --threads must be an integer in [0, 256], got '" + value + "'");
     } else {
@@ -294,12 +298,13 @@ int RunFashionMnist(const std::vector<std::string>& args) {
     const Status s = WriteIdxAsImageFolder(options, std::cout);
     if (!s.ok()) {
       std::cerr << "flowfeed dataset fashion-mnist: " << s.ToString() << "\n";
-      if (s.code() == StatusCode::kNotFound)
+      if (s.code() == StatusCode::kNotFound && options.idx_root == kFashionMnistDir)
         std::cerr << "install Debian's Fashion-MNIST with: apt-get install dataset-fashion-mnist\n";
       return 1;
     }
     return 0;
   }
+  const std::string& dir = options.idx_root;
   const char* files[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
   int present = 0;
