@@ -1,5 +1,8 @@
 #include "flowfeed/pipeline.h"
 
+#include <sys/resource.h>
+#include <time.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -78,6 +81,27 @@ class ProbeStage : public Stage {
   int64_t sleep_us_;
 };
 
+// Uses `us` microseconds of its thread's CPU time per sample, whatever the scheduling, so a
+// run's CPU time has a known lower bound.
+class BurnCpuStage final : public Stage {
+ public:
+  explicit BurnCpuStage(int64_t us) : us_(us) {}
+  Status Process(Sample&, const StageContext&) override {
+    auto now_us = [] {
+      timespec ts{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+    };
+    const int64_t end = now_us() + us_;
+    volatile uint64_t x = 0;
+    while (now_us() < end) x = x + 1;
+    return Status::Ok();
+  }
+
+ private:
+  int64_t us_;
+};
+
 StageRegistry TestRegistry() {
   StageRegistry reg;
   RegisterBuiltinStages(&reg);
@@ -105,6 +129,14 @@ StageRegistry TestRegistry() {
     return std::unique_ptr<Stage>(new ProbeStage(p.Int("sleep_us")));
   };
   EXPECT_OK(reg.Register(std::move(probe)));
+  StageInfo burn;
+  burn.name = "burn_cpu";
+  burn.doc = "test: uses us microseconds of CPU per sample";
+  burn.params = {ParamSpec::Int("us", 1000, "", 0)};
+  burn.factory = [](const StageParams& p) -> Result<std::unique_ptr<Stage>> {
+    return std::unique_ptr<Stage>(new BurnCpuStage(p.Int("us")));
+  };
+  EXPECT_OK(reg.Register(std::move(burn)));
   return reg;
 }
 
@@ -480,6 +512,43 @@ TEST(Pipeline, CancelUnblocksAndStops) {
   p.value().reset();  // joins the graph
   EXPECT_LT(probe.calls.load(), 1000);
   g_probe = nullptr;
+}
+
+double ProcessCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+// Each epoch's cpu_seconds is that epoch's CPU time, all threads: together at least what the
+// stages burned, and no more than the whole run used (a running total instead of each epoch's
+// own would count epoch 1 again in epochs 2 and 3 and exceed it).
+TEST(Pipeline, EachEpochReportsItsOwnCpuTime) {
+  TempDir dir;
+  PipelineOptions o = IdxOptions(dir, 40);
+  o.epochs = 3;
+  o.cache.mode = CacheMode::kOff;
+  StageParams bp;
+  bp.Set("us", int64_t(5000));  // 40 samples x 5 ms = 0.2 s of CPU an epoch
+  o.pipeline = {Spec("burn_cpu", bp)};
+  StageRegistry reg = TestRegistry();
+  const double before = ProcessCpuSeconds();
+  Collected c = RunAll(o, reg);
+  const double used = ProcessCpuSeconds() - before;
+  ASSERT_OK(c.status);
+  ASSERT_EQ(c.stats.epochs.size(), 3u);
+  // Samples of the next epoch may be computed ahead, inside this one's span, so only the sum
+  // is bounded below: every burn happens between Open() and the last epoch's end.
+  double sum = 0;
+  for (const EpochStats& e : c.stats.epochs) {
+    EXPECT_GT(e.cpu_seconds, 0) << "epoch " << e.epoch;
+    sum += e.cpu_seconds;
+  }
+  EXPECT_GE(sum, 3 * 0.2 - 0.005);
+  EXPECT_LE(sum, used + 0.01);
+  nlohmann::json j = nlohmann::json::parse(ReportJson(c.stats));
+  EXPECT_DOUBLE_EQ(j["epochs"][2]["cpu_seconds"].get<double>(), c.stats.epochs[2].cpu_seconds);
 }
 
 TEST(Pipeline, StatsAndReportFields) {

@@ -274,6 +274,7 @@ std::string ReportJson(const RunStats& run) {
     je["samples"] = e.samples;
     je["batches"] = e.batches;
     je["samples_per_second"] = e.samples_per_second;
+    je["cpu_seconds"] = e.cpu_seconds;
     je["consumer_wait_seconds"] = e.consumer_wait_seconds;
     je["consumer_wait_p95_ms"] = e.consumer_wait_p95_ms;
     je["consumer_wait_max_ms"] = e.consumer_wait_max_ms;

@@ -57,6 +57,8 @@ struct EpochStats {
   int64_t samples = 0;     // samples delivered in batches
   int64_t batches = 0;
   double samples_per_second = 0;
+  double cpu_seconds = 0;            // CPU time of the whole process (all threads, user + system)
+                                     // over the same span as `seconds`
   double consumer_wait_seconds = 0;  // time Next() blocked waiting for a batch
   double consumer_wait_p95_ms = 0;   // over this epoch's Next() calls that returned a batch
   double consumer_wait_max_ms = 0;
@@ -69,7 +71,8 @@ struct EpochStats {
   std::vector<StageStats> stages;    // in pipeline order
   std::vector<SkippedSample> skipped;
   int64_t skipped_count = 0;  // == skipped.size(): every skipped sample is listed
-  std::string batch_digest;   // XXH3-64 over every batch's bytes and labels, in order (hex)
+  std::string batch_digest;   // XXH3-64 over each sample's XXH3-64 (its bytes in the batch) in
+                              // batch order and every batch's labels (hex)
 };
 
 // The epoch in progress, so far: what Pipeline::live() and Trainer::live() return for a progress
