@@ -152,6 +152,25 @@ TEST(HtmlReport, BaselineWithoutStagesStillDrawsEveryEpoch) {
   EXPECT_NE(page.find("This report has no per-stage figures."), std::string::npos);
 }
 
+// tools/bench/peers/ writes the peers' runs in this shape with cpu_seconds per epoch, as
+// flowfeed's own reports have them: the summary gives each run's CPU per 1,000 samples, and
+// says "not measured" for a run whose report has no CPU figures.
+TEST(HtmlReport, SummaryGivesCpuPerThousandSamplesWhereMeasured) {
+  json a = BenchReport(2), b = BenchReport(2), c = BenchReport(2);
+  a["epochs"][0]["cpu_seconds"] = 0.3;  // 0.5 s over 200 samples: 2.50 per 1,000
+  a["epochs"][1]["cpu_seconds"] = 0.2;
+  b["epochs"][0]["cpu_seconds"] = 0.1;
+  b["epochs"][1]["cpu_seconds"] = 0.1;  // 1.00 per 1,000
+  std::string page = Render({{"flowfeed", "a.json", a.dump()}, {"DALI", "b.json", b.dump()},
+                             {"old", "c.json", c.dump()}});
+  EXPECT_NE(page.find("<th>CPU s per 1,000 samples</th>"), std::string::npos);
+  EXPECT_NE(page.find("<td>2.50</td>"), std::string::npos);
+  EXPECT_NE(page.find("<td>1.00</td>"), std::string::npos);
+  EXPECT_NE(page.find("<td>not measured</td>"), std::string::npos);
+  page = Render({{"old", "c.json", c.dump()}});
+  EXPECT_EQ(page.find("CPU s per 1,000"), std::string::npos);
+}
+
 TEST(HtmlReport, HostileStringsAreEscapedAndThePageLoadsNothing) {
   json j = BenchReport(2);
   j["run"]["source"] = "<script>alert(1)</script> \"q\" & 'a'";

@@ -65,6 +65,8 @@ struct EpochView {
   int64_t samples = 0, batches = 0;
   bool has_wait = false;
   double wait = 0, wait_p95 = 0, wait_max = 0;
+  bool has_cpu = false;
+  double cpu = 0;  // CPU seconds of the whole process (tree) over the epoch
   std::string cache_mode = "off";
   int64_t hits = 0, misses = 0;
   std::vector<StageView> stages;
@@ -188,6 +190,8 @@ Result<RunView> ParseRun(const HtmlReportRun& in, size_t index) {
     e.wait = Num(je, "consumer_wait_seconds");
     e.wait_p95 = Num(je, "consumer_wait_p95_ms");
     e.wait_max = Num(je, "consumer_wait_max_ms");
+    e.has_cpu = HasNum(je, "cpu_seconds");
+    e.cpu = Num(je, "cpu_seconds");
     const json& ec = Get(je, "cache");
     if (!Str(ec, "mode").empty()) e.cache_mode = Str(ec, "mode");
     e.hits = Int(ec, "hits");
@@ -760,6 +764,12 @@ footer{margin-top:32px;color:#777;font-size:12px}
                       "<th>epochs 2+ (mean)</th><th>epoch 1 samples/s</th><th>epochs 2+ samples/s</th>";
     if (Multi()) out += "<th>epochs 2+ vs " + Esc(runs_[0].label) + "</th>";
     out += "<th>consumer wait (all epochs)</th><th>cache hits, epochs 2+</th>";
+    // What each sample cost the machine, where the reports measured it (flowfeed's and the
+    // peers' harness's do; older reports do not).
+    const bool any_cpu = std::any_of(runs_.begin(), runs_.end(), [](const RunView& r) {
+      return std::any_of(r.epochs.begin(), r.epochs.end(), [](const EpochView& e) { return e.has_cpu; });
+    });
+    if (any_cpu) out += "<th>CPU s per 1,000 samples</th>";
     bool any_eval = std::any_of(runs_.begin(), runs_.end(), [](const RunView& r) { return r.HasEval(); });
     if (any_eval) out += "<th>final eval accuracy</th>";
     out += "</tr>\n";
@@ -772,7 +782,8 @@ footer{margin-top:32px;color:#777;font-size:12px}
       const RunView& r = runs_[i];
       out += "<tr><td>" + (Multi() ? Tag(i) + ": " : "") + Esc(r.label) + "</td>";
       if (r.epochs.empty()) {
-        out += "<td colspan=\"" + std::to_string(Multi() ? 7 : 6) + "\">no epoch finished</td>";
+        out += "<td colspan=\"" + std::to_string((Multi() ? 7 : 6) + any_cpu + any_eval) +
+               "\">no epoch finished</td>";
       } else {
         double later = r.LaterMean([](const EpochView& e) { return e.seconds; });
         double sps = r.LaterMean([](const EpochView& e) { return e.sps; });
@@ -803,6 +814,19 @@ footer{margin-top:32px;color:#777;font-size:12px}
         }
         out += "<td>" + (lookups > 0 ? Pct(double(hits) / double(lookups)) : std::string("&ndash;")) +
                "</td>";
+        if (any_cpu) {
+          double cpu = 0;
+          int64_t samples = 0;
+          bool has = true;
+          for (const EpochView& e : r.epochs) {
+            cpu += e.cpu;
+            samples += e.samples;
+            has = has && e.has_cpu;
+          }
+          out += "<td>" + (has && samples > 0 ? Fmt("%.2f", 1000 * cpu / double(samples))
+                                              : std::string("not measured")) +
+                 "</td>";
+        }
         if (any_eval) {
           const EpochView* last = nullptr;
           for (const EpochView& e : r.epochs)
