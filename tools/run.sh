@@ -12,9 +12,13 @@
 #   bash tools/run.sh asan    # install, build build-asan/ with ASan+UBSan, run every test there
 #   bash tools/run.sh tsan    # install, build build-tsan/ with TSan (no trainer), run the tests
 #                             # of the flow graph, the cache and the pipeline there
+#   bash tools/run.sh torch2  # build the trainer against LibTorch 2.x (pip's torch wheel, in
+#                             # build-torch2/venv) in build-torch2/ and run the trainer tests
+#                             # there; `test` runs this too, so code that compiles only against
+#                             # Debian's LibTorch 1.13 cannot land
 #
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
-# SANITIZE=0 makes `test` skip the asan suite. The asan and tsan builds, their test selections
+# SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite. The asan and tsan builds, their test selections
 # and their runtime options are CMakePresets.json's presets of those names; suppressions of
 # third-party findings are in tools/sanitizers/.
 set -euo pipefail
@@ -37,7 +41,8 @@ PACKAGES=(
 )
 # What only the tests need: Chromium renders the HTML report page in the browser tests
 # (tests/report_browser_test.cc), which are skipped, saying so, where it is missing.
-TEST_PACKAGES=(chromium)
+# python3-venv makes the virtual environment LibTorch 2.x is installed into (tools/run.sh torch2).
+TEST_PACKAGES=(chromium python3-venv)
 
 # Installs those of the given packages (default: PACKAGES) that are missing.
 install_missing() {
@@ -92,6 +97,27 @@ sanitizer_suite() {
   "${no_aslr[@]}" ctest --preset "$preset" -j "$JOBS"
 }
 
+# The trainer built against LibTorch 2.x from PyPI (pinned in tools/requirements-libtorch2.txt,
+# installed into build-torch2/venv, never into the system) and its tests run: the engine and
+# the CLI are the same sources, the trainer is compiled as C++20 there (LibTorch 2.x needs it).
+torch2_suite() {
+  local dir=build-torch2 venv=build-torch2/venv req=tools/requirements-libtorch2.txt
+  echo "run.sh: LibTorch 2.x suite in $dir"
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/pip" install -q -r "$req" || return 1
+    cp "$req" "$venv/.requirements"
+  fi
+  local prefix
+  prefix=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))') || return 1
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    cmake -S . -B "$dir" "${GEN[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DFLOWFEED_WITH_TORCH=ON \
+      -DCMAKE_PREFIX_PATH="$prefix" -DTorch_DIR="$prefix/share/cmake/Torch" || return 1
+  fi
+  cmake --build "$dir" -j "$JOBS" --target flowfeed flowfeed_trainer_tests || return 1
+  "$dir/tests/flowfeed_trainer_tests"
+}
+
 cmd=${1:-main}
 case "$cmd" in
   main)
@@ -111,6 +137,9 @@ case "$cmd" in
     # Both suites run even when the first fails, so one CI run reports both.
     status=0
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" || status=1
+    if [ "${TORCH2:-1}" != 0 ]; then
+      torch2_suite || status=1
+    fi
     if [ "${SANITIZE:-1}" != 0 ]; then
       sanitizer_suite asan || status=1
     fi
@@ -124,8 +153,12 @@ case "$cmd" in
     install_missing "${TEST_PACKAGES[@]}"
     sanitizer_suite "$cmd"
     ;;
+  torch2)
+    install_missing "${TEST_PACKAGES[@]}"
+    torch2_suite
+    ;;
   *)
-    echo "usage: bash tools/run.sh [main|test|build|asan|tsan]" >&2
+    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2]" >&2
     exit 2
     ;;
 esac
