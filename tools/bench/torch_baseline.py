@@ -41,10 +41,8 @@ half of one.
 """
 import argparse
 import json
-import math
 import os
 import sys
-import tempfile
 import time
 
 import torch
@@ -52,6 +50,11 @@ import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
+
+# The epoch loop, the wait percentiles and the atomic report write are the peers harness's
+# (standard library only, so Debian's /usr/bin/python3 runs it as it is).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from harness import percentile_ms, timed_epoch, write_atomic  # noqa: E402
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
@@ -87,34 +90,6 @@ class CachedImageFolder(Dataset):
                 img = Image.open(f).convert("RGB")  # convert() forces the decode
             self.cache[index] = img
         return self.transform(img), hit
-
-
-def percentile_ms(seconds, q):
-    """The q-quantile (nearest rank) of `seconds`, in milliseconds; 0 for none."""
-    if not seconds:
-        return 0.0
-    ordered = sorted(seconds)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1] * 1e3
-
-
-def write_atomic(path, text):
-    """Writes `text` to a temporary file beside `path` and renames it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would otherwise outlive the rename
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def describe(args, dataset_size):
@@ -154,30 +129,18 @@ def main():
     epochs = []   # the stdout line's per-epoch entries (compare.sh parses them)
     reported = []  # the report's, in flowfeed's shape
     for epoch in range(args.epochs):
-        images = hits = 0
-        waits = []       # seconds blocked in each next() that returned a batch
-        wait_total = 0.0  # those plus the last next(), which raised StopIteration
-        t0 = time.perf_counter()
-        it = iter(loader)  # starts the worker processes in epoch 1 (persistent after that)
-        t_iter = time.perf_counter() - t0
-        # The loop does little besides next(), so the wait comes close to the epoch's time; it
-        # is still measured, call by call, because it is the number flowfeed reports as consumer
-        # wait (time its Next() blocked), so the two reports compare like for like, and its
-        # p95/max show stalls that the epoch's mean rate hides.
-        while True:
-            tw = time.perf_counter()
-            try:
-                x, y = next(it)
-            except StopIteration:
-                wait_total += time.perf_counter() - tw
-                break
-            w = time.perf_counter() - tw
-            waits.append(w)
-            wait_total += w
-            images += x.shape[0]
+        count = {"images": 0, "hits": 0}
+
+        def on_batch(x, y):
+            count["images"] += x.shape[0]
             if args.mode == "cached":
-                hits += int(y.sum())  # CachedImageFolder returns hit flags instead of labels
-        seconds = time.perf_counter() - t0
+                count["hits"] += int(y.sum())  # CachedImageFolder returns hit flags, not labels
+
+        # iter(loader) starts the worker processes in epoch 1 (persistent after that). The wait
+        # in next() is measured call by call: it is what flowfeed reports as consumer wait (time
+        # its Next() blocked), so the two reports compare like for like.
+        seconds, waits, wait_total, t_iter = timed_epoch(lambda: loader, on_batch)
+        images, hits = count["images"], count["hits"]
         e = {"epoch": epoch + 1, "images": images, "seconds": round(seconds, 4),
              "samples_per_second": round(images / seconds, 2)}
         if args.mode == "cached":
