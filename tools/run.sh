@@ -18,8 +18,8 @@
 #                             # Debian's LibTorch 1.13 cannot land
 #
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
-# SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite. The asan and tsan builds, their test selections
-# and their runtime options are CMakePresets.json's presets of those names; suppressions of
+# SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite. The asan and
+# tsan builds, their test selections and their runtime options are CMakePresets.json's presets of those names; suppressions of
 # third-party findings are in tools/sanitizers/.
 set -euo pipefail
 

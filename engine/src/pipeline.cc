@@ -67,7 +67,9 @@ uint64_t NowNs() {
 uint64_t ProcessCpuNs() {
   struct rusage ru {};
   if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  auto ns = [](const timeval& t) { return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_usec) * 1000u; };
+  auto ns = [](const timeval& t) {
+    return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_usec) * 1000u;
+  };
   return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 

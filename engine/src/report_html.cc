@@ -766,8 +766,9 @@ footer{margin-top:32px;color:#777;font-size:12px}
     out += "<th>consumer wait (all epochs)</th><th>cache hits, epochs 2+</th>";
     // What each sample cost the machine, where the reports measured it (flowfeed's and the
     // peers' harness's do; older reports do not).
-    const bool any_cpu = std::any_of(runs_.begin(), runs_.end(), [](const RunView& r) {
-      return std::any_of(r.epochs.begin(), r.epochs.end(), [](const EpochView& e) { return e.has_cpu; });
+    auto has_cpu = [](const EpochView& e) { return e.has_cpu; };
+    const bool any_cpu = std::any_of(runs_.begin(), runs_.end(), [&](const RunView& r) {
+      return std::any_of(r.epochs.begin(), r.epochs.end(), has_cpu);
     });
     if (any_cpu) out += "<th>CPU s per 1,000 samples</th>";
     bool any_eval = std::any_of(runs_.begin(), runs_.end(), [](const RunView& r) { return r.HasEval(); });

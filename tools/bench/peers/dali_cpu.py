@@ -15,7 +15,8 @@ loop as torch tensors through DALIGenericIterator (nvidia.dali.plugin.pytorch) w
 LastBatchPolicy.PARTIAL and the reader's pad_last_batch=True (the pairing DALI's iterator docs
 give for exact epochs: without the padding, the reader fills epoch 1's last batch with epoch 2's
 first images and the label counts per epoch are off), so every epoch delivers each image once,
-the last batch short, as the other systems do. DALI has no cache of its own for CPU decoding, so it has no cached row.
+the last batch short, as the other systems do. DALI has no cache of its own for CPU decoding,
+so it has no cached row.
 """
 import time
 

@@ -111,7 +111,8 @@ def _proc_cpu_seconds(pid, include_children):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _descendants(pid):
+def descendants(pid):
+    """Every live descendant of process `pid` (children of all its threads, recursively)."""
     out = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -125,7 +126,7 @@ def _descendants(pid):
             continue
         for k in kids:
             out.append(k)
-            out.extend(_descendants(k))
+            out.extend(descendants(k))
     return out
 
 
@@ -133,7 +134,7 @@ def tree_cpu_seconds():
     """CPU seconds of this process, its live descendants, and the descendants it has reaped."""
     me = os.getpid()
     total = _proc_cpu_seconds(me, include_children=True)
-    for pid in _descendants(me):
+    for pid in descendants(me):
         total += _proc_cpu_seconds(pid, include_children=True)
     return total
 

@@ -12,26 +12,12 @@ caches measured here grow and stay. The command's stdout and stderr pass through
 code is returned.
 """
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 
-
-def tree(pid):
-    out = [pid]
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{t}/children") as f:
-                    for k in f.read().split():
-                        out.extend(tree(int(k)))
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return out
+from harness import descendants  # standard library only, like this script
 
 
 def memory(pid):
@@ -58,7 +44,7 @@ def main():
     peak_pss = peak_rss = 0
     while proc.poll() is None:
         pss = rss = 0
-        for pid in tree(proc.pid):
+        for pid in [proc.pid] + descendants(proc.pid):
             p, r = memory(pid)
             pss += p
             rss += r
