@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "codec.h"
-#include "dataset_builder.h"
+#include "flowfeed/photo_dataset.h"
 #include "flowfeed/source.h"
 #include "test_util.h"
 

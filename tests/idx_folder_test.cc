@@ -10,7 +10,7 @@
 
 #include "codec.h"
 #include "flowfeed/source.h"
-#include "idx_folder.h"
+#include "flowfeed/idx_folder.h"
 #include "test_util.h"
 
 namespace flowfeed {

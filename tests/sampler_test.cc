@@ -11,7 +11,7 @@
 
 #include "flowfeed/pipeline.h"
 #include "flowfeed/source.h"
-#include "tar.h"
+#include "flowfeed/shards.h"
 #include "test_util.h"
 
 namespace flowfeed {

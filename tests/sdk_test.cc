@@ -8,6 +8,8 @@
 
 #include "flowfeed/config.h"
 #include "flowfeed/pipeline.h"
+#include "flowfeed/registry.h"
+#include "flowfeed/version.h"
 #include "test_util.h"
 
 namespace flowfeed {
@@ -113,6 +115,100 @@ TEST(Sdk, PluginBuiltOutOfTreeAgainstTheInstalledSdk) {
   out.clear();
   EXPECT_EQ(Shell("'" + prefix + "/bin/flowfeed' bench '" + dir / "run.yaml" + "'", &out), 0) << out;
   EXPECT_NE(out.find("posterize"), std::string::npos) << out;
+}
+
+// A C++ program of a user's own that links the installed engine: it opens a pipeline from a
+// config and prints one line per epoch (samples, batches, the epoch's batch_digest).
+const char* kConsumerSource = R"(#include <cstdio>
+#include <flowfeed/config.h>
+#include <flowfeed/pipeline.h>
+#include <flowfeed/registry.h>
+#include <flowfeed/version.h>
+
+int main(int argc, char** argv) {
+  flowfeed::StageRegistry registry;
+  flowfeed::RegisterBuiltinStages(&registry);
+  auto options = flowfeed::LoadConfig(argv[1], {}, registry);
+  if (!options.ok()) { std::fprintf(stderr, "%s\n", options.status().ToString().c_str()); return 1; }
+  auto pipeline = flowfeed::Pipeline::Open(options.value(), registry);
+  if (!pipeline.ok()) { std::fprintf(stderr, "%s\n", pipeline.status().ToString().c_str()); return 1; }
+  std::printf("flowfeed %s\n", FLOWFEED_VERSION);
+  for (int epoch = 0; epoch < options.value().epochs; ++epoch) {
+    long long samples = 0, batches = 0;
+    for (flowfeed::BatchPtr b;;) {
+      flowfeed::Status s = pipeline.value()->Next(&b);
+      if (!s.ok()) { std::fprintf(stderr, "%s\n", s.ToString().c_str()); return 1; }
+      if (!b) break;
+      samples += b->size;
+      ++batches;
+    }
+    std::printf("epoch %d: %lld samples %lld batches %s\n", epoch + 1, samples, batches,
+                pipeline.value()->stats().epochs.back().batch_digest.c_str());
+  }
+  return 0;
+}
+)";
+
+// What the consumer prints, computed here in-process for the same config.
+std::string ExpectedConsumerOutput(const std::string& config) {
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto o = LoadConfig(config, {}, reg);
+  if (!o.ok()) return "config: " + o.status().ToString();
+  test::EpochsRun run = test::RunEpochs(o.value());
+  if (!run.status.ok()) return "run: " + run.status.ToString();
+  std::string out = std::string("flowfeed ") + FLOWFEED_VERSION + "\n";
+  for (size_t e = 0; e < run.stats.epochs.size(); ++e) {
+    const EpochStats& es = run.stats.epochs[e];
+    out += "epoch " + std::to_string(e + 1) + ": " + std::to_string(es.samples) + " samples " +
+           std::to_string(es.batches) + " batches " + run.digests[e] + "\n";
+  }
+  return out;
+}
+
+// The installed engine as a C++ user meets it: find_package(flowfeed) and flowfeed::engine in
+// their own CMake project, or pkg-config's flags on a plain compiler line; both programs must
+// deliver the batches the engine delivers in this process.
+TEST(Sdk, EngineLinkedOutOfTreeThroughCMakeAndPkgConfig) {
+  TempDir dir;
+  std::string out;
+  const std::string prefix = dir / "prefix";
+  ASSERT_EQ(Shell("cmake --install '" FLOWFEED_BUILD_DIR "' --prefix '" + prefix + "'", &out), 0) << out;
+
+  test::MakeImageFolder(dir / "photos", 3, 7);
+  test::WriteText(dir / "run.yaml",
+                  "epochs: 2\n"
+                  "source: {type: image_folder, root: " + dir / "photos" + "}\n"
+                  "pipeline: [{type: decode}, {type: resize, size: 32}, {type: center_crop, size: 32},\n"
+                  "           {type: random_horizontal_flip}]\n"
+                  "batch: {size: 4, dtype: uint8, layout: nhwc}\n"
+                  "cache: {mode: memory}\n");
+  const std::string expected = ExpectedConsumerOutput(dir / "run.yaml");
+  ASSERT_EQ(expected.find("epoch 2: 21 samples 6 batches"), expected.find("epoch 2:")) << expected;
+
+  test::WriteText(dir / "consumer/main.cc", kConsumerSource);
+  test::WriteText(dir / "consumer/CMakeLists.txt",
+                  "cmake_minimum_required(VERSION 3.18)\n"
+                  "project(consumer CXX)\n"
+                  "find_package(flowfeed 0.1 REQUIRED)\n"
+                  "add_executable(consumer main.cc)\n"
+                  "target_link_libraries(consumer PRIVATE flowfeed::engine)\n");
+  out.clear();
+  ASSERT_EQ(Shell("cmake -S '" + dir / "consumer" + "' -B '" + dir / "consumer/build" +
+                      "' -DCMAKE_PREFIX_PATH='" + prefix + "' -DCMAKE_BUILD_TYPE=Release" +
+                      " && cmake --build '" + dir / "consumer/build" + "'", &out), 0) << out;
+  out.clear();
+  ASSERT_EQ(Shell("'" + dir / "consumer/build/consumer" + "' '" + dir / "run.yaml" + "'", &out), 0)
+      << out;
+  EXPECT_EQ(out, expected);
+
+  out.clear();
+  ASSERT_EQ(Shell("c++ -O1 -o '" + dir / "consumer-pc" + "' '" + dir / "consumer/main.cc" +
+                      "' $(PKG_CONFIG_PATH='" + prefix + "/lib/pkgconfig' pkg-config --cflags " +
+                      "--libs --static flowfeed)", &out), 0) << out;
+  out.clear();
+  ASSERT_EQ(Shell("'" + dir / "consumer-pc" + "' '" + dir / "run.yaml" + "'", &out), 0) << out;
+  EXPECT_EQ(out, expected);
 }
 
 }  // namespace

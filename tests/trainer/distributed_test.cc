@@ -19,7 +19,7 @@
 #include "flowfeed/pipeline.h"
 #include "flowfeed/trainer.h"
 #include "test_util.h"
-#include "trainer/distributed.h"
+#include "distributed.h"
 
 namespace flowfeed {
 namespace {

@@ -1,5 +1,5 @@
 // The models a config can name: shapes, and ResNet-18 against torchvision's parameter count.
-#include "trainer/models.h"
+#include "models.h"
 
 #include <gtest/gtest.h>
 

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "dataset_builder.h"
-#include "idx_folder.h"
+#include "flowfeed/photo_dataset.h"
+#include "flowfeed/idx_folder.h"
 #include "flowfeed/source.h"
-#include "tar.h"
+#include "flowfeed/shards.h"
 
 namespace flowfeed::cli {
 

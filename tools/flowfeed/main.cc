@@ -28,6 +28,7 @@
 #include "flowfeed/report_html.h"
 #include "flowfeed/source.h"
 #include "flowfeed/stats.h"
+#include "flowfeed/version.h"
 #include "progress.h"
 #if FLOWFEED_WITH_TORCH
 #include "flowfeed/trainer.h"

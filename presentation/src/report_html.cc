@@ -5,6 +5,7 @@
 // epochs), and only a file that is not a report at all is refused.
 
 #include "flowfeed/report_html.h"
+#include "flowfeed/version.h"
 
 #include <algorithm>
 #include <cmath>

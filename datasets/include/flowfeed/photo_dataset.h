@@ -1,4 +1,5 @@
-// dataset_builder.h (internal): makes example datasets for demos, tests and benchmarks.
+// flowfeed/photo_dataset.h: makes example image datasets for demos, tests and benchmarks. Part of
+// the datasets library (flowfeed::datasets), not of the engine.
 //
 // BuildPhotoDataset() turns a handful of real photographs (by default the MATE desktop
 // backgrounds) into an ImageNet-like image folder: every source photo becomes a class, and the

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "flowfeed/sample.h"
-#include "tar.h"
+#include "flowfeed/shards.h"
 
 namespace flowfeed {
 

@@ -1,4 +1,4 @@
-#include "trainer/models.h"
+#include "models.h"
 
 #include <vector>
 

@@ -1,4 +1,5 @@
-// idx_folder.h (internal): writes MNIST-format IDX files as an image folder of PNGs.
+// flowfeed/idx_folder.h: writes MNIST-format IDX files as an image folder of PNGs. Part of the
+// datasets library (flowfeed::datasets), not of the engine.
 //
 // The README's main job trains on Fashion-MNIST as files, so that epoch 1 reads and decodes
 // images and later epochs are served from the cache, as with any real image dataset: Debian's

@@ -1,5 +1,5 @@
-// dataset_builder.cc: an ImageNet-like image folder made from a few real photographs.
-#include "dataset_builder.h"
+// photo_dataset.cc: an ImageNet-like image folder made from a few real photographs.
+#include "flowfeed/photo_dataset.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "flowfeed/pipeline.h"
-#include "trainer/distributed.h"
-#include "trainer/models.h"
+#include "distributed.h"
+#include "models.h"
 
 namespace flowfeed {
 

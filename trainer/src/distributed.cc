@@ -1,5 +1,5 @@
 // The c10d process group behind the trainer's Communicator (distributed.h).
-#include "trainer/distributed.h"
+#include "distributed.h"
 
 #include <chrono>
 #include <cstdlib>

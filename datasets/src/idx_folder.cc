@@ -1,6 +1,6 @@
 // idx_folder.cc: IDX files to a folder of PNGs (idx_folder.h). The IDX files are read through
 // the idx source (OpenSource), so their parsing and error messages are the pipeline's own.
-#include "idx_folder.h"
+#include "flowfeed/idx_folder.h"
 
 #include <fcntl.h>
 #include <opencv2/imgcodecs.hpp>
