@@ -124,4 +124,26 @@ StageFactory Guarded(const char* stage, StageFactory f) {
   };
 }
 
+ParamSpec Broadcast(ParamSpec p) {
+  p.scalar_broadcast = true;
+  return p;
+}
+
+StageInfo Info(std::string name, std::string doc, bool deterministic, std::vector<ParamSpec> params,
+               const char* stage, StageFactory factory) {
+  StageInfo info;
+  info.name = std::move(name);
+  info.doc = std::move(doc);
+  info.traits.deterministic = deterministic;
+  info.traits.thread_safe = true;
+  info.params = std::move(params);
+  info.factory = Guarded(stage, std::move(factory));
+  return info;
+}
+
+std::string InterpDoc() {
+  return "auto (area averaging when shrinking, bilinear when enlarging), bilinear, area, nearest "
+         "or bicubic";
+}
+
 }  // namespace flowfeed::builtin

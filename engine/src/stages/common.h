@@ -107,12 +107,17 @@ Status WriteIntoScratch(Sample& sample, int out_h, int out_w, const char* stage,
   return Status::Ok();
 }
 
-// The factories of the built-in stages (decode.cc, geometry.cc, pixel.cc).
-Result<std::unique_ptr<Stage>> MakeDecode(const StageParams& p);
-Result<std::unique_ptr<Stage>> MakeResize(const StageParams& p);
-Result<std::unique_ptr<Stage>> MakeCenterCrop(const StageParams& p);
-Result<std::unique_ptr<Stage>> MakeRandomResizedCrop(const StageParams& p);
-Result<std::unique_ptr<Stage>> MakeRandomHorizontalFlip(const StageParams& p);
-Result<std::unique_ptr<Stage>> MakeNormalize(const StageParams& p);
+// A list parameter that also accepts one scalar, meaning that value for every element.
+ParamSpec Broadcast(ParamSpec p);
+// A built-in stage's StageInfo: thread-safe, with its factory Guarded under `stage`.
+StageInfo Info(std::string name, std::string doc, bool deterministic, std::vector<ParamSpec> params,
+               const char* stage, StageFactory factory);
+// The doc of every `interpolation` parameter.
+std::string InterpDoc();
+
+// Each file's stages, schema and factory (decode.cc, geometry.cc, pixel.cc).
+std::vector<StageInfo> DecodeStageInfos();
+std::vector<StageInfo> GeometryStageInfos();
+std::vector<StageInfo> PixelStageInfos();
 
 }  // namespace flowfeed::builtin

@@ -109,4 +109,37 @@ Result<std::unique_ptr<Stage>> MakeDecode(const StageParams& p) {
       new DecodeStage(mode, max_pixels, orientation == "exif", p.Bool("dct_scaling")));
 }
 
+// The decode stage's schema and factory, for RegisterBuiltinStages().
+std::vector<StageInfo> DecodeStageInfos() {
+  std::vector<StageInfo> v;
+  v.push_back(Info(
+      "decode",
+      "Decodes the sample's file bytes (JPEG through libjpeg-turbo, PNG/BMP/WebP/TIFF through "
+      "OpenCV) into HWC uint8 pixels; for sources that give pixels already (IDX), converts the "
+      "channels to the requested colour. JPEGs are turned upright by their EXIF orientation; "
+      "16-bit images keep their high byte; alpha is dropped. Truncated or damaged files are "
+      "errors.",
+      true,
+      {ParamSpec::String("color", std::string("rgb"),
+                         "channel layout of the output: rgb, bgr (3 channels) or gray (1)",
+                         {"rgb", "gray", "bgr"}),
+       ParamSpec::Int("max_pixels", int64_t(1) << 28,
+                      "refuse images with more pixels than this before allocating (0: no limit)",
+                      0.0),
+       ParamSpec::String("orientation", std::string("exif"),
+                         "exif: turn JPEGs upright by their EXIF orientation tag; ignore: keep "
+                         "the stored pixel order",
+                         {"exif", "ignore"}),
+       ParamSpec::Bool("dct_scaling", false,
+                       "with fuse on and a crop or resize next: decode a JPEG crop at least twice "
+                       "its output size at 1/2, 1/4 or 1/8 scale inside the inverse DCT (faster "
+                       "for images far larger than the output; within interpolation tolerance of "
+                       "full-scale decoding, not identical). The decoded pixels then depend on "
+                       "each crop, so a cache after decode keeps the encoded file instead (see "
+                       "docs/cache.md). false: decode at full scale (only the crop's rows and "
+                       "columns with fuse on), bit-identical to decoding the whole image")},
+      "decode", MakeDecode));
+  return v;
+}
+
 }  // namespace flowfeed::builtin

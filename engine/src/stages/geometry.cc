@@ -221,4 +221,46 @@ Result<std::unique_ptr<Stage>> MakeRandomResizedCrop(const StageParams& p) {
       h, w, {scale[0], scale[1]}, {ratio[0], ratio[1]}, interp.value()));
 }
 
+// These stages' schemas and factories, for RegisterBuiltinStages().
+std::vector<StageInfo> GeometryStageInfos() {
+  std::vector<StageInfo> v;
+  v.push_back(Info(
+      "resize",
+      "Resizes the image. One size value: the shorter side becomes that value and the longer "
+      "keeps the aspect ratio (torchvision Resize(int)); two values [height, width]: exactly "
+      "that size.",
+      true,
+      {ParamSpec::IntList("size", std::nullopt,
+                          "shorter side (one value) or [height, width] (two values)", 1, 2, 1.0,
+                          kMaxSide),
+       ParamSpec::String("interpolation", std::string("auto"), InterpDoc(), InterpChoices())},
+      "resize", MakeResize));
+  v.push_back(Info(
+      "center_crop",
+      "Crops the centre of the image (torchvision CenterCrop); a side smaller than the crop is "
+      "padded with zeros, so the output always has the requested size.",
+      true,
+      {Broadcast(ParamSpec::IntList("size", std::nullopt,
+                                    "[height, width] of the crop; one value for a square", 1, 2,
+                                    1.0, kMaxSide))},
+      "center_crop", MakeCenterCrop));
+  v.push_back(Info(
+      "random_resized_crop",
+      "Crops a random part of the image (a random fraction of its area with a random aspect "
+      "ratio) and resizes it to `size`, as torchvision's RandomResizedCrop.",
+      false,
+      {Broadcast(ParamSpec::IntList("size", std::nullopt,
+                                    "[height, width] of the output; one value for a square", 1, 2,
+                                    1.0, kMaxSide)),
+       Broadcast(ParamSpec::FloatList("scale", std::vector<double>{0.08, 1.0},
+                                      "[min, max] fraction of the image area to crop (min > 0)", 2,
+                                      2, 0.0, 1.0)),
+       Broadcast(ParamSpec::FloatList("ratio", std::vector<double>{0.75, 1.3333333333333333},
+                                      "[min, max] aspect ratio (width / height) of the crop, > 0",
+                                      2, 2, 0.0)),
+       ParamSpec::String("interpolation", std::string("bilinear"), InterpDoc(), InterpChoices())},
+      "random_resized_crop", MakeRandomResizedCrop));
+  return v;
+}
+
 }  // namespace flowfeed::builtin

@@ -172,4 +172,26 @@ Result<std::unique_ptr<Stage>> MakeNormalize(const StageParams& p) {
   return std::unique_ptr<Stage>(new NormalizeStage(mean, stdev, scale));
 }
 
+// These stages' schemas and factories, for RegisterBuiltinStages().
+std::vector<StageInfo> PixelStageInfos() {
+  std::vector<StageInfo> v;
+  v.push_back(Info("random_horizontal_flip",
+                   "Mirrors the image left-right with probability p.", false,
+                   {ParamSpec::Float("p", 0.5, "probability of flipping", 0.0, 1.0)},
+                   "random_horizontal_flip", MakeRandomHorizontalFlip));
+  v.push_back(Info(
+      "normalize",
+      "Converts to float32 and normalises each channel: out = (in * scale - mean) / std.",
+      true,
+      {ParamSpec::FloatList("mean", std::vector<double>{0.485, 0.456, 0.406},
+                            "per-channel mean (one value: every channel)", 1, 4),
+       ParamSpec::FloatList("std", std::vector<double>{0.229, 0.224, 0.225},
+                            "per-channel standard deviation, non-zero (as many values as mean)",
+                            1, 4),
+       ParamSpec::Float("scale", 1.0 / 255.0,
+                        "multiplies pixels first: 1/255 maps uint8 to [0, 1]")},
+      "normalize", MakeNormalize));
+  return v;
+}
+
 }  // namespace flowfeed::builtin
