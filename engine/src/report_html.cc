@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "text_format.h"
+#include "util/strings.h"
 
 namespace flowfeed {
 
@@ -270,12 +271,6 @@ std::string Esc(const std::string& s) {
     }
   }
   return out;
-}
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 // Three significant digits, never in exponent form.
