@@ -1,11 +1,6 @@
 // photo_dataset.cc: an ImageNet-like image folder made from a few real photographs.
 #include "flowfeed/photo_dataset.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -28,6 +23,8 @@
 #include "codec.h"
 #include "flowfeed/image.h"
 #include "flowfeed/source.h"
+#include "util/clock.h"
+#include "util/file.h"
 
 namespace fs = std::filesystem;
 
@@ -169,37 +166,14 @@ Status FindPhotos(const std::string& dir, const std::string& out_dir,
   return Status::Ok();
 }
 
-// Writes `bytes` to path.tmp and renames it to path.
+// Writes `bytes` to path.tmp and renames it to path. Not synced (Durability::kNone): these are
+// demo and benchmark data that `flowfeed dataset` rebuilds byte for byte, and syncing each of
+// thousands of small JPEGs would multiply the build time.
 Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string tmp = path + ".tmp";
-  int fd;
-  do {
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return Status::IoError(tmp + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::IoError(tmp + ": " + std::strerror(err));
-    }
-    done += size_t(w);
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Status::IoError(tmp + ": " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Status::IoError(path + ": " + std::strerror(err));
-  }
-  return Status::Ok();
+  return WriteFileAtomically(nullptr, path,
+                             std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                              bytes.size()),
+                             Durability::kNone);
 }
 
 std::string ImageName(const std::string& cls, int k) {
@@ -360,7 +334,7 @@ Status ClearDir(const std::string& dir) {
 }  // namespace
 
 Status BuildPhotoDataset(const PhotoDatasetOptions& options, std::ostream& log) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   // --- options ---
   if (options.out_dir.empty()) return Status::InvalidArgument("out_dir: required");
   if (options.count < 1)
@@ -472,8 +446,7 @@ Status BuildPhotoDataset(const PhotoDatasetOptions& options, std::ostream& log) 
     if (!r.status.ok()) return r.status;  // the first failing class, in class order
     total_bytes += r.bytes;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = SecondsSince(start);
   std::ostringstream done;
   done << "photos: wrote " << options.count << " images in " << num_classes << " classes to "
        << out << " (" << std::fixed << std::setprecision(1) << double(total_bytes) / 1e6

@@ -17,6 +17,7 @@
 
 #include "flowfeed/sample.h"
 #include "flowfeed/shards.h"
+#include "util/file.h"
 
 namespace flowfeed {
 
@@ -28,10 +29,6 @@ constexpr size_t kBlock = 512;
 constexpr size_t kRecord = 10240;  // GNU tar's default record (20 blocks)
 constexpr size_t kFlushBytes = size_t(4) << 20;
 constexpr int64_t kMaxShards = 1000000;  // shard numbers are 6 digits
-
-std::string ErrnoMessage(const std::string& path, int err) {
-  return path + ": " + std::strerror(err);
-}
 
 uint64_t SplitMix64(uint64_t* state) {
   uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
@@ -134,22 +131,10 @@ void MakeHeader(const std::string& name, uint64_t size, uint8_t* h) {
 // One shard being written: buffered, under a temporary name until Commit().
 class ShardFile {
  public:
-  ShardFile(std::string tmp, std::string final_path)
-      : tmp_(std::move(tmp)), final_(std::move(final_path)) {}
-  ~ShardFile() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      ::unlink(tmp_.c_str());
-    }
-  }
+  ShardFile(Env* env, std::string tmp, std::string final_path)
+      : file_(env, std::move(final_path), std::move(tmp)) {}
 
-  Status Open() {
-    do {
-      fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    } while (fd_ < 0 && errno == EINTR);
-    if (fd_ < 0) return Status::IoError(ErrnoMessage(tmp_, errno));
-    return Status::Ok();
-  }
+  Status Open() { return file_.Open(); }
 
   Status AddMember(const std::string& name, const uint8_t* data, size_t size) {
     uint8_t h[kBlock];
@@ -160,62 +145,30 @@ class ShardFile {
     return buf_.size() >= kFlushBytes ? Flush() : Status::Ok();
   }
 
-  // Ends the archive, makes it durable and gives it its final name.
+  // Ends the archive, makes it durable and gives it its final name. The folder is synced once,
+  // after the last shard (WriteShards), rather than once per shard: kFile.
   Status Commit() {
     buf_.resize(buf_.size() + 2 * kBlock, 0);
     const uint64_t total = written_ + buf_.size();
     buf_.resize(buf_.size() + (kRecord - total % kRecord) % kRecord, 0);
     FLOWFEED_RETURN_IF_ERROR(Flush());
-    if (::fsync(fd_) != 0) return Status::IoError(ErrnoMessage(tmp_, errno));
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) {
-      const int err = errno;
-      ::unlink(tmp_.c_str());
-      return Status::IoError(ErrnoMessage(tmp_, err));
-    }
-    if (::rename(tmp_.c_str(), final_.c_str()) != 0) {
-      const int err = errno;
-      ::unlink(tmp_.c_str());
-      return Status::IoError(ErrnoMessage(final_, err));
-    }
-    return Status::Ok();
+    return file_.Commit(Durability::kFile);
   }
 
   uint64_t bytes() const { return written_ + buf_.size(); }
 
  private:
   Status Flush() {
-    size_t done = 0;
-    while (done < buf_.size()) {
-      const ssize_t w = ::write(fd_, buf_.data() + done, buf_.size() - done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Status::IoError(ErrnoMessage(tmp_, errno));
-      }
-      done += size_t(w);
-    }
-    written_ += done;
+    FLOWFEED_RETURN_IF_ERROR(file_.Append(buf_.data(), buf_.size()));
+    written_ += buf_.size();
     buf_.clear();
     return Status::Ok();
   }
 
-  const std::string tmp_, final_;
-  int fd_ = -1;  // open until Commit(); a ShardFile destroyed before that removes its file
+  AtomicFile file_;  // a ShardFile destroyed before Commit() removes its temporary file
   std::vector<uint8_t> buf_;
   uint64_t written_ = 0;
 };
-
-// Makes renames in `dir` durable.
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(ErrnoMessage(dir, errno));
-  const int r = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (r != 0) return Status::IoError(ErrnoMessage(dir, err));
-  return Status::Ok();
-}
 
 // Reads one sample for a shard, refusing what a shard cannot hold.
 Status ReadForShard(const Source& source, int64_t index, Sample* sample) {
@@ -271,10 +224,11 @@ Status WriteShards(const Source& source, const ShardWriterOptions& options, std:
     if (ec) return Status::IoError("out_dir: " + out + ": " + ec.message());
   }
 
+  Env* const env = Env::Default();
   for (int64_t s = 0; s < num_shards; ++s) {
     const std::string name = ShardName(options.prefix, s);
     const std::string path = out + "/" + name;
-    ShardFile file(out + "/." + name + ".tmp", path);
+    ShardFile file(env, out + "/." + name + ".tmp", path);
     FLOWFEED_RETURN_IF_ERROR(file.Open());
     const int64_t begin = s * options.samples_per_shard;
     const int64_t end = std::min(n, begin + options.samples_per_shard);
@@ -315,11 +269,12 @@ Status WriteShards(const Source& source, const ShardWriterOptions& options, std:
     }
     for (const std::string& name : stale) {
       const std::string path = out + "/" + name;
-      if (::unlink(path.c_str()) != 0) return Status::IoError(ErrnoMessage(path, errno));
+      errno = 0;
+      if (env->Unlink(path) != 0) return Status::IoError(ErrnoMessage(path, errno ? errno : EIO));
       log << "shards: removed stale " << path << std::endl;
     }
   }
-  FLOWFEED_RETURN_IF_ERROR(SyncDir(out));
+  FLOWFEED_RETURN_IF_ERROR(SyncDir(env, out));
 
   *pattern = num_shards == 1 ? ShardName(options.prefix, 0)
                              : options.prefix + "-{000000.." +

@@ -46,6 +46,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "util/file.h"
+
 namespace flowfeed {
 
 // ------------------------------------------------------------------------------------------
@@ -128,94 +130,6 @@ std::string CacheFingerprint::Explain(const CacheFingerprint& stored) const {
   }
   if (out.empty() && Value() != stored.Value()) out = "the fingerprint changed";
   return out;
-}
-
-// ------------------------------------------------------------------------------------------
-// CacheFileOps
-// ------------------------------------------------------------------------------------------
-
-ssize_t CacheFileOps::Write(int fd, const void* data, size_t size) {
-  return ::write(fd, data, size);
-}
-
-int CacheFileOps::Sync(int fd) { return ::fdatasync(fd); }
-
-// ------------------------------------------------------------------------------------------
-// ParseByteSize, PhysicalMemoryBytes
-// ------------------------------------------------------------------------------------------
-
-int64_t PhysicalMemoryBytes() {
-  long pages = ::sysconf(_SC_PHYS_PAGES);
-  long page = ::sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return int64_t(8) << 30;  // unknown: assume 8 GiB
-  return int64_t(pages) * int64_t(page);
-}
-
-// Accepts "<number><unit>" with optional spaces around and between: the number is decimal
-// digits with an optional fraction ("1.5"); the unit, case-insensitive, is none or "B" (bytes),
-// K, M, G or T each optionally followed by "i" and/or "B" -- all of them binary (1024-based):
-// "8GB", "8G" and "8GiB" are the same 8 * 2^30 bytes -- or "%" of physical memory
-// (0 < N <= 100). Fractions of a byte are dropped.
-Result<int64_t> ParseByteSize(const std::string& text) {
-  auto bad = [&text]() {
-    return Status::InvalidArgument("expected a size such as 8GiB, 512MiB or 25%, got \"" + text +
-                                   "\"");
-  };
-  size_t b = 0, e = text.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
-  const std::string s = text.substr(b, e - b);
-
-  size_t i = 0;
-  uint64_t whole = 0;
-  bool digits = false;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-    unsigned d = unsigned(s[i] - '0');
-    if (whole > (std::numeric_limits<uint64_t>::max() - d) / 10) return bad();
-    whole = whole * 10 + d;
-    digits = true;
-    ++i;
-  }
-  std::string frac_text = "0.";
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-      frac_text += s[i];
-      digits = true;
-      ++i;
-    }
-  }
-  if (!digits) return bad();
-  const double frac = frac_text.size() > 2 ? std::strtod(frac_text.c_str(), nullptr) : 0.0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  std::string unit;
-  for (; i < s.size(); ++i) unit += char(std::tolower(static_cast<unsigned char>(s[i])));
-
-  constexpr uint64_t kMaxI64 = uint64_t(std::numeric_limits<int64_t>::max());
-  if (unit == "%") {
-    const double pct = double(whole) + frac;
-    if (!(pct > 0) || pct > 100) return bad();
-    return int64_t(std::floor(double(PhysicalMemoryBytes()) * pct / 100.0));
-  }
-  int shift = 0;
-  if (!unit.empty() && unit != "b") {
-    switch (unit[0]) {
-      case 'k': shift = 10; break;
-      case 'm': shift = 20; break;
-      case 'g': shift = 30; break;
-      case 't': shift = 40; break;
-      default: return bad();
-    }
-    const std::string rest = unit.substr(1);
-    if (!(rest.empty() || rest == "i" || rest == "b" || rest == "ib")) return bad();
-  }
-  const uint64_t mult = uint64_t(1) << shift;
-  if (whole > kMaxI64 / mult) return bad();
-  uint64_t value = whole * mult;
-  const uint64_t extra = uint64_t(std::floor(frac * double(mult)));
-  if (extra > kMaxI64 - value) return bad();
-  value += extra;
-  return int64_t(value);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -344,11 +258,11 @@ struct Pending {
 class CacheImpl final : public SampleCache {
  public:
   CacheImpl(const CacheOptions& options, int64_t num_samples, const CacheFingerprint& fingerprint,
-            CacheFileOps* ops)
+            Env* ops)
       : options_(options),
         n_(num_samples),
         fingerprint_(fingerprint),
-        ops_(ops ? ops : &default_ops_),
+        ops_(ops ? ops : Env::Default()),
         table_(new Entry[size_t(std::max<int64_t>(num_samples, 0))]) {
     if (options_.mode == CacheMode::kMemory || options_.mode == CacheMode::kAuto)
       budget_ = options_.budget_bytes > 0 ? options_.budget_bytes : PhysicalMemoryBytes() / 4;
@@ -599,21 +513,7 @@ class CacheImpl final : public SampleCache {
   }
 
   // Writes all of [data, data+size) with ops_->Write; 0 or an errno.
-  int WriteAll(int fd, const void* data, size_t size) {
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      errno = 0;
-      ssize_t r = ops_->Write(fd, p, size);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return errno ? errno : EIO;
-      }
-      if (r == 0) return EIO;
-      p += r;
-      size -= size_t(r);
-    }
-    return 0;
-  }
+  int WriteAll(int fd, const void* data, size_t size) { return WriteFully(ops_, fd, data, size); }
 
   int SyncFd(int fd) {
     errno = 0;
@@ -814,8 +714,7 @@ class CacheImpl final : public SampleCache {
   const CacheOptions options_;
   const int64_t n_;
   const CacheFingerprint fingerprint_;
-  CacheFileOps default_ops_;
-  CacheFileOps* const ops_;
+  Env* const ops_;  // every write, sync, rename and unlink of the disk store
   std::unique_ptr<Entry[]> table_;
   int64_t budget_ = 0;  // memory budget; 0: nothing kept in memory
   Arena arena_;
@@ -861,30 +760,6 @@ Status MakeFolder(const std::string& path) {
   return Status::Ok();
 }
 
-// Reads a whole (small) file; false with *error set when it cannot.
-bool ReadWholeFile(const std::string& path, std::string* out, int* error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *error = errno;
-    return false;
-  }
-  out->clear();
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t r = ::read(fd, buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      *error = errno;
-      ::close(fd);
-      return false;
-    }
-    if (r == 0) break;
-    out->append(buf, size_t(r));
-  }
-  ::close(fd);
-  return true;
-}
-
 Status CacheImpl::WriteMeta() {
   nlohmann::json parts = nlohmann::json::array();
   for (const auto& p : fingerprint_.parts) parts.push_back({p.first, p.second});
@@ -892,37 +767,25 @@ Status CacheImpl::WriteMeta() {
       {"format", kMetaFormat}, {"fingerprint", fingerprint_.Hex()}, {"parts", parts}};
   const std::string text =
       meta.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  const std::string final_path = File(kMetaName);
-  const std::string tmp = final_path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError(ErrnoText(errno));
-  int err = WriteAll(fd, text.data(), text.size());
-  if (!err) err = SyncFd(fd);
-  ::close(fd);
-  if (!err && ::rename(tmp.c_str(), final_path.c_str()) != 0) err = errno;
-  if (!err && ::fsync(dir_fd_) != 0) err = errno;
-  if (err) {
-    ::unlink(tmp.c_str());
-    return Status::IoError(ErrnoText(err));
-  }
-  return Status::Ok();
+  // Replaced whole, never edited: a crash leaves the old fingerprint or the new one.
+  return WriteFileAtomically(ops_, File(kMetaName), text, Durability::kFileAndDir);
 }
 
 // Empties the store and records the current fingerprint. The old files go first, so a crash
 // in between never leaves a new meta file next to old records.
 Status CacheImpl::StartFresh() {
-  ::unlink(File(kMetaName).c_str());
+  ops_->Unlink(File(kMetaName));
   for (int fd : {data_fd_, index_fd_})
     if (::ftruncate(fd, 0) != 0) return Status::IoError(ErrnoText(errno));
-  if (::fsync(dir_fd_) != 0) return Status::IoError(ErrnoText(errno));
+  errno = 0;
+  if (ops_->SyncDir(dir_fd_) != 0) return Status::IoError(ErrnoText(errno));
   return WriteMeta();
 }
 
 // Reads the index, keeps every entry of the good segments and cuts off a torn tail.
 void CacheImpl::Recover() {
   std::string index;
-  int err = 0;
-  if (!ReadWholeFile(File(kIndexName), &index, &err)) index.clear();
+  if (!ReadFile(File(kIndexName), &index).ok()) index.clear();
   struct stat st;
   const uint64_t data_size = ::fstat(read_fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
 
@@ -1017,8 +880,8 @@ Status CacheImpl::OpenDisk() {
   // The stored fingerprint decides between reuse and a rebuild.
   bool reuse = false;
   std::string text;
-  int err = 0;
-  if (ReadWholeFile(File(kMetaName), &text, &err)) {
+  const Status read = ReadFile(File(kMetaName), &text);
+  if (read.ok()) {
     std::string why;
     CacheFingerprint stored;
     std::string stored_hex;
@@ -1044,15 +907,14 @@ Status CacheImpl::OpenDisk() {
       reuse = true;
     else
       AddMessage("rebuilding " + options_.path + ": " + why);
-  } else if (err != ENOENT) {
-    AddMessage("rebuilding " + options_.path + ": cannot read " + kMetaName + ": " +
-               ErrnoText(err));
+  } else if (read.code() != StatusCode::kNotFound) {
+    AddMessage("rebuilding " + options_.path + ": cannot read " + read.message());
   }
 
   const std::string data_path = File(kDataName), index_path = File(kIndexName);
-  data_fd_ = ::open(data_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  data_fd_ = ops_->Open(data_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (data_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
-  index_fd_ = ::open(index_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  index_fd_ = ops_->Open(index_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (index_fd_ < 0) return Status::IoError("cannot open " + index_path + ": " + ErrnoText(errno));
   read_fd_ = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (read_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
@@ -1078,7 +940,7 @@ Status CacheImpl::OpenDisk() {
 Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& options,
                                                        int64_t num_samples,
                                                        const CacheFingerprint& fingerprint,
-                                                       CacheFileOps* ops) {
+                                                       Env* ops) {
   if (num_samples < 0)
     return Status::InvalidArgument("cache: negative number of samples " +
                                    std::to_string(num_samples));
@@ -1096,8 +958,7 @@ Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& optio
 CacheFingerprint StoredCacheFingerprint(const std::string& path) {
   CacheFingerprint stored;
   std::string text;
-  int err = 0;
-  if (path.empty() || !ReadWholeFile(path + "/" + kMetaName, &text, &err)) return stored;
+  if (path.empty() || !ReadFile(JoinPath(path, kMetaName), &text).ok()) return stored;
   try {
     const nlohmann::json meta = nlohmann::json::parse(text);
     if (meta.is_object() && meta.contains("parts"))

@@ -1,5 +1,5 @@
 // source_files.cc: sources backed by one file per sample (image folders, CSV file lists), the
-// OpenSource() dispatcher and ReadFileBytes().
+// OpenSource() dispatcher and ReadFileBytes() (a forward to util's ReadFile).
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,27 +16,11 @@
 #include <vector>
 
 #include "flowfeed/source.h"
+#include "util/file.h"
 
 namespace flowfeed {
 
 namespace {
-
-std::string ErrnoMessage(const std::string& path, int err) {
-  return path + ": " + std::strerror(err);
-}
-
-Status ErrnoStatus(const std::string& path, int err) {
-  if (err == ENOENT) return Status::NotFound(ErrnoMessage(path, err));
-  return Status::IoError(ErrnoMessage(path, err));
-}
-
-// Joins a folder and a relative path with exactly one '/' between them.
-std::string JoinPath(const std::string& dir, const std::string& rel) {
-  if (dir.empty()) return rel;
-  if (rel.empty()) return dir;
-  if (dir.back() == '/') return dir + rel;
-  return dir + "/" + rel;
-}
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 
@@ -258,62 +242,9 @@ constexpr int64_t kMaxListLabel = (int64_t(1) << 24) - 1;
 
 }  // namespace
 
+// Kept in source.h, where plugins and the CLI find it; the one implementation is util's.
 Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return ErrnoStatus(path, errno);
-
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoStatus(path, err);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return Status::IoError(ErrnoMessage(path, EISDIR));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    // A pipe, FIFO or character device has no size up front: read until end of file.
-    out->clear();
-    uint8_t buf[65536];
-    while (true) {
-      ssize_t r = ::read(fd, buf, sizeof buf);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        int err = errno;
-        ::close(fd);
-        return Status::IoError(ErrnoMessage(path, err));
-      }
-      if (r == 0) break;
-      out->insert(out->end(), buf, buf + r);
-    }
-    ::close(fd);
-    return Status::Ok();
-  }
-  const size_t size = size_t(st.st_size);
-  out->resize(size);  // keeps the capacity when it is large enough
-  size_t done = 0;
-  while (done < size) {
-    ssize_t r = ::read(fd, out->data() + done, size - done);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return Status::IoError(ErrnoMessage(path, err));
-    }
-    if (r == 0) {
-      ::close(fd);
-      out->resize(done);
-      return Status::IoError(path + ": file shrank while reading (expected " +
-                             std::to_string(size) + " bytes, got " + std::to_string(done) + ")");
-    }
-    done += size_t(r);
-  }
-  ::close(fd);
-  return Status::Ok();
+  return ReadFile(path, out);
 }
 
 Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) {

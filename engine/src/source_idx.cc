@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flowfeed/source.h"
+#include "util/file.h"
 
 namespace flowfeed {
 
@@ -17,12 +18,6 @@ namespace {
 
 constexpr uint32_t kImageMagic = 0x00000803;  // unsigned byte, 3 dimensions
 constexpr uint32_t kLabelMagic = 0x00000801;  // unsigned byte, 1 dimension
-
-std::string JoinPath(const std::string& dir, const std::string& name) {
-  if (dir.empty() || (!name.empty() && name[0] == '/')) return name;
-  if (dir.back() == '/') return dir + name;
-  return dir + "/" + name;
-}
 
 std::string BaseName(const std::string& path) {
   size_t slash = path.rfind('/');

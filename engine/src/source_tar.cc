@@ -23,6 +23,7 @@
 
 #include "flowfeed/source.h"
 #include "tar.h"
+#include "util/file.h"
 
 namespace flowfeed {
 
@@ -171,16 +172,6 @@ constexpr int64_t kMaxLabelBytes = 4096;
 constexpr int64_t kMaxLabel = (int64_t(1) << 24) - 1;
 
 int64_t RoundUpToBlock(int64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
-
-std::string ErrnoMessage(const std::string& path, int err) {
-  return path + ": " + std::strerror(err);
-}
-
-std::string JoinPath(const std::string& dir, const std::string& rel) {
-  if (dir.empty() || (!rel.empty() && rel[0] == '/')) return rel;
-  if (dir.back() == '/') return dir + rel;
-  return dir + "/" + rel;
-}
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 

@@ -10,18 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "text_format.h"
+#include "util/strings.h"
 
 namespace flowfeed {
 
 namespace {
 
 using text::Bytes;
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 // Latencies span microseconds to seconds: three significant digits, never in exponent form.
 std::string Ms(double ms) {

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "text_format.h"
+#include "util/strings.h"
 
 namespace flowfeed {
 
@@ -271,12 +272,6 @@ std::string Esc(const std::string& s) {
     }
   }
   return out;
-}
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 // Three significant digits, never in exponent form.

@@ -12,7 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "fault_env.h"
 #include "flowfeed/config.h"
+#include "flowfeed/env.h"
 #include "test_util.h"
 
 namespace flowfeed {
@@ -409,6 +411,69 @@ TEST(Trainer, LiveStatsFollowTheTrainingLoop) {
       EXPECT_EQ(ended[i].stages[k].count, es.stages[k].count);
     }
   }
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+// Fault injection into checkpoint writing (through Env::Default(), the trainer's Env): each
+// failure is reported naming the file, and the previous checkpoint is left intact.
+namespace flowfeed {
+namespace {
+
+// Trains one epoch cleanly, then resumes for a second with `env` in place; the second run's
+// checkpoint write must fail with an IoError whose message contains `part` (the file it names),
+// and leave the first run's checkpoint as it was.
+void ExpectResumeFailsKeepingTheOldOne(test::FaultEnv* env, const std::string& part) {
+  TempDir dir;
+  ASSERT_OK(Train(TinyOptions(dir, 1)));
+  const std::vector<uint8_t> before = test::ReadBytes(dir / "ckpt/model.pt");
+  Result<TrainReport> r = Status::Internal("not run");
+  {
+    ScopedDefaultEnv scoped(env);
+    r = Train(TinyOptions(dir, 2), dir / "ckpt/model.pt");
+  }
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  const std::string expected = dir / "ckpt/" + part;
+  EXPECT_NE(r.status().message().find(expected), std::string::npos)
+      << r.status().message() << "\nexpected: " << expected;
+  EXPECT_EQ(test::ReadBytes(dir / "ckpt/model.pt"), before);  // the last good one
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt/model.pt.tmp"));
+}
+
+TEST(CheckpointFault, AFullDiskKeepsTheOldOne) {
+  test::FaultEnv env("model.pt");
+  env.write_budget = 100;  // a short write, then ENOSPC
+  ExpectResumeFailsKeepingTheOldOne(&env, "model.pt.tmp: No space left on device");
+}
+
+TEST(CheckpointFault, AFailedSyncKeepsTheOldOne) {
+  test::FaultEnv env("model.pt");
+  env.fail_sync = true;
+  ExpectResumeFailsKeepingTheOldOne(&env, "model.pt.tmp: Input/output error");
+  EXPECT_EQ(env.renames, 0);  // an unsynced checkpoint never replaces the good one
+}
+
+TEST(CheckpointFault, AFailedRenameKeepsTheOldOne) {
+  test::FaultEnv env("model.pt");
+  env.fail_rename = true;
+  ExpectResumeFailsKeepingTheOldOne(&env, "model.pt: Invalid cross-device link");
+}
+
+TEST(CheckpointFault, AFailedFolderSyncIsAnError) {
+  TempDir dir;
+  ASSERT_OK(Train(TinyOptions(dir, 1)));
+  test::FaultEnv env;
+  env.fail_sync_dir = true;
+  Result<TrainReport> r = Status::Internal("not run");
+  {
+    ScopedDefaultEnv scoped(&env);
+    r = Train(TinyOptions(dir, 2), dir / "ckpt/model.pt");
+  }
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(dir / "ckpt: Input/output error"), std::string::npos)
+      << r.status().message();
 }
 
 }  // namespace

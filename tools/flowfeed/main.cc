@@ -10,10 +10,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -30,6 +28,10 @@
 #include "flowfeed/stats.h"
 #include "flowfeed/version.h"
 #include "progress.h"
+#include "util/clock.h"
+#include "util/file.h"
+#include "util/poller.h"
+#include "util/strings.h"
 #if FLOWFEED_WITH_TORCH
 #include "flowfeed/trainer.h"
 #endif
@@ -47,12 +49,6 @@ using flowfeed::cli::Progress;
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
-
-// Used by `train` only (builds without LibTorch have none).
-[[maybe_unused]] double Seconds(std::chrono::steady_clock::time_point a,
-                                std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 // Loads the config and the plugins it lists into `registry`; prints every problem and returns
 // false on failure.
@@ -84,9 +80,7 @@ bool LoadRun(const std::string& path, const std::vector<std::string>& sets, int 
 }
 
 std::string MiB(int64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f MiB", double(bytes) / (1024.0 * 1024.0));
-  return buf;
+  return flowfeed::Fmt("%.0f MiB", double(bytes) / (1024.0 * 1024.0));
 }
 
 // What a run says before its first epoch: the cache's placement and state, and warnings.
@@ -104,21 +98,15 @@ void PrintCacheHeader(const flowfeed::RunStats& head, bool cold) {
   if (cold) std::cerr << "cold: the dataset's files were evicted from the page cache\n";
 }
 
-// Writes a report through a temporary file and a rename, so a reader never sees half of one.
-bool WriteFileAtomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-// Writes a JSON report or trace (`what`) to `path`; the exit code for it.
+// Writes a JSON report or trace (`what`) to `path`; the exit code for it. Through a temporary
+// file and a rename, so a reader never sees half of one; not synced (Durability::kNone): a
+// report is read by people and tools after the run, nothing resumes from it.
 int WriteOutput(const std::string& what, const std::string& path, const std::string& text) {
-  if (!WriteFileAtomic(path, text)) {
-    std::cerr << "flowfeed: cannot write " << what << " " << path << "\n";
+  const flowfeed::Status s =
+      flowfeed::WriteFileAtomically(nullptr, path, text, flowfeed::Durability::kNone);
+  if (!s.ok()) {
+    std::cerr << "flowfeed: cannot write " << what << " " << path << " (" << s.message()
+              << ")\n";
     return kExitRuntime;
   }
   std::cerr << what << ": " << path << "\n";
@@ -177,25 +165,25 @@ extern "C" void OnStopSignal(int sig) {
   signal(sig, SIG_DFL);
 }
 
-// Installs OnStopSignal for its lifetime. With a pipeline, a thread turns the first signal into
+// Installs OnStopSignal for its lifetime. With a pipeline, a poller turns the first signal into
 // Pipeline::Cancel() (not async-signal-safe, so not called from the handler itself).
 class StopOnSignals {
  public:
-  explicit StopOnSignals(flowfeed::Pipeline* cancel = nullptr) : pipeline_(cancel) {
+  explicit StopOnSignals(flowfeed::Pipeline* cancel = nullptr) {
     struct sigaction sa {};
     sa.sa_handler = OnStopSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
-    if (pipeline_) watcher_ = std::thread([this] { Watch(); });
+    if (cancel)
+      watcher_ = std::make_unique<flowfeed::Poller>(std::chrono::milliseconds(20), [cancel] {
+        if (g_signal.load() == 0) return true;
+        cancel->Cancel();
+        return false;
+      });
   }
   ~StopOnSignals() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (watcher_.joinable()) watcher_.join();
+    watcher_.reset();  // before the handlers go: a signal meanwhile is still turned into a stop
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
   }
@@ -203,23 +191,8 @@ class StopOnSignals {
   StopOnSignals& operator=(const StopOnSignals&) = delete;
 
  private:
-  void Watch() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!done_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(20));
-      if (g_signal.load() != 0) {
-        pipeline_->Cancel();
-        return;
-      }
-    }
-  }
-
-  flowfeed::Pipeline* pipeline_;
   struct sigaction old_int_ {}, old_term_ {};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread watcher_;
+  std::unique_ptr<flowfeed::Poller> watcher_;
 };
 
 // The exit code of a run that a signal stopped.
@@ -359,12 +332,12 @@ int Train(const std::string& config, const std::vector<std::string>& sets, int e
           const std::string& report_path, const std::string& html_path, const std::string& resume,
           bool cold, const std::string& trace_path) {
 #if FLOWFEED_WITH_TORCH
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = flowfeed::SteadyClock::now();
   flowfeed::StageRegistry registry;
   flowfeed::RegisterBuiltinStages(&registry);
   flowfeed::PipelineOptions options;
   if (!LoadRun(config, sets, epochs, cold, trace_path, &registry, &options)) return kExitUsage;
-  double config_seconds = Seconds(t0, std::chrono::steady_clock::now());
+  double config_seconds = flowfeed::SecondsSince(t0);
   const int rank = options.distributed.rank;
   const std::string who = rank == 0 && options.distributed.world_size == 1
                               ? "flowfeed: "

@@ -2,16 +2,12 @@
 
 #include "flowfeed/trainer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <mutex>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +19,10 @@
 #include "flowfeed/pipeline.h"
 #include "distributed.h"
 #include "models.h"
+#include "util/clock.h"
+#include "util/file.h"
+#include "util/poller.h"
+#include "util/strings.h"
 
 namespace flowfeed {
 
@@ -31,11 +31,7 @@ void ComputeGap(TrainReport* report);
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using Clock = SteadyClock;
 
 // 2 added mid-epoch positions and the world size; 1 (epoch ends only) is still read.
 constexpr const char* kCheckpointFormat = "flowfeed-checkpoint-2";
@@ -47,74 +43,21 @@ void RemoveQuietly(const std::string& path) {
   std::filesystem::remove(path, ec);
 }
 
-// fsync a folder, so that a rename in it is durable; errno on failure (0: fine).
-int SyncDir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  int rc = ::fsync(fd) == 0 ? 0 : errno;
-  ::close(fd);
-  return rc;
-}
-
 // Runs beside Trainer::Run(): a stop request that finds the consumer waiting for a batch cancels
 // the pipeline it waits on, so that a stop does not first wait for slow (or stuck) storage to
 // deliver a batch that will not be trained on.
-class StopWatcher {
- public:
-  StopWatcher(const std::atomic<bool>* stop, const std::atomic<Pipeline*>* waiting)
-      : stop_(stop), waiting_(waiting), thread_([this] { Watch(); }) {}
-  ~StopWatcher() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  StopWatcher(const StopWatcher&) = delete;
-  StopWatcher& operator=(const StopWatcher&) = delete;
-
- private:
-  void Watch() {
-    Pipeline* cancelled = nullptr;
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!done_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(20));
-      if (!stop_->load(std::memory_order_relaxed)) continue;
-      Pipeline* p = waiting_->load();
-      if (p && p != cancelled) {
-        p->Cancel();  // thread-safe against the consumer's Next()
-        cancelled = p;
-      }
-    }
-  }
-
-  const std::atomic<bool>* stop_;
-  const std::atomic<Pipeline*>* waiting_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;  // last: starts once the members above exist
-};
-
-// Writes `data` to `path` (created or truncated) and fsyncs it; errno on failure (0: fine).
-int WriteFileDurably(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return err;
-    }
-    done += size_t(n);
-  }
-  int err = ::fsync(fd) == 0 ? 0 : errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  return err;
+std::unique_ptr<Poller> WatchForStop(const std::atomic<bool>* stop,
+                                     const std::atomic<Pipeline*>* waiting) {
+  return std::make_unique<Poller>(
+      std::chrono::milliseconds(20), [stop, waiting, cancelled = (Pipeline*)nullptr]() mutable {
+        if (!stop->load(std::memory_order_relaxed)) return true;
+        Pipeline* p = waiting->load();
+        if (p && p != cancelled) {
+          p->Cancel();  // thread-safe against the consumer's Next()
+          cancelled = p;
+        }
+        return true;
+      });
 }
 
 class TorchTrainer final : public Trainer {
@@ -149,7 +92,7 @@ class TorchTrainer final : public Trainer {
                                        std::to_string(options_.epochs) +
                                        " epochs, so there is nothing left (raise epochs)");
       options_.start_epoch = start_epoch_;
-      report_.setup.push_back({"read_checkpoint", Since(t0)});
+      report_.setup.push_back({"read_checkpoint", SecondsSince(t0)});
     }
     report_.start_epoch = start_epoch_;
     report_.start_position = options_.start_position;
@@ -164,7 +107,7 @@ class TorchTrainer final : public Trainer {
       report_.backend = comm_->backend();
       report_.shard_policy = ShardPolicyName(dist.policy);
       report_.uneven = UnevenPolicyName(dist.uneven);
-      report_.setup.push_back({"rendezvous", Since(t0)});
+      report_.setup.push_back({"rendezvous", SecondsSince(t0)});
     }
 
     // LibTorch's own thread pool: Debian's build starts with one OpenMP thread here; use every
@@ -177,12 +120,12 @@ class TorchTrainer final : public Trainer {
       torch::set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / local));
     }
     report_.torch_threads = torch::get_num_threads();
-    report_.setup.push_back({"torch_threads", Since(tp)});
+    report_.setup.push_back({"torch_threads", SecondsSince(tp)});
 
     // Device and CUDA context.
     tp = Clock::now();
     const bool have_cuda = torch::cuda::is_available();
-    report_.setup.push_back({"device_probe", Since(tp)});
+    report_.setup.push_back({"device_probe", SecondsSince(tp)});
     if (t.device == "cuda" && !have_cuda)
       return Status::InvalidArgument("device: cuda was asked for, but LibTorch sees no GPU");
     if (t.amp)
@@ -195,7 +138,7 @@ class TorchTrainer final : public Trainer {
       auto t0 = Clock::now();
       torch::empty({1}, torch::TensorOptions().device(device_));  // creates the context
       Sync();
-      report_.setup.push_back({"cuda_context", Since(t0)});
+      report_.setup.push_back({"cuda_context", SecondsSince(t0)});
     }
 
     // Pipelines: training, and evaluation (deterministic, dataset order, shallow prefetch).
@@ -203,7 +146,7 @@ class TorchTrainer final : public Trainer {
     auto train = Pipeline::Open(options_, registry);
     if (!train.ok()) return train.status();
     pipeline_ = std::move(train.value());
-    report_.setup.push_back({"pipeline_open", Since(t0)});
+    report_.setup.push_back({"pipeline_open", SecondsSince(t0)});
     if (t.eval.enabled) {
       t0 = Clock::now();
       PipelineOptions e = options_;
@@ -226,7 +169,7 @@ class TorchTrainer final : public Trainer {
       auto ep = Pipeline::Open(e, registry);
       if (!ep.ok()) return ep.status().WithContext("eval");
       eval_ = std::move(ep.value());
-      report_.setup.push_back({"eval_pipeline_open", Since(t0)});
+      report_.setup.push_back({"eval_pipeline_open", SecondsSince(t0)});
     }
 
     // The first batch gives the input shape the model is built for; it is trained on as the
@@ -234,7 +177,7 @@ class TorchTrainer final : public Trainer {
     t0 = Clock::now();
     FLOWFEED_RETURN_IF_ERROR(pipeline_->Next(&first_));
     if (!first_) return Status::Internal("the training pipeline produced no batch");
-    report_.setup.push_back({"first_batch", Since(t0)});
+    report_.setup.push_back({"first_batch", SecondsSince(t0)});
 
     t0 = Clock::now();
     // The model's initial weights (and dropout) come from LibTorch's generator: seeded, so the
@@ -249,12 +192,12 @@ class TorchTrainer final : public Trainer {
     if (options_.distributed.world_size > 1 && options_.distributed.rank > 0)
       torch::manual_seed(options_.seed + 0x9E3779B97F4A7C15ull * uint64_t(options_.distributed.rank));
     report_.model = t.model.type + " (" + std::to_string(model_->parameter_count()) + " parameters)";
-    report_.setup.push_back({"model_build", Since(t0)});
+    report_.setup.push_back({"model_build", SecondsSince(t0)});
 
     t0 = Clock::now();
     model_->to(device_);
     Sync();
-    report_.setup.push_back({"model_to_device", Since(t0)});
+    report_.setup.push_back({"model_to_device", SecondsSince(t0)});
 
     t0 = Clock::now();
     const OptimizerOptions& o = t.optimizer;
@@ -272,7 +215,7 @@ class TorchTrainer final : public Trainer {
     } else {
       return Status::InvalidArgument("optimizer.type: expected sgd or adamw, got '" + o.type + "'");
     }
-    report_.setup.push_back({"optimizer", Since(t0)});
+    report_.setup.push_back({"optimizer", SecondsSince(t0)});
 
     if (!resume.empty()) {
       if (resumed_signature != model_->signature())
@@ -300,7 +243,7 @@ class TorchTrainer final : public Trainer {
         return Status::Corrupt("checkpoint " + resume + ": cannot restore the model or optimiser: " +
                                FirstLine(e.what()));
       }
-      report_.setup.push_back({"restore_state", Since(t0)});
+      report_.setup.push_back({"restore_state", SecondsSince(t0)});
     }
     if (comm_) {
       // Every rank starts from rank 0's weights (a resumed run's ranks read the same file).
@@ -308,7 +251,7 @@ class TorchTrainer final : public Trainer {
       std::vector<torch::Tensor> state = ModelState();
       FLOWFEED_RETURN_IF_ERROR(comm_->Broadcast(state, "broadcast of rank 0's parameters"));
       CopyBack(state);
-      report_.setup.push_back({"broadcast_parameters", Since(t0)});
+      report_.setup.push_back({"broadcast_parameters", SecondsSince(t0)});
     }
     steps_per_epoch_ = pipeline_->batches_per_epoch();
     return Status::Ok();
@@ -317,7 +260,7 @@ class TorchTrainer final : public Trainer {
   void RequestStop() override { stop_requested_.store(true, std::memory_order_relaxed); }
 
   // Next() that a stop request interrupts. Before waiting it checks for a stop; while it waits,
-  // Run()'s StopWatcher cancels the pipeline on a stop, and the cancelled wait reads as "no
+  // Run()'s WatchForStop() cancels the pipeline on a stop, and the cancelled wait reads as "no
   // batch, stopped" (*interrupted, OK) rather than as an error.
   Status NextOrStop(Pipeline* p, BatchPtr* b, bool* interrupted) {
     *interrupted = false;
@@ -339,7 +282,7 @@ class TorchTrainer final : public Trainer {
 
   Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch,
              const std::function<void(int, int64_t, int64_t, double)>& on_step) override {
-    StopWatcher watcher(&stop_requested_, &waiting_in_);
+    const std::unique_ptr<Poller> watcher = WatchForStop(&stop_requested_, &waiting_in_);
     for (int epoch = start_epoch_; epoch < options_.epochs; ++epoch) {
       TrainEpochStats es;
       es.epoch = epoch + 1;
@@ -348,7 +291,7 @@ class TorchTrainer final : public Trainer {
       FLOWFEED_RETURN_IF_ERROR(TrainEpoch(epoch, &es, on_step, &stopped));
       if (stopped) {
         report_.epochs.push_back(es);
-        report_.wall_seconds = Since(created_);
+        report_.wall_seconds = SecondsSince(created_);
         finished_ = true;
         return Status::Cancelled(
             "stopped during epoch " + std::to_string(epoch + 1) +
@@ -362,13 +305,13 @@ class TorchTrainer final : public Trainer {
       if (!options_.train.checkpoint.empty()) {
         auto t0 = Clock::now();
         FLOWFEED_RETURN_IF_ERROR(WriteCheckpoint(epoch + 1, {}, {}));
-        es.checkpoint_seconds = Since(t0);
+        es.checkpoint_seconds = SecondsSince(t0);
         Span("checkpoint", t0, Clock::now(), epoch + 1);
       }
       report_.epochs.push_back(es);
       if (on_epoch) on_epoch(es);
     }
-    report_.wall_seconds = Since(created_);  // report() adds the pipeline's stats
+    report_.wall_seconds = SecondsSince(created_);  // report() adds the pipeline's stats
     finished_ = true;
     return Status::Ok();
   }
@@ -397,7 +340,7 @@ class TorchTrainer final : public Trainer {
   TrainReport report() const override {
     TrainReport r = report_;
     if (pipeline_) r.pipeline = pipeline_->stats();
-    if (!finished_) r.wall_seconds = Since(created_);
+    if (!finished_) r.wall_seconds = SecondsSince(created_);
     double parts = 0;
     for (const auto& p : r.setup) parts += p.seconds;
     for (const auto& e : r.epochs) parts += e.seconds + e.eval_seconds + e.checkpoint_seconds;
@@ -496,7 +439,7 @@ class TorchTrainer final : public Trainer {
         FLOWFEED_RETURN_IF_ERROR(NextOrStop(pipeline_.get(), &b, &interrupted));
       }
       exhausted = exhausted || (!b && !interrupted);
-      const double wait = Since(t0);
+      const double wait = SecondsSince(t0);
       auto ta = Clock::now();
       // An interrupted rank still counts as having data, so the step below is a stop, not the
       // epoch's end.
@@ -507,7 +450,7 @@ class TorchTrainer final : public Trainer {
         FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "step agreement"));
         std::copy(v.begin(), v.end(), agree);
       }
-      const double agree_seconds = Since(ta);
+      const double agree_seconds = SecondsSince(ta);
       if (agree[0] == 0) break;  // every rank's epoch is over
       if (agree[2] > 0) {
         // Stop at a step boundary: the checkpoint says exactly where.
@@ -579,7 +522,7 @@ class TorchTrainer final : public Trainer {
           es->steps % options_.train.checkpoint_every == 0) {
         auto tc = Clock::now();
         FLOWFEED_RETURN_IF_ERROR(MidEpochCheckpoint(epoch));
-        es->checkpoint_seconds += Since(tc);
+        es->checkpoint_seconds += SecondsSince(tc);
         Span("checkpoint", tc, Clock::now(), epoch + 1);
       }
     }
@@ -767,7 +710,7 @@ class TorchTrainer final : public Trainer {
     es->eval_samples = n;
     es->eval_loss = n ? loss_sum / double(n) : 0;
     es->eval_accuracy = n ? double(correct) / double(n) : 0;
-    es->eval_seconds = Since(t0);
+    es->eval_seconds = SecondsSince(t0);
     return Status::Ok();
   }
 
@@ -782,7 +725,8 @@ class TorchTrainer final : public Trainer {
     FLOWFEED_RETURN_IF_ERROR(GatherRngStates(&rng_states));
     if (comm_ && comm_->rank() != 0) return Status::Ok();
     const std::string& path = options_.train.checkpoint;
-    const std::string tmp = path + ".tmp";
+    const std::string tmp = path + ".tmp";  // AtomicFile's temporary name
+    std::string bytes;
     try {
       std::filesystem::path parent = std::filesystem::path(path).parent_path();
       if (!parent.empty()) std::filesystem::create_directories(parent);
@@ -803,24 +747,18 @@ class TorchTrainer final : public Trainer {
       archive.write("cpu_rng_states", c10::IValue(c10::List<at::Tensor>(rng_states)));
       // Serialised in memory, written by us: LibTorch's file writer throws from its destructor
       // when the disk fills up (which ends the process), and it never fsyncs.
-      std::ostringstream bytes;
-      archive.save_to(bytes);
-      if (int err = WriteFileDurably(tmp, bytes.str())) {
-        RemoveQuietly(tmp);
-        return Status::IoError("checkpoint " + path + ": cannot write " + tmp + ": " +
-                               std::strerror(err));
-      }
+      std::ostringstream out;
+      archive.save_to(out);
+      bytes = out.str();
     } catch (const std::exception& e) {
       RemoveQuietly(tmp);
       return Status::IoError("checkpoint " + path + ": cannot write: " + FirstLine(e.what()));
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      int err = errno;
-      RemoveQuietly(tmp);
-      return Status::IoError("checkpoint " + path + ": rename failed: " + std::strerror(err));
-    }
-    std::string dir = std::filesystem::path(path).parent_path().string();
-    SyncDir(dir.empty() ? "." : dir);
+    // kFileAndDir: a resumed run relies on it. The folder's sync used to be best effort (its
+    // failure ignored), which let a crash lose a checkpoint the run had reported as written.
+    // On any failure the previous checkpoint is left as it was and the temporary one removed.
+    Status s = WriteFileAtomically(nullptr, path, bytes, Durability::kFileAndDir);
+    if (!s.ok()) return Status::IoError("checkpoint " + path + ": cannot write " + s.message());
     return Status::Ok();
   }
 
@@ -893,12 +831,6 @@ class TorchTrainer final : public Trainer {
   Clock::time_point live_start_, live_end_;
   bool live_running_ = false;
 };
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 }  // namespace
 

@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "flowfeed/env.h"
 #include "flowfeed/image.h"
 #include "flowfeed/options.h"
 #include "flowfeed/status.h"
@@ -56,14 +57,10 @@ struct CacheFingerprint {
   std::string Explain(const CacheFingerprint& stored) const;
 };
 
-// The file operations the disk store uses. Tests substitute one that fails (a full disk, a
-// failing fsync); everything else uses the default, which calls the OS.
-class CacheFileOps {
- public:
-  virtual ~CacheFileOps() = default;
-  virtual ssize_t Write(int fd, const void* data, size_t size);  // ::write
-  virtual int Sync(int fd);                                       // ::fdatasync
-};
+// The file operations the disk store uses: its earlier name for flowfeed::Env's POSIX
+// implementation, kept so that test doubles deriving from it and overriding Write() or Sync()
+// work unchanged. New code derives from Env (or PosixEnv) directly.
+using CacheFileOps = PosixEnv;
 
 struct CacheStats {
   CacheMode mode = CacheMode::kOff;
@@ -86,11 +83,12 @@ class SampleCache {
   // Opens the cache for a dataset of `num_samples` samples (indices 0 .. num_samples-1).
   // Disk and auto modes with a path create the folder, then reuse, repair or rebuild the files
   // as described above. Fails only for an unusable path (not creatable, not a folder):
-  // InvalidArgument/IoError naming it. `ops` (optional) must outlive the cache.
+  // InvalidArgument/IoError naming it. The disk store's writes, syncs, renames and unlinks go
+  // through `ops` (null: Env::Default() at this call), which must outlive the cache.
   static Result<std::unique_ptr<SampleCache>> Open(const CacheOptions& options,
                                                    int64_t num_samples,
                                                    const CacheFingerprint& fingerprint,
-                                                   CacheFileOps* ops = nullptr);
+                                                   Env* ops = nullptr);
 
   // Makes pending records durable and stops the writer thread.
   virtual ~SampleCache() = default;
@@ -125,6 +123,7 @@ class SampleCache {
 CacheFingerprint StoredCacheFingerprint(const std::string& path);
 
 // "8GiB", "512MiB", "1.5G", "300M", "1048576" (bytes) or "25%" (of physical memory) to bytes.
+// Both defined with the other string helpers, in engine/src/util/strings.cc.
 Result<int64_t> ParseByteSize(const std::string& text);
 int64_t PhysicalMemoryBytes();
 
