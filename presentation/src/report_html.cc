@@ -5,6 +5,7 @@
 // epochs), and only a file that is not a report at all is refused.
 
 #include "flowfeed/report_html.h"
+#include "flowfeed/report.h"
 #include "flowfeed/version.h"
 
 #include <algorithm>
@@ -12,7 +13,6 @@
 #include <cstdio>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -22,7 +22,6 @@ namespace flowfeed {
 
 namespace {
 
-using nlohmann::json;
 using text::Bytes;
 using text::Join;
 using text::Thousands;
@@ -32,23 +31,6 @@ constexpr const char* kUnsplitGap = "epoch 1 minus epochs 2+";
 
 // ---------------------------------------------------------------------------------------------
 // Reading a report.
-
-const json& Get(const json& j, const char* key) {
-  static const json kNull;
-  if (!j.is_object()) return kNull;
-  auto it = j.find(key);
-  return it == j.end() ? kNull : *it;
-}
-bool HasNum(const json& j, const char* key) { return Get(j, key).is_number(); }
-double Num(const json& j, const char* key, double fallback = 0) {
-  const json& v = Get(j, key);
-  return v.is_number() ? v.get<double>() : fallback;
-}
-int64_t Int(const json& j, const char* key) { return int64_t(std::llround(Num(j, key))); }
-std::string Str(const json& j, const char* key) {
-  const json& v = Get(j, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
 
 struct StageView {
   std::string name, type, fused_into;
@@ -125,132 +107,100 @@ std::string BaseName(const std::string& path) {
   return b;
 }
 
-Result<RunView> ParseRun(const HtmlReportRun& in, size_t index) {
-  const std::string where = in.path.empty() ? "run " + std::to_string(index + 1) : in.path;
-  json j;
-  try {
-    j = json::parse(in.json);
-  } catch (const json::exception& e) {
-    return Status::InvalidArgument(where + ": not JSON (" + e.what() + ")");
+EpochView MakeEpochView(const ReportEpoch& re) {
+  const EpochStats& p = re.pipeline;
+  EpochView e;
+  e.epoch = p.epoch;
+  e.seconds = p.seconds;
+  e.samples = p.samples;
+  e.batches = p.batches;
+  e.sps = p.samples_per_second;
+  e.has_wait = re.has_consumer_wait;
+  e.wait = p.consumer_wait_seconds;
+  e.wait_p95 = p.consumer_wait_p95_ms;
+  e.wait_max = p.consumer_wait_max_ms;
+  e.has_cpu = re.has_cpu_seconds;
+  e.cpu = p.cpu_seconds;
+  e.cache_mode = p.cache.mode;
+  e.hits = p.cache.hits;
+  e.misses = p.cache.misses;
+  for (const StageStats& s : p.stages) {
+    StageView sv;
+    sv.name = s.name;
+    sv.type = s.type;
+    sv.fused_into = s.fused_into;
+    sv.count = s.count;
+    sv.errors = s.errors;
+    sv.fused = s.fused;
+    sv.bytes = s.bytes;
+    sv.busy = s.busy_seconds;
+    sv.p50 = s.p50_ms;
+    sv.p95 = s.p95_ms;
+    sv.p99 = s.p99_ms;
+    sv.max = s.max_ms;
+    e.stages.push_back(std::move(sv));
   }
-  const json& epochs = Get(j, "epochs");
-  if (!epochs.is_array())
-    return Status::InvalidArgument(where +
-                                   ": not a flowfeed report: it has no \"epochs\" list (reports "
-                                   "come from flowfeed bench/train --report)");
-  RunView r;
-  r.path = in.path;
-  r.label = !in.label.empty() ? in.label : !in.path.empty() ? BaseName(in.path)
-                                                             : "run " + std::to_string(index + 1);
-  const json& run = Get(j, "run");
-  r.source = Str(run, "source");
-  r.tool = Str(run, "tool");
-  r.threads = int(Int(run, "threads"));
-  r.dataset_size = Int(run, "dataset_size");
-  for (const json& w : Get(run, "warnings"))
-    if (w.is_string()) r.warnings.push_back(w.get<std::string>());
-  const json& cache = Get(j, "cache");
-  if (!Str(cache, "mode").empty()) r.cache_mode = Str(cache, "mode");
-  r.cache_placement = Str(cache, "placement");
-  r.cache_note = Str(cache, "note");
-  r.cache_store = Str(cache, "store");
-  r.cache_decision = Str(cache, "decision");
-  const json& trainer = Get(j, "trainer");
-  r.training = trainer.is_object();
-  r.device = Str(trainer, "device");
-  r.model = Str(trainer, "model");
-  const json& gap = Get(j, "first_epoch_gap");
-  if (Get(gap, "parts").is_object() && !Get(gap, "parts").empty()) {
-    r.has_gap = true;
-    r.gap_seconds = Num(gap, "seconds");
-    for (const auto& [name, v] : Get(gap, "parts").items())
-      if (v.is_number()) r.gap.emplace_back(name, v.get<double>());
+  // A report may list fewer samples than its count (a long list cut short), never more.
+  e.skipped = p.skipped_count;
+  for (const SkippedSample& s : p.skipped) e.skips.push_back({s.source, s.stage, s.reason});
+  if (e.skipped < int64_t(e.skips.size())) e.skipped = int64_t(e.skips.size());
+  if (re.trainer) {
+    const ReportTrainerEpoch& t = *re.trainer;
+    e.trainer = true;
+    e.t_seconds = t.seconds;
+    e.data_wait = t.data_wait_seconds;
+    e.h2d = t.h2d_seconds;
+    e.forward = t.forward_seconds;
+    e.backward = t.backward_seconds;
+    e.optimizer = t.optimizer_seconds;
+    e.allreduce = t.allreduce_seconds;
+    e.checkpoint = t.checkpoint_seconds;
+    e.loss = t.loss;
+    e.accuracy = t.accuracy;
   }
-  const json& ledger = Get(j, "ledger");
-  if (HasNum(ledger, "wall_seconds")) {
-    r.has_ledger = true;
-    r.wall = Num(ledger, "wall_seconds");
-    r.setup = Num(ledger, "setup_seconds");
-    r.unexplained = Num(ledger, "unexplained_seconds");
+  if (re.eval) {
+    e.eval = true;
+    e.eval_loss = re.eval->loss;
+    e.eval_accuracy = re.eval->accuracy;
+    e.eval_seconds = re.eval->seconds;
   }
+  return e;
+}
 
-  for (size_t i = 0; i < epochs.size(); ++i) {
-    const json& je = epochs[i];
-    if (!HasNum(je, "seconds"))
-      return Status::InvalidArgument(where + ": epochs[" + std::to_string(i) +
-                                     "] has no \"seconds\"");
-    EpochView e;
-    e.epoch = HasNum(je, "epoch") ? int(Int(je, "epoch")) : int(i) + 1;
-    e.seconds = Num(je, "seconds");
-    e.samples = Int(je, "samples");
-    e.batches = Int(je, "batches");
-    e.sps = HasNum(je, "samples_per_second") ? Num(je, "samples_per_second")
-            : e.seconds > 0                  ? double(e.samples) / e.seconds
-                                             : 0;
-    e.has_wait = HasNum(je, "consumer_wait_seconds");
-    e.wait = Num(je, "consumer_wait_seconds");
-    e.wait_p95 = Num(je, "consumer_wait_p95_ms");
-    e.wait_max = Num(je, "consumer_wait_max_ms");
-    e.has_cpu = HasNum(je, "cpu_seconds");
-    e.cpu = Num(je, "cpu_seconds");
-    const json& ec = Get(je, "cache");
-    if (!Str(ec, "mode").empty()) e.cache_mode = Str(ec, "mode");
-    e.hits = Int(ec, "hits");
-    e.misses = Int(ec, "misses");
-    const json& stages = Get(je, "stages");
-    std::vector<std::string> order;
-    for (const json& n : Get(je, "stage_order"))
-      if (n.is_string() && Get(stages, n.get<std::string>().c_str()).is_object())
-        order.push_back(n.get<std::string>());
-    if (stages.is_object())
-      for (const auto& [name, v] : stages.items())
-        if (v.is_object() && std::find(order.begin(), order.end(), name) == order.end())
-          order.push_back(name);
-    for (const std::string& name : order) {
-      const json& s = Get(stages, name.c_str());
-      StageView sv;
-      sv.name = name;
-      sv.type = Str(s, "type");
-      sv.fused_into = Str(s, "fused_into");
-      sv.count = Int(s, "count");
-      sv.errors = Int(s, "errors");
-      sv.fused = Int(s, "fused");
-      sv.bytes = Int(s, "bytes");
-      sv.busy = Num(s, "busy_seconds");
-      sv.p50 = Num(s, "p50_ms");
-      sv.p95 = Num(s, "p95_ms");
-      sv.p99 = Num(s, "p99_ms");
-      sv.max = Num(s, "max_ms");
-      e.stages.push_back(std::move(sv));
-    }
-    const json& skipped = Get(je, "skipped");
-    e.skipped = Int(skipped, "count");
-    for (const json& s : Get(skipped, "samples"))
-      e.skips.push_back({Str(s, "source"), Str(s, "stage"), Str(s, "reason")});
-    if (e.skipped < int64_t(e.skips.size())) e.skipped = int64_t(e.skips.size());
-    const json& t = Get(je, "trainer");
-    if (t.is_object()) {
-      e.trainer = true;
-      e.t_seconds = Num(t, "seconds");
-      e.data_wait = Num(t, "data_wait_seconds");
-      e.h2d = Num(t, "h2d_seconds");
-      e.forward = Num(t, "forward_seconds");
-      e.backward = Num(t, "backward_seconds");
-      e.optimizer = Num(t, "optimizer_seconds");
-      e.allreduce = Num(t, "allreduce_seconds");
-      e.checkpoint = Num(t, "checkpoint_seconds");
-      e.loss = Num(t, "loss");
-      e.accuracy = Num(t, "accuracy");
-    }
-    const json& ev = Get(je, "eval");
-    if (ev.is_object()) {
-      e.eval = true;
-      e.eval_loss = Num(ev, "loss");
-      e.eval_accuracy = Num(ev, "accuracy");
-      e.eval_seconds = Num(ev, "seconds");
-    }
-    r.epochs.push_back(std::move(e));
+// The page's view of one run, from the report's document: the figures the charts draw, with
+// the defaults ReadReportJson() gives what a report left out.
+RunView MakeRunView(const ReportDoc& doc, const std::string& label, const std::string& path) {
+  RunView r;
+  r.path = path;
+  r.label = label;
+  const RunStats& run = doc.run;
+  r.source = run.source;
+  r.tool = doc.tool;
+  r.threads = run.threads;
+  r.dataset_size = run.dataset_size;
+  r.warnings = run.warnings;
+  r.cache_mode = run.cache_mode;
+  r.cache_placement = run.cache_placement;
+  r.cache_note = run.cache_note;
+  r.cache_store = run.cache_store;
+  r.cache_decision = run.cache_decision;
+  r.training = doc.trainer.has_value();
+  if (doc.trainer) {
+    r.device = doc.trainer->device;
+    r.model = doc.trainer->model;
   }
+  if (doc.first_epoch_gap) {
+    r.has_gap = true;
+    r.gap_seconds = doc.first_epoch_gap->seconds;
+    for (const ReportPart& p : doc.first_epoch_gap->parts) r.gap.emplace_back(p.name, p.seconds);
+  }
+  if (doc.ledger) {
+    r.has_ledger = true;
+    r.wall = doc.ledger->wall_seconds;
+    r.setup = doc.ledger->setup_seconds;
+    r.unexplained = doc.ledger->unexplained_seconds;
+  }
+  for (const ReportEpoch& re : doc.epochs) r.epochs.push_back(MakeEpochView(re));
   return r;
 }
 
@@ -1179,9 +1129,14 @@ Result<std::string> RenderHtmlReport(const std::vector<HtmlReportRun>& runs,
   std::vector<RunView> views;
   std::set<std::string> labels;
   for (size_t i = 0; i < runs.size(); ++i) {
-    auto v = ParseRun(runs[i], i);
-    if (!v.ok()) return v.status();
-    RunView r = std::move(v.value());
+    const HtmlReportRun& in = runs[i];
+    const std::string run_n = "run " + std::to_string(i + 1);
+    auto doc = ReadReportJson(in.json, in.path.empty() ? run_n : in.path);
+    if (!doc.ok()) return doc.status();
+    RunView r = MakeRunView(*doc,
+                            !in.label.empty() ? in.label : !in.path.empty() ? BaseName(in.path)
+                                                                             : run_n,
+                            in.path);
     // Two runs never share a label: the legend would not tell them apart.
     std::string label = r.label;
     for (int n = 2; labels.count(label); ++n) label = r.label + " (" + std::to_string(n) + ")";
