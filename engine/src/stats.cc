@@ -1,4 +1,5 @@
-// Reports: the terminal table and the JSON document. The only file that includes nlohmann/json.
+// Reports: the terminal table, the verdicts and the Chrome trace. The JSON report is written
+// and read in report/ (flowfeed/report.h).
 
 #include "flowfeed/stats.h"
 
@@ -227,82 +228,6 @@ std::string ChromeTraceJson(const std::vector<TraceEvent>& events) {
   }
   json doc = {{"traceEvents", list}, {"displayTimeUnit", "ms"}};
   return doc.dump();
-}
-
-std::string ReportJson(const RunStats& run) {
-  using nlohmann::json;
-  json j;
-  j["run"] = {{"source", run.source},
-              {"threads", run.threads},
-              {"dataset_size", run.dataset_size},
-              {"open_seconds", run.open_seconds},
-              {"peak_rss_bytes", run.peak_rss_bytes},
-              {"prefetch", run.prefetch},
-              {"tokens", run.tokens},
-              {"warnings", run.warnings}};
-  const CacheStats& c = run.cache;
-  j["cache"] = {{"mode", run.cache_mode},
-                {"placement", run.cache_placement},
-                {"store", run.cache_store},
-                {"decision", run.cache_decision},
-                {"note", run.cache_note},
-                {"fingerprint", run.cache_fingerprint},
-                {"flush_seconds", run.cache_flush_seconds},
-                {"budget_bytes", c.budget_bytes},
-                {"memory_entries", c.memory_entries},
-                {"memory_bytes", c.memory_bytes},
-                {"disk_entries", c.disk_entries},
-                {"disk_bytes", c.disk_bytes},
-                {"reused_entries", c.reused_entries},
-                {"overhead_bytes", c.overhead_bytes},
-                {"overhead_bytes_per_sample",
-                 run.dataset_size ? double(c.overhead_bytes) / double(run.dataset_size) : 0.0},
-                {"dropped", c.dropped},
-                {"corrupt", c.corrupt},
-                {"disk_disabled", c.disk_disabled},
-                {"messages", c.messages}};
-  json epochs = json::array();
-  for (const auto& e : run.epochs) {
-    json je;
-    je["epoch"] = e.epoch;
-    je["seconds"] = e.seconds;
-    je["samples"] = e.samples;
-    je["batches"] = e.batches;
-    je["samples_per_second"] = e.samples_per_second;
-    je["cpu_seconds"] = e.cpu_seconds;
-    je["consumer_wait_seconds"] = e.consumer_wait_seconds;
-    je["consumer_wait_p95_ms"] = e.consumer_wait_p95_ms;
-    je["consumer_wait_max_ms"] = e.consumer_wait_max_ms;
-    je["bytes_read"] = e.bytes_read;
-    je["cache"] = {{"mode", e.cache.mode},
-                   {"hits", e.cache.hits},
-                   {"misses", e.cache.misses},
-                   {"bytes", e.cache.bytes},
-                   {"fill_page_faults", e.cache.fill_page_faults}};
-    json occupancy = json::array();
-    for (const auto& [t, n] : e.queue_occupancy) occupancy.push_back({t, n});
-    je["queue"] = {{"mean", e.queue_mean}, {"occupancy", occupancy}};
-    json stages = json::object();
-    json order = json::array();
-    for (const auto& s : e.stages) {
-      stages[s.name] = {{"type", s.type},         {"count", s.count},   {"errors", s.errors},
-                        {"busy_seconds", s.busy_seconds}, {"p50_ms", s.p50_ms}, {"p95_ms", s.p95_ms},
-                        {"p99_ms", s.p99_ms},     {"max_ms", s.max_ms}, {"bytes", s.bytes},
-                        {"fused", s.fused},       {"fused_into", s.fused_into}};
-      order.push_back(s.name);
-    }
-    je["stages"] = stages;
-    je["stage_order"] = order;
-    json skipped = json::array();
-    for (const auto& s : e.skipped)
-      skipped.push_back({{"index", s.index}, {"source", s.source}, {"stage", s.stage},
-                         {"reason", s.reason}});
-    je["skipped"] = {{"count", e.skipped_count}, {"samples", skipped}};
-    je["batch_digest"] = e.batch_digest;
-    epochs.push_back(std::move(je));
-  }
-  j["epochs"] = std::move(epochs);
-  return j.dump(2) + "\n";
 }
 
 }  // namespace flowfeed

@@ -12,11 +12,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "flowfeed/pipeline.h"
+#include "flowfeed/report.h"
 #include "distributed.h"
 #include "models.h"
 #include "util/clock.h"
@@ -957,71 +957,65 @@ std::string FormatTrainEpoch(const TrainEpochStats& e) {
   return out;
 }
 
-std::string TrainReportJson(const TrainReport& r) {
-  nlohmann::json j = nlohmann::json::parse(ReportJson(r.pipeline));
-  nlohmann::json parts = nlohmann::json::object();
-  double total = 0;
+namespace {
+
+// The report's document: the pipeline's figures, then the trainer's sections, each training
+// epoch's figures next to the pipeline epoch of the same number.
+ReportDoc TrainReportDoc(const TrainReport& r) {
+  ReportDoc doc = PipelineReportDoc(r.pipeline);
+  ReportSetup setup;
   for (const auto& p : r.setup) {
-    parts[p.name] = {{"seconds", p.seconds}};
-    total += p.seconds;
+    setup.parts.push_back({p.name, p.seconds});
+    setup.seconds += p.seconds;
   }
-  j["setup"] = {{"parts", parts}, {"seconds", total}};
   double epochs = 0;
   for (const auto& e : r.epochs) epochs += e.seconds + e.eval_seconds + e.checkpoint_seconds;
   // The whole run accounted for: set-up parts, then each epoch's training, evaluation and
   // checkpoint; what no part measured is shown, not hidden.
-  nlohmann::json gap = nlohmann::json::object();
-  for (const auto& p : r.gap) gap[p.name] = p.seconds;
-  j["first_epoch_gap"] = {{"seconds", r.gap_seconds}, {"parts", gap}};
-  j["ledger"] = {{"wall_seconds", r.wall_seconds},
-                 {"setup_seconds", total},
-                 {"epochs_seconds", epochs},
-                 {"unexplained_seconds", r.unexplained_seconds}};
-  j["trainer"] = {{"device", r.device},
-                  {"torch_threads", r.torch_threads},
-                  {"model", r.model},
-                  {"synchronized_timing", r.synchronized_timing},
-                  {"start_epoch", r.start_epoch},
-                  {"start_position", r.start_position},
-                  {"wall_seconds", r.wall_seconds}};
-  j["distributed"] = {{"rank", r.rank},
-                      {"world_size", r.world_size},
-                      {"backend", r.world_size > 1 ? r.backend : std::string("none")},
-                      {"policy", r.shard_policy},
-                      {"uneven", r.uneven}};
-  for (auto& je : j["epochs"]) {
+  ReportGap gap;
+  gap.seconds = r.gap_seconds;
+  for (const auto& p : r.gap) gap.parts.push_back({p.name, p.seconds});
+  doc.first_epoch_gap = std::move(gap);
+  doc.ledger = ReportLedger{r.wall_seconds, setup.seconds, epochs, r.unexplained_seconds};
+  doc.setup = std::move(setup);
+  doc.trainer = ReportTrainer{r.device,      r.torch_threads,    r.model,       r.synchronized_timing,
+                              r.start_epoch, r.start_position,   r.wall_seconds};
+  doc.distributed = ReportDistributed{r.rank, r.world_size,
+                                      r.world_size > 1 ? r.backend : std::string("none"),
+                                      r.shard_policy, r.uneven};
+  for (ReportEpoch& re : doc.epochs) {
     for (const auto& e : r.epochs) {
-      if (je["epoch"].get<int>() != e.epoch) continue;
-      je["trainer"] = {{"steps", e.steps},
-                       {"samples", e.samples},
-                       {"seconds", e.seconds},
-                       {"samples_per_second", e.samples_per_second},
-                       {"data_wait_seconds", e.data_wait_seconds},
-                       {"h2d_seconds", e.h2d_seconds},
-                       {"forward_seconds", e.forward_seconds},
-                       {"backward_seconds", e.backward_seconds},
-                       {"optimizer_seconds", e.optimizer_seconds},
-                       {"first_step_seconds", e.first_step_seconds},
-                       {"median_step_seconds", e.median_step_seconds},
-                       {"loss", e.loss},
-                       {"accuracy", e.accuracy},
-                       {"lr", e.lr},
-                       {"checkpoint_seconds", e.checkpoint_seconds},
-                       {"allreduce_seconds", e.allreduce_seconds},
-                       {"global_samples", e.global_samples},
-                       {"model_digest", e.model_digest},
-                       {"resumed_at", e.resumed_at}};
-      if (!e.rank_cache_hit_rate.empty())
-        je["distributed"] = {{"cache_hit_rate_per_rank", e.rank_cache_hit_rate}};
-      if (!e.indices.empty()) je["trainer"]["indices"] = e.indices;
+      if (re.pipeline.epoch != e.epoch) continue;
+      re.trainer = ReportTrainerEpoch{e.steps,
+                                      e.samples,
+                                      e.seconds,
+                                      e.samples_per_second,
+                                      e.data_wait_seconds,
+                                      e.h2d_seconds,
+                                      e.forward_seconds,
+                                      e.backward_seconds,
+                                      e.optimizer_seconds,
+                                      e.first_step_seconds,
+                                      e.median_step_seconds,
+                                      e.loss,
+                                      e.accuracy,
+                                      e.lr,
+                                      e.checkpoint_seconds,
+                                      e.allreduce_seconds,
+                                      e.global_samples,
+                                      e.model_digest,
+                                      e.resumed_at,
+                                      e.indices};
+      if (!e.rank_cache_hit_rate.empty()) re.cache_hit_rate_per_rank = e.rank_cache_hit_rate;
       if (e.has_eval)
-        je["eval"] = {{"loss", e.eval_loss},
-                      {"accuracy", e.eval_accuracy},
-                      {"samples", e.eval_samples},
-                      {"seconds", e.eval_seconds}};
+        re.eval = ReportEval{e.eval_loss, e.eval_accuracy, e.eval_samples, e.eval_seconds};
     }
   }
-  return j.dump(2) + "\n";
+  return doc;
 }
+
+}  // namespace
+
+std::string TrainReportJson(const TrainReport& r) { return WriteReportJson(TrainReportDoc(r)); }
 
 }  // namespace flowfeed

@@ -154,7 +154,8 @@ std::string CacheVerdict(const RunStats& run);
 
 // The JSON report: {"run": {...}, "epochs": [{"epoch": 1, "seconds": ..., "stages": {"decode":
 // {"count": ..., "busy_seconds": ..., "p50_ms": ...}, ...}, "skipped": {"count": N, "samples":
-// [{"source": ..., "stage": ..., "reason": ...}]}, "batch_digest": "..."}]}.
+// [{"source": ..., "stage": ..., "reason": ...}]}, "batch_digest": "..."}]}, with
+// "schema_version" at the top: WriteReportJson(PipelineReportDoc(run)) (flowfeed/report.h).
 std::string ReportJson(const RunStats& run);
 
 }  // namespace flowfeed
