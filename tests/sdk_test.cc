@@ -196,6 +196,7 @@ TEST(Sdk, EngineLinkedOutOfTreeThroughCMakeAndPkgConfig) {
   out.clear();
   ASSERT_EQ(Shell("cmake -S '" + dir / "consumer" + "' -B '" + dir / "consumer/build" +
                       "' -DCMAKE_PREFIX_PATH='" + prefix + "' -DCMAKE_BUILD_TYPE=Release" +
+                      " -DCMAKE_CXX_FLAGS='" FLOWFEED_SANITIZE_FLAGS "'" +
                       " && cmake --build '" + dir / "consumer/build" + "'", &out), 0) << out;
   out.clear();
   ASSERT_EQ(Shell("'" + dir / "consumer/build/consumer" + "' '" + dir / "run.yaml" + "'", &out), 0)
@@ -203,7 +204,8 @@ TEST(Sdk, EngineLinkedOutOfTreeThroughCMakeAndPkgConfig) {
   EXPECT_EQ(out, expected);
 
   out.clear();
-  ASSERT_EQ(Shell("c++ -O1 -o '" + dir / "consumer-pc" + "' '" + dir / "consumer/main.cc" +
+  ASSERT_EQ(Shell("c++ -O1 " FLOWFEED_SANITIZE_FLAGS " -o '" + dir / "consumer-pc" + "' '" +
+                      dir / "consumer/main.cc" +
                       "' $(PKG_CONFIG_PATH='" + prefix + "/lib/pkgconfig' pkg-config --cflags " +
                       "--libs --static flowfeed)", &out), 0) << out;
   out.clear();
