@@ -45,11 +45,11 @@
 
 #include "codec.h"
 #include "flowfeed/cache.h"
-#include "cache_choice.h"
+#include "pipeline/cache_choice.h"
 #include "flowfeed/source.h"
 #include "fusion.h"
-#include "histogram.h"
-#include "tsan_annotations.h"
+#include "pipeline/histogram.h"
+#include "pipeline/tsan_annotations.h"
 
 namespace flowfeed {
 namespace {

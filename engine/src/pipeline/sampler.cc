@@ -1,4 +1,4 @@
-// sampler.cc: the order in which an epoch's samples are drawn, and their split between ranks.
+// pipeline/sampler.cc: the order of an epoch's samples, and their split between ranks.
 //
 // Everything here is a pure function of the options and the epoch, so that every rank, every
 // thread count and every resumed run agree on it without talking to each other.
