@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cache_choice.h"
+#include "pipeline/cache_choice.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
 #include "test_util.h"

@@ -1,7 +1,9 @@
 // util/clock.h (internal): the monotonic clock every timing in flowfeed is taken from.
 //
-// Thread-safety: all functions read std::chrono::steady_clock only and are safe from any thread.
+// Thread-safety: all functions read the OS clocks only and are safe from any thread.
 #pragma once
+
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
@@ -25,6 +27,18 @@ inline double SecondsBetween(SteadyClock::time_point a, SteadyClock::time_point 
 // Seconds from `t0` to now.
 inline double SecondsSince(SteadyClock::time_point t0) {
   return SecondsBetween(t0, SteadyClock::now());
+}
+
+// CPU time of the whole process, every thread, user and system: what an epoch cost the machine
+// (the consumer's thread included, as a peer's in-process training loop is in its own figure).
+// 0 when the OS does not say.
+inline uint64_t ProcessCpuNs() {
+  struct rusage ru {};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  auto ns = [](const timeval& t) {
+    return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_usec) * 1000u;
+  };
+  return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
 }  // namespace flowfeed

@@ -1,7 +1,10 @@
-// sampler.cc: the order in which an epoch's samples are drawn, and their split between ranks.
+// pipeline/sampler.cc: the order of an epoch's samples, and their split between ranks.
 //
 // Everything here is a pure function of the options and the epoch, so that every rank, every
-// thread count and every resumed run agree on it without talking to each other.
+// thread count and every resumed run agree on it without talking to each other. TicketDrawer
+// (sampler.h) walks those orders, one ticket per sample.
+#include "pipeline/sampler.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -132,6 +135,19 @@ std::vector<int64_t> EpochOrder(const PipelineOptions& options, const Source& so
       return source.shard(a) != source.shard(b) ? source.shard(a) < source.shard(b) : a < b;
     });
   return Shuffled(std::move(mine), options, source, uint64_t(epoch), uint64_t(r) + 1, kSamplerStream);
+}
+
+bool TicketDrawer::Draw(Ticket* t) {
+  if (next_sequence_ >= total_) return false;
+  t->sequence = next_sequence_++;
+  // Sequences start at 0 (the sequencer needs that); epochs at start_epoch, positions at
+  // start_position.
+  const uint64_t at = t->sequence + uint64_t(options_.start_position);
+  t->epoch = options_.start_epoch + int(at / uint64_t(per_epoch_));
+  int64_t pos = int64_t(at % uint64_t(per_epoch_));
+  if (pos == 0 || t->sequence == 0) order_ = EpochOrder(options_, source_, t->epoch);
+  t->index = order_[size_t(pos)];
+  return true;
 }
 
 }  // namespace flowfeed

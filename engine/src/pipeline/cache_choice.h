@@ -38,7 +38,7 @@
 namespace flowfeed {
 
 // Per-sample costs, measured at Pipeline::Open on a few samples (ProbeCacheCosts in
-// pipeline.cc), the fill through a FreshMemoryProbe.
+// pipeline/plan.cc), the fill through a FreshMemoryProbe.
 struct CacheCosts {
   int probed = 0;                  // samples measured (0: nothing could be measured)
   double read_seconds = 0;         // reading one file

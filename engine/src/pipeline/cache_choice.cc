@@ -1,5 +1,5 @@
-// cache_choice.cc: the cost model of cache_choice.h.
-#include "cache_choice.h"
+// pipeline/cache_choice.cc: the cost model of cache_choice.h.
+#include "pipeline/cache_choice.h"
 
 #include <sys/mman.h>
 

@@ -1,0 +1,199 @@
+// pipeline/step_runner.cc: a sample's steps, fusion, cache lookup and fill (step_runner.h).
+#include "pipeline/step_runner.h"
+
+#include <sys/resource.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "util/clock.h"
+#include "pipeline/convert.h"
+
+namespace flowfeed {
+
+StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
+                       std::vector<Step> steps, SampleCache* cache, int cache_stages,
+                       StatsTable* stats, TraceLog* trace, TensorPool* tensors)
+    : options_(options),
+      source_(source),
+      steps_(std::move(steps)),
+      cache_(cache),
+      cache_stages_(cache_stages),
+      ids_(int(steps_.size())),
+      stats_(stats),
+      trace_(trace),
+      tensors_(tensors),
+      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()) {}
+
+void StepRunner::InitSlot(Slot* slot, const Ticket& t) {
+  Sample& s = slot->sample;
+  s.index = t.index;
+  s.epoch = t.epoch;
+  s.sequence = t.sequence;
+  s.label = source_.label(t.index);
+  s.source = source_.key(t.index);
+  slot->failed_step = -1;
+  slot->fatal = false;
+  slot->error = Status::Ok();
+  slot->resume = 0;
+  slot->region_decoded = false;
+  slot->output_op = OutputOp();
+}
+
+void StepRunner::LookupCache(Slot* slot) {
+  Sample& s = slot->sample;
+  uint64_t t0 = NowNs();
+  // A memory hit replaces the image handle with a view: keep the slot's own buffer aside
+  // first (or drop an earlier sample's view), and give it back on a miss.
+  if (s.image.shared()) {
+    s.image = Image();
+  } else if (s.image.data() && !slot->spare.data()) {
+    slot->spare = std::move(s.image);
+    s.image = Image();
+  }
+  int64_t bytes = 0;
+  bool hit;
+  if (cache_stages_ == 0) {
+    // The cache keeps the encoded file: a hit stands in for the read, into the sample's own
+    // reused buffer (a few dozen KB, no fresh memory), so the decode that follows is the one
+    // an uncached sample gets, fusion included.
+    hit = cache_->Lookup(s.index, &slot->cached_file, &bytes);
+    if (hit) {
+      const uint8_t* b = slot->cached_file.data();
+      s.encoded.assign(b, b + slot->cached_file.size_bytes());
+    }
+    if (slot->cached_file.shared()) slot->cached_file = Image();  // a memory view: let go
+  } else {
+    hit = cache_->Lookup(s.index, &s.image, &bytes);
+    if (hit) s.encoded.clear();
+  }
+  // A hit leaves a pixel cache's view in s.image; every other case gets the slot's own buffer
+  // back (a files hit decodes into it: no fresh allocation per sample).
+  if (hit) slot->resume = cache_stages_ + 1;  // past read and the cached stages
+  if ((!hit || cache_stages_ == 0) && !s.image.data() && slot->spare.data()) {
+    s.image = std::move(slot->spare);
+    slot->spare = Image();
+  }
+  uint64_t t1 = NowNs();
+  stats_->Record(s.epoch, ids_.cache(), t1 - t0, hit ? bytes : 0, false, hit);
+  trace_->Span(s, hit ? "cache hit" : "cache miss", t0, t1);
+}
+
+void StepRunner::Run(Slot* slot, int begin, int end) {
+  Sample& s = slot->sample;
+  for (int i = std::max(begin, slot->resume); i < end; ++i) {
+    if (slot->failed_step >= 0) return;
+    const Step& step = steps_[size_t(i)];
+    uint64_t t0 = NowNs();
+    int64_t bytes = 0;
+    bool fused = false;
+    Status st = RunStep(slot, i, &bytes, &fused);
+    uint64_t t_end = NowNs();
+    stats_->Record(s.epoch, i, t_end - t0, bytes, !st.ok(), fused);
+    trace_->Span(s, step.name, t0, t_end);
+    if (!st.ok()) {
+      slot->failed_step = i;
+      slot->fatal = step.on_error == OnError::kFail;
+      slot->error = st;
+      return;
+    }
+    // A stage that wrote into scratch left the previous image there; if that is a cache
+    // view, hand the slot's own spare buffer back to scratch instead.
+    if (s.scratch.shared()) {
+      s.scratch = std::move(slot->spare);
+      slot->spare = Image();
+    }
+    if (cache_ && i == cache_stages_) FillCache(s);
+  }
+  if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
+}
+
+Status StepRunner::RunStep(Slot* slot, int i, int64_t* bytes, bool* fused) {
+  Sample& s = slot->sample;
+  Step& step = steps_[size_t(i)];
+  Status st;
+  try {
+    if (i == 0) {
+      st = source_.Read(s.index, &s);
+      *bytes = s.encoded.empty() ? int64_t(s.image.size_bytes()) : int64_t(s.encoded.size());
+    } else if (step.fused_output) {
+      st = step.fused_output->FuseInto(s, Context(s, i), &slot->output_op);
+      *fused = true;
+    } else if (slot->region_decoded) {
+      st = step.region_consumer->ProcessRegion(s, slot->region, slot->region_plan);
+      slot->region_decoded = false;
+      *bytes = int64_t(s.image.size_bytes());
+    } else {
+      // PlanFusion leaves no decoder whose output the cache keeps (that must be whole).
+      if (step.region_decoder)
+        st = step.region_decoder->DecodeRegion(s, *steps_[size_t(i) + 1].region_consumer,
+                                               Context(s, i + 1), &slot->region_plan,
+                                               &slot->region, &slot->region_decoded);
+      if (st.ok() && !slot->region_decoded) st = step.stage->Process(s, Context(s, i));
+      *fused = slot->region_decoded;
+      *bytes = int64_t(s.image.size_bytes());
+    }
+  } catch (const std::exception& e) {
+    st = Status::Internal(std::string("stage threw an exception: ") + e.what());
+  } catch (...) {
+    st = Status::Internal("stage threw a non-standard exception");
+  }
+  return st;
+}
+
+// The copy into the cache, right after the step whose output it keeps, with the minor page
+// faults it took (a fresh cache's pages are the fill's real cost).
+void StepRunner::FillCache(const Sample& s) {
+  struct rusage before, after;
+  ::getrusage(RUSAGE_THREAD, &before);
+  uint64_t t1 = NowNs();
+  const int64_t filled = InsertIntoCache(s);
+  uint64_t t2 = NowNs();
+  ::getrusage(RUSAGE_THREAD, &after);
+  fill_faults_[size_t(s.epoch)].fetch_add(after.ru_minflt - before.ru_minflt,
+                                          std::memory_order_relaxed);
+  stats_->Record(s.epoch, ids_.fill(), t2 - t1, filled, false);
+  trace_->Span(s, "cache_fill", t1, t2);
+}
+
+// Offers the cache what it keeps of `s`: the encoded file (placement at read) or the image.
+// Returns the bytes offered.
+int64_t StepRunner::InsertIntoCache(const Sample& s) {
+  if (cache_stages_ > 0) {
+    cache_->Insert(s.index, s.image);
+    return int64_t(s.image.size_bytes());
+  }
+  if (s.encoded.empty() || s.encoded.size() > size_t(std::numeric_limits<int>::max())) return 0;
+  // A 1 x size x 1 image over the file's bytes, borrowed for the call: Insert() copies.
+  std::shared_ptr<uint8_t[]> borrowed(const_cast<uint8_t*>(s.encoded.data()), [](uint8_t*) {});
+  cache_->Insert(s.index, Image::Wrap(std::move(borrowed), s.encoded.size(), 1,
+                                      int(s.encoded.size()), 1, DType::kUInt8));
+  return int64_t(s.encoded.size());
+}
+
+// The sample in the batch's layout and dtype, into the slot's own reused buffer.
+void StepRunner::ConvertSample(Slot* slot) {
+  Sample& s = slot->sample;
+  const Image& img = s.image;
+  if (img.empty()) {
+    slot->channels = 0;
+    return;
+  }
+  uint64_t t0 = NowNs();
+  size_t bytes = size_t(img.channels()) * img.height() * img.width() *
+                 DTypeSize(options_.batch.dtype);
+  if (!slot->tensor) slot->tensor = tensors_->Acquire();
+  if (slot->tensor->size() < bytes) slot->tensor->resize(bytes);
+  ConvertInto(img, options_.batch.layout, options_.batch.dtype, slot->output_op,
+              slot->tensor->data());
+  if (options_.digest) slot->tensor_digest = XXH3_64bits(slot->tensor->data(), bytes);
+  slot->channels = img.channels();
+  slot->height = img.height();
+  slot->width = img.width();
+  uint64_t t1 = NowNs();
+  stats_->Record(s.epoch, ids_.collate(), t1 - t0, int64_t(bytes), false);
+  trace_->Span(s, "collate", t0, t1);
+}
+
+}  // namespace flowfeed
