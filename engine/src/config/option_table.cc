@@ -189,7 +189,7 @@ const std::vector<OptionSpec<DistributedOptions>>& Options<DistributedOptions>()
         "how long a collective may wait for the other ranks")
           .Above(0),
       R("rank_reports", Kind::kBool, FF_FIELD(rank_reports),
-        "ranks other than 0 also write report.rank<N>.json"),
+        "ranks other than 0 also write `report.rank<N>.json`"),
   };
   return rows;
 }

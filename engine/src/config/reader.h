@@ -191,6 +191,9 @@ class ConfigReader {
   bool ReadIntList(const OptionInfo& row, const Item& item, std::vector<int>* out);
 
   // --- Sections (sections.cc) ---
+  // Whether `item` is a map of keys to read: false for an empty section (all defaults), and
+  // false with "expected a map (<keys>)" reported for anything else.
+  bool IsSectionMap(const Item& item, const std::string& keys);
   bool ReadTopSection(const std::string& key, const YAML::Node& key_node, const Item& item,
                       PipelineOptions* options);
   void ReadSource(const YAML::Node& key_node, const Item& item, SourceOptions* source);

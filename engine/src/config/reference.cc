@@ -95,7 +95,9 @@ std::string AllowedText(const OptionInfo& row) {
     s = ">= 0";
   } else if (row.kind == Kind::kIntList) {
     s = "items" + IntervalText(row.lo, row.hi);
-  } else if (row.kind != Kind::kSkipBudget) {
+  } else if (row.kind == Kind::kSkipBudget) {
+    s = "a count >= 0, or 0% to 100%";
+  } else {
     s = IntervalText(row.lo, row.hi);
     if (!s.empty()) s.erase(0, 1);  // the leading space
   }
@@ -111,7 +113,8 @@ void AppendTable(const std::string& title, std::string* out) {
   S defaults;
   for (const OptionSpec<S>& row : Options<S>()) {
     const FieldRef def = row.ref(defaults);
-    std::string d = std::holds_alternative<std::monostate>(def) ? "" : DefaultText(row, def);
+    // A required key's struct default is never used by a config, so it is not shown.
+    std::string d = row.required ? "" : DefaultText(row, def);
     if (!d.empty()) d = "`" + d + "`";
     std::string line = "| `" + row.key + "` | " + KindName(row.kind) + " | " + d + " | " +
                        AllowedText(row) + " | " + row.doc + " |\n";

@@ -44,6 +44,13 @@ bool ConfigReader::ReadTopSection(const std::string& key, const YAML::Node& key_
   return errors_.size() == before;
 }
 
+bool ConfigReader::IsSectionMap(const Item& item, const std::string& keys) {
+  if (item.node.IsNull()) return false;  // `batch:` with nothing under it: all defaults
+  if (item.node.IsMap()) return true;
+  Error(item, "expected a map (" + keys + "), got " + Got(item.node));
+  return false;
+}
+
 void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item, SourceOptions* source) {
   const KeyPath& path = item.path;
   const YAML::Mark at = key_node.Mark();  // the `source:` key locates the section
@@ -75,21 +82,13 @@ void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item, Sour
 }
 
 void ConfigReader::ReadBatch(const Item& item, BatchOptions* batch) {
-  if (item.node.IsNull()) return;  // `batch:` with nothing under it: all defaults
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (size, drop_last, layout, dtype), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "size, drop_last, layout, dtype")) return;
   ReadEntries(item, Options<BatchOptions>(), batch);
 }
 
 void ConfigReader::ReadCache(const YAML::Node& key_node, const Item& item, CacheOptions* cache) {
   cache->where = Locate(key_node.Mark(), item.path);
-  if (item.node.IsNull()) return;
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (mode, budget, path, ...), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "mode, budget, path, ...")) return;
   const Given given = ReadEntries(item, Options<CacheOptions>(), cache);
   if (cache->mode == CacheMode::kDisk && !given.Ok("path"))
     Error(key_node.Mark(), item.path.Key("path"), "missing required key (cache.mode is disk)");
@@ -98,11 +97,7 @@ void ConfigReader::ReadCache(const YAML::Node& key_node, const Item& item, Cache
 void ConfigReader::ReadDistributed(const YAML::Node& key_node, const Item& item,
                                    DistributedOptions* dist) {
   dist->where = Locate(key_node.Mark(), item.path);
-  if (item.node.IsNull()) return;
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (policy, uneven, backend, ...), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "policy, uneven, backend, ...")) return;
   ReadEntries(item, Options<DistributedOptions>(), dist);
 }
 
@@ -110,11 +105,7 @@ void ConfigReader::ReadDistributed(const YAML::Node& key_node, const Item& item,
 // Training sections (flowfeed train): model, optimizer, schedule, loss, eval
 
 void ConfigReader::ReadModel(const Item& item, ModelOptions* model) {
-  if (item.node.IsNull()) return;  // `model:` with nothing under it: all defaults
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (type, stem, hidden, num_classes), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "type, stem, hidden, num_classes")) return;
   const std::vector<OptionSpec<ModelOptions>>& table = Options<ModelOptions>();
   const Given given = ReadEntries(item, table, model);
   // The default type is valid; a given one must have read cleanly.
@@ -123,11 +114,7 @@ void ConfigReader::ReadModel(const Item& item, ModelOptions* model) {
 }
 
 void ConfigReader::ReadOptimizer(const Item& item, OptimizerOptions* optimizer) {
-  if (item.node.IsNull()) return;
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (type, lr, momentum, ...), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "type, lr, momentum, ...")) return;
   const std::vector<OptionSpec<OptimizerOptions>>& table = Options<OptimizerOptions>();
   const Given given = ReadEntries(item, table, optimizer);
   if (given.Has("type") && !given.Ok("type")) return;
@@ -144,20 +131,12 @@ void ConfigReader::ReadOptimizer(const Item& item, OptimizerOptions* optimizer) 
 }
 
 void ConfigReader::ReadSchedule(const Item& item, ScheduleOptions* schedule) {
-  if (item.node.IsNull()) return;
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (type, warmup_epochs, min_lr, ...), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "type, warmup_epochs, min_lr, ...")) return;
   ReadEntries(item, Options<ScheduleOptions>(), schedule);
 }
 
 void ConfigReader::ReadLoss(const Item& item, TrainOptions* train) {
-  if (item.node.IsNull()) return;
-  if (!item.node.IsMap()) {
-    Error(item, "expected a map (label_smoothing), got " + Got(item.node));
-    return;
-  }
+  if (!IsSectionMap(item, "label_smoothing")) return;
   ReadEntries(item, Options<TrainOptions>(), train);
 }
 
