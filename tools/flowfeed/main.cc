@@ -579,6 +579,8 @@ int main(int argc, char** argv) {
   auto* stages = app.add_subcommand("stages", "List the stage types and their parameters");
   std::vector<std::string> plugin_files;
   stages->add_option("--plugins", plugin_files, "Plugin files whose stages to list too");
+  auto* options_cmd =
+      app.add_subcommand("options", "Print the config key reference (docs/config.md's key tables)");
   app.add_subcommand("dataset", "Build datasets from Debian's real data, write tar shards (see: flowfeed dataset --help)");
   app.add_subcommand("launch", "Start N ranks of a command with RANK/WORLD_SIZE/... set (see: flowfeed launch --help)");
 
@@ -594,6 +596,10 @@ int main(int argc, char** argv) {
     if (*report_cmd) return Report(report_files, output, labels, title);
     if (*validate) return Validate(config, sets);
     if (*stages) return Stages(plugin_files);
+    if (*options_cmd) {
+      std::cout << flowfeed::ConfigReference();
+      return kExitOk;
+    }
   } catch (const std::exception& e) {
     std::cerr << "flowfeed: internal error: " << e.what() << "\n";
     return kExitRuntime;

@@ -59,6 +59,12 @@ Result<PipelineOptions> LoadConfigWithPlugins(const std::string& path,
 // that is not an integer in range, or RANK >= WORLD_SIZE.
 Status ApplyDistributedEnvironment(PipelineOptions* options);
 
+// The reference of every config key (type, default, allowed values, meaning), generated from
+// the tables the reader reads keys with: the Markdown between the `<!-- options:begin -->` and
+// `<!-- options:end -->` markers of docs/config.md. `flowfeed options` prints it;
+// tools/gen_config_reference.sh rewrites the doc's block. Thread-safe.
+std::string ConfigReference();
+
 // The closest candidate within a small edit distance, or "" (for "did you mean").
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates);
 

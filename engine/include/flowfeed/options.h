@@ -3,7 +3,7 @@
 // Defaults are written here, in the struct bodies; a YAML config (config.h) only overrides what
 // it names. The config parser guarantees the invariants stated in the comments (ranges, known
 // stage types), so code that receives options from LoadConfig() need not check them again; code
-// that builds options by hand gets the same checks from Pipeline::Open().
+// that builds options by hand gets the same checks from Validate() (below) and Pipeline::Open().
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 
 #include "flowfeed/image.h"
 #include "flowfeed/registry.h"
+#include "flowfeed/status.h"
 
 namespace flowfeed {
 
@@ -261,5 +262,15 @@ struct PipelineOptions {
   // The config file these options came from ("" when built in code).
   std::string config_path;
 };
+
+// Checks `options` as a whole: every key's range or choices (the same tables the config reader
+// reads them with, so options from LoadConfig() always pass), Pipeline::Open's rules for a run
+// (batch.size, epochs, prefetch >= 1; threads, max_in_flight >= 0; start_epoch in [0, epochs);
+// start_position, start_batch >= 0; distributed rank in [0, world_size)), and the rules between
+// keys (file_list needs list, tar needs shards, a disk cache needs a path, nesterov needs
+// momentum). A field left at its default always passes. Does not look at stage parameters or
+// stage types (they need the registry: Pipeline::Open and the config reader check those).
+// InvalidArgument listing every problem, one per line ("batch.size must be >= 1"); thread-safe.
+Status Validate(const PipelineOptions& options);
 
 }  // namespace flowfeed

@@ -21,26 +21,6 @@
 namespace flowfeed {
 namespace {
 
-// The range checks of the options that need no source (the config parser makes the same ones).
-// InvalidArgument naming the first bad option.
-Status CheckPipelineOptions(const PipelineOptions& options) {
-  if (options.batch.size < 1) return Status::InvalidArgument("batch.size must be >= 1");
-  if (options.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
-  if (options.prefetch < 1) return Status::InvalidArgument("prefetch must be >= 1");
-  if (options.threads < 0) return Status::InvalidArgument("threads must be >= 0");
-  if (options.max_in_flight < 0) return Status::InvalidArgument("max_in_flight must be >= 0");
-  if (options.start_epoch < 0 || options.start_epoch >= options.epochs)
-    return Status::InvalidArgument("start_epoch must be in [0, epochs)");
-  if (options.start_position < 0 || options.start_batch < 0)
-    return Status::InvalidArgument("start_position and start_batch must be >= 0");
-  const DistributedOptions& dist = options.distributed;
-  if (dist.world_size < 1 || dist.rank < 0 || dist.rank >= dist.world_size)
-    return Status::InvalidArgument("distributed: rank " + std::to_string(dist.rank) +
-                                   " is not in [0, world_size " +
-                                   std::to_string(dist.world_size) + ")");
-  return Status::Ok();
-}
-
 // Fills parameters the caller left out from the schema's defaults (the config parser already
 // does this; options built in code may not have).
 Status CompleteParams(const StageInfo& info, StageSpec* spec, int position) {
@@ -117,7 +97,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
                                                  const StageRegistry& registry) {
   uint64_t t0 = NowNs();
   PipelineOptions options = options_in;
-  FLOWFEED_RETURN_IF_ERROR(CheckPipelineOptions(options));
+  // The same checks the config reader made (options built in code have had none).
+  FLOWFEED_RETURN_IF_ERROR(Validate(options));
   const DistributedOptions& dist = options.distributed;
   // Ranks on one host must not share a disk cache: each keeps what its own part computed.
   if (dist.world_size > 1 && !options.cache.path.empty())

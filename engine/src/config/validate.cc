@@ -1,0 +1,128 @@
+// config/validate.cc: Validate (options.h) from the option tables' ranges, plus the rules that
+// relate fields to each other.
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/option_table.h"
+#include "flowfeed/options.h"
+#include "text_format.h"
+
+namespace flowfeed {
+namespace config {
+namespace {
+
+// A numeric field's value, for range checks; nothing for other fields.
+std::optional<double> NumberOf(const FieldRef& f) {
+  if (auto p = std::get_if<int*>(&f)) return double(**p);
+  if (auto p = std::get_if<int64_t*>(&f)) return double(**p);
+  if (auto p = std::get_if<double*>(&f)) return **p;
+  return std::nullopt;
+}
+
+// What is wrong with one field ("must be >= 1"), or "". The default value always passes: some
+// defaults are sentinels a config may not write (eval.batch_size 0: the training batch size).
+std::string CheckField(const OptionInfo& row, const FieldRef& value, const FieldRef& def) {
+  switch (row.kind) {
+    case Kind::kInt:
+    case Kind::kNumber:
+    case Kind::kBytes: {
+      const std::optional<double> v = NumberOf(value);
+      if (!v || *v == NumberOf(def) || InInterval(*v, row.lo, row.hi)) return "";
+      return "must be" + IntervalText(row.lo, row.hi);
+    }
+    case Kind::kChoice: {
+      // Enum fields hold a valid value by construction; strings need checking.
+      const std::string* const* s = std::get_if<std::string*>(&value);
+      if (!s || **s == *std::get<std::string*>(def)) return "";
+      const std::vector<std::string> names = row.ChoiceNames();
+      for (const std::string& n : names)
+        if (**s == n) return "";
+      return "must be one of " + text::Join(names, ", ") + " (it is \"" + **s + "\")";
+    }
+    case Kind::kIntList: {
+      for (int v : *std::get<std::vector<int>*>(value))
+        if (!InInterval(v, row.lo, row.hi)) return "items must be" + IntervalText(row.lo, row.hi);
+      return "";
+    }
+    case Kind::kSkipBudget: {
+      const SkipBudget& b = *std::get<SkipBudget*>(value);
+      if (b.count >= 0 || (b.count == -1 && b.fraction >= 0)) return "";
+      return "must be a count >= 0, or count -1 with a fraction >= 0";
+    }
+    default:
+      return "";
+  }
+}
+
+// Checks every row of S's table against `value`, naming problems "<prefix><key> ...".
+template <typename S>
+void CheckTable(const S& value, const std::string& prefix, std::vector<std::string>* problems) {
+  S copy = value;  // the rows reach their fields through non-const references
+  S defaults;
+  for (const OptionSpec<S>& row : Options<S>()) {
+    const std::string problem = CheckField(row, row.ref(copy), row.ref(defaults));
+    if (!problem.empty()) problems->push_back(prefix + row.key + " " + problem);
+  }
+}
+
+// Pipeline::Open's own checks of what a run resumes from and which rank it is, in its words.
+void CheckRun(const PipelineOptions& o, std::vector<std::string>* problems) {
+  if (o.start_epoch < 0 || o.start_epoch >= o.epochs)
+    problems->push_back("start_epoch must be in [0, epochs)");
+  if (o.start_position < 0 || o.start_batch < 0)
+    problems->push_back("start_position and start_batch must be >= 0");
+  const DistributedOptions& d = o.distributed;
+  if (d.world_size < 1 || d.rank < 0 || d.rank >= d.world_size)
+    problems->push_back("distributed: rank " + std::to_string(d.rank) +
+                        " is not in [0, world_size " + std::to_string(d.world_size) + ")");
+}
+
+// Keys another key makes necessary, and keys that rule each other out.
+void CheckRelations(const PipelineOptions& o, std::vector<std::string>* problems) {
+  for (const SourceOptions* s : {&o.source, &o.train.eval.source}) {
+    const std::string at = s == &o.source ? "source." : "eval.source.";
+    if (s == &o.train.eval.source && !o.train.eval.enabled) continue;
+    if (s->type == "file_list" && s->list.empty())
+      problems->push_back(at + "list is required when " + at + "type is file_list");
+    if (s->type == "tar" && s->shards.empty())
+      problems->push_back(at + "shards is required when " + at + "type is tar");
+  }
+  if (o.cache.mode == CacheMode::kDisk && o.cache.path.empty())
+    problems->push_back("cache.path is required when cache.mode is disk");
+  const OptimizerOptions& opt = o.train.optimizer;
+  if (opt.type == "sgd" && opt.momentum == 0 && opt.nesterov)
+    problems->push_back("optimizer.nesterov needs momentum > 0");
+}
+
+}  // namespace
+}  // namespace config
+
+Status Validate(const PipelineOptions& options) {
+  using config::CheckTable;
+  std::vector<std::string> problems;
+  CheckTable(options.batch, "batch.", &problems);  // first, as Pipeline::Open checks it first
+  CheckTable(options, "", &problems);
+  config::CheckRun(options, &problems);
+  CheckTable(options.source, "source.", &problems);
+  for (size_t i = 0; i < options.pipeline.size(); ++i)
+    CheckTable(options.pipeline[i], "pipeline[" + std::to_string(i) + "].", &problems);
+  CheckTable(options.cache, "cache.", &problems);
+  CheckTable(options.distributed, "distributed.", &problems);
+  const TrainOptions& train = options.train;
+  CheckTable(train.model, "model.", &problems);
+  CheckTable(train.optimizer, "optimizer.", &problems);
+  CheckTable(train.schedule, "schedule.", &problems);
+  CheckTable(train, "loss.", &problems);
+  if (train.eval.enabled) {
+    CheckTable(train.eval, "eval.", &problems);
+    CheckTable(train.eval.source, "eval.source.", &problems);
+    for (size_t i = 0; i < train.eval.pipeline.size(); ++i)
+      CheckTable(train.eval.pipeline[i], "eval.pipeline[" + std::to_string(i) + "].", &problems);
+  }
+  config::CheckRelations(options, &problems);
+  if (problems.empty()) return Status::Ok();
+  return Status::InvalidArgument(text::Join(problems, "\n"));
+}
+
+}  // namespace flowfeed
