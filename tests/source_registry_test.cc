@@ -53,7 +53,8 @@ SourceInfo CountingInfo() {
 TEST(SourceRegistry, BuiltinsInRegistrationOrder) {
   SourceRegistry registry;
   RegisterBuiltinSources(&registry);
-  EXPECT_EQ(registry.Names(), (std::vector<std::string>{"image_folder", "file_list", "idx", "tar"}));
+  const std::vector<std::string> names = {"image_folder", "file_list", "idx", "tar"};
+  EXPECT_EQ(registry.Names(), names);
   EXPECT_EQ(BuiltinSources().Names(), registry.Names());
   for (const SourceInfo* info : registry.List()) {
     EXPECT_FALSE(info->doc.empty()) << info->name;

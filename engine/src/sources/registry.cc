@@ -37,59 +37,56 @@ SourceKeySpec Key(std::string name, bool required, std::string doc,
 
 constexpr char kExtensionsDefault[] = ".jpg .jpeg .png .bmp .webp .tif .tiff";
 
-SourceInfo ImageFolderInfo() {
+SourceInfo Info(std::string name, std::string doc, SourceTraits traits,
+                std::vector<SourceKeySpec> keys, SourceFactory factory) {
   SourceInfo info;
-  info.name = "image_folder";
-  info.doc = "root/<class>/<file>, classes sorted by name (torchvision's ImageFolder).";
-  info.keys = {Key("root", true, "the folder of class folders"),
-               Key("extensions", false, "file name endings that count as images "
-                                        "(case-insensitive)",
-                   kExtensionsDefault)};
-  info.factory = OpenImageFolder;
+  info.name = std::move(name);
+  info.doc = std::move(doc);
+  info.traits = traits;
+  info.keys = std::move(keys);
+  info.factory = std::move(factory);
   return info;
 }
 
-SourceInfo FileListInfo() {
-  SourceInfo info;
-  info.name = "file_list";
-  info.doc = "a CSV file of `path,label` lines, paths relative to root.";
-  info.keys = {Key("root", true, "the folder that relative paths in the list are taken from"),
-               Key("list", true, "the CSV file")};
-  info.factory = OpenFileList;
-  return info;
-}
-
-SourceInfo IdxInfo() {
-  SourceInfo info;
-  info.name = "idx";
-  info.doc = "MNIST-format IDX files (gzipped or not), held in memory; the pipeline needs no "
-             "decode stage.";
-  info.traits.gives_pixels = true;
-  info.keys = {Key("root", true, "the folder of the two files"),
-               Key("images", false, "the idx3 images file, relative to root",
-                   "train-images-idx3-ubyte.gz"),
-               Key("labels", false, "the idx1 labels file, relative to root",
-                   "train-labels-idx1-ubyte.gz")};
-  info.factory = OpenIdx;
-  return info;
-}
-
-SourceInfo TarInfo() {
-  SourceInfo info;
-  info.name = "tar";
-  info.doc = "WebDataset-style tar shards: an image member and a label member per key.";
-  info.traits.sequential = true;
-  info.keys = {Key("root", false, "the folder the shard files are taken from"),
-               Key("shards", true, "the shard files; brace ranges and lists expand"),
-               Key("label_extension", false, "the label member's extension (a decimal class "
-                                             "number)",
-                   "cls"),
-               Key("shuffle_buffer", false, "with shuffling, samples are shuffled within a window "
-                                            "of this many (0: a full permutation)",
-                   "1000"),
-               Key("extensions", false, "image member extensions", kExtensionsDefault)};
-  info.factory = OpenTarShards;
-  return info;
+// The built-in types, in the order messages list them.
+std::vector<SourceInfo> BuiltinInfos() {
+  SourceTraits encoded, pixels, sharded;
+  pixels.gives_pixels = true;
+  sharded.sequential = true;
+  return {
+      Info("image_folder",
+           "root/<class>/<file>, classes sorted by name (torchvision's ImageFolder).", encoded,
+           {Key("root", true, "the folder of class folders"),
+            Key("extensions", false, "file name endings that count as images (case-insensitive)",
+                kExtensionsDefault)},
+           OpenImageFolder),
+      Info("file_list", "a CSV file of `path,label` lines, paths relative to root.", encoded,
+           {Key("root", true, "the folder that relative paths in the list are taken from"),
+            Key("list", true, "the CSV file")},
+           OpenFileList),
+      Info("idx",
+           "MNIST-format IDX files (gzipped or not), held in memory; the pipeline needs no "
+           "decode stage.",
+           pixels,
+           {Key("root", true, "the folder of the two files"),
+            Key("images", false, "the idx3 images file, relative to root",
+                "train-images-idx3-ubyte.gz"),
+            Key("labels", false, "the idx1 labels file, relative to root",
+                "train-labels-idx1-ubyte.gz")},
+           OpenIdx),
+      Info("tar", "WebDataset-style tar shards: an image member and a label member per key.",
+           sharded,
+           {Key("root", false, "the folder the shard files are taken from"),
+            Key("shards", true, "the shard files; brace ranges and lists expand"),
+            Key("label_extension", false,
+                "the label member's extension (a decimal class number)", "cls"),
+            Key("shuffle_buffer", false,
+                "with shuffling, samples are shuffled within a window of this many (0: a full "
+                "permutation)",
+                "1000"),
+            Key("extensions", false, "image member extensions", kExtensionsDefault)},
+           OpenTarShards),
+  };
 }
 
 }  // namespace
@@ -163,8 +160,7 @@ std::map<std::string, std::string> SourceRegistry::KeyOwners() const {
 
 void RegisterBuiltinSources(SourceRegistry* registry) {
   // The built-ins are distinct and complete, so Register() cannot fail here.
-  for (SourceInfo info : {ImageFolderInfo(), FileListInfo(), IdxInfo(), TarInfo()})
-    (void)registry->Register(std::move(info));
+  for (SourceInfo& info : BuiltinInfos()) (void)registry->Register(std::move(info));
 }
 
 const SourceRegistry& BuiltinSources() {
