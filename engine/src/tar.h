@@ -1,6 +1,7 @@
-// tar.h (internal): WebDataset-style tar shards. The reader is OpenTarShards() (source.h); this
-// header adds the brace expansion that names the shards. The writer that makes them is
-// WriteShards() in the datasets library (flowfeed/shards.h).
+// tar.h (internal): WebDataset-style tar shards. The reader is OpenTarShards() (source.h,
+// sources/tar.cc); this header adds the brace expansion that names the shards
+// (sources/braces.cc). The writer that makes them is WriteShards() in the datasets library
+// (flowfeed/shards.h).
 //
 // A shard is a plain tar file (ustar, GNU or pax) whose members are grouped by key: the member
 // path up to the first '.' of its file name. "00000042.jpg" and "00000042.cls" are one sample;
@@ -27,5 +28,9 @@ namespace flowfeed {
 // text, as in bash. InvalidArgument naming the pattern: unbalanced braces, a range with a
 // non-numeric endpoint or an end below its start, more than 1,000,000 results.
 Result<std::vector<std::string>> ExpandBraces(const std::string& pattern);
+
+// A non-negative decimal that fits in int64, digits only (no sign, no spaces). Shared by brace
+// ranges and the tar reader's label members and pax size records, which accept the same text.
+bool ParseDecimal(const std::string& s, int64_t* out);
 
 }  // namespace flowfeed

@@ -25,6 +25,7 @@
 #include "flowfeed/registry.h"
 #include "flowfeed/report_html.h"
 #include "flowfeed/source.h"
+#include "flowfeed/source_registry.h"
 #include "flowfeed/stats.h"
 #include "flowfeed/version.h"
 #include "progress.h"
@@ -480,6 +481,21 @@ int Stages(const std::vector<std::string>& plugins) {
     }
     std::cout << "\n";
   }
+  std::cout << "source types (source.type):\n\n";
+  for (const flowfeed::SourceInfo* info : flowfeed::BuiltinSources().List()) {
+    std::cout << info->name << "  (" << (info->traits.gives_pixels ? "pixels" : "encoded files")
+              << (info->traits.sequential ? ", read in shard order" : "") << ")\n    "
+              << info->doc << "\n";
+    for (const flowfeed::SourceKeySpec& k : info->keys) {
+      std::cout << "    " << k.name;
+      if (k.required)
+        std::cout << " (required)";
+      else if (!k.default_value.empty())
+        std::cout << " = " << k.default_value;
+      std::cout << "\n        " << k.doc << "\n";
+    }
+    std::cout << "\n";
+  }
   return kExitOk;
 }
 
@@ -576,7 +592,8 @@ int main(int argc, char** argv) {
   validate->add_option("config", config, "YAML config")->required();
   validate->add_option("--set", sets, "Override a config key: key.path=value (repeatable)");
 
-  auto* stages = app.add_subcommand("stages", "List the stage types and their parameters");
+  auto* stages = app.add_subcommand(
+      "stages", "List the stage types and their parameters, then the source types and their keys");
   std::vector<std::string> plugin_files;
   stages->add_option("--plugins", plugin_files, "Plugin files whose stages to list too");
   auto* options_cmd =

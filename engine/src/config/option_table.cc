@@ -6,6 +6,8 @@
 
 #include <climits>
 
+#include "flowfeed/source_registry.h"
+
 namespace flowfeed::config {
 
 // A row's way to its field: a captureless lambda, converted to OptionSpec<S>::Ref.
@@ -22,6 +24,21 @@ namespace {
 
 const std::vector<Choice> kOnErrorChoices = {{"skip", int(OnError::kSkip)},
                                              {"fail", int(OnError::kFail)}};
+
+// source.type's values and the types each type-specific key is valid for come from the source
+// registry, which describes each type's keys once (sources/registry.cc).
+std::vector<Choice> SourceTypeChoices() {
+  std::vector<Choice> out;
+  // The built-in registry lives for the whole process, so its names may be borrowed.
+  for (const SourceInfo* info : BuiltinSources().List()) out.push_back({info->name.c_str(), 0});
+  return out;
+}
+
+std::string SourceTypesWith(const std::string& key) {
+  const std::map<std::string, std::string> owners = BuiltinSources().KeyOwners();
+  auto it = owners.find(key);
+  return it == owners.end() ? "" : it->second;
+}
 
 }  // namespace
 
@@ -83,7 +100,7 @@ const std::vector<OptionSpec<SourceOptions>>& Options<SourceOptions>() {
   using R = OptionSpec<SourceOptions>;
   static const std::vector<R> rows = {
       R("type", Kind::kChoice, FF_FIELD(type), "the kind of dataset (docs: Sources)")
-          .Choices({{"image_folder", 0}, {"file_list", 0}, {"idx", 0}, {"tar", 0}})
+          .Choices(SourceTypeChoices())
           .Required(),
       R("root", Kind::kString, FF_FIELD(root),
         "the dataset folder, relative to the current directory; required except for tar")
@@ -91,33 +108,33 @@ const std::vector<OptionSpec<SourceOptions>>& Options<SourceOptions>() {
       R("list", Kind::kString, FF_FIELD(list),
         "a CSV file of `path,label` lines, paths relative to root; required")
           .What("a file path")
-          .OnlyWhen("file_list"),
+          .OnlyWhen(SourceTypesWith("list")),
       R("images", Kind::kString, FF_FIELD(images),
         "the images file (gzipped or plain); \"\": train-images-idx3-ubyte.gz")
           .What("a file path")
-          .OnlyWhen("idx"),
+          .OnlyWhen(SourceTypesWith("images")),
       R("labels", Kind::kString, FF_FIELD(labels),
         "the labels file; \"\": train-labels-idx1-ubyte.gz")
           .What("a file path")
-          .OnlyWhen("idx"),
+          .OnlyWhen(SourceTypesWith("labels")),
       R("extensions", Kind::kStringList, FF_FIELD(extensions),
         "file name endings that count as images (case-insensitive)")
           .What("a list of file endings such as [.jpg, .png]")
           .ItemWhat("a file ending such as .jpg")
-          .OnlyWhen("image_folder or tar"),
+          .OnlyWhen(SourceTypesWith("extensions")),
       R("limit", Kind::kInt, FF_FIELD(limit), "use only the first N samples; 0: all").Min(0),
       R("shards", Kind::kString, FF_FIELD(shards),
         "the shard files, relative to root when given; brace ranges and lists expand; required")
           .What("a shard file pattern such as shard-{000000..000099}.tar")
-          .OnlyWhen("tar"),
+          .OnlyWhen(SourceTypesWith("shards")),
       R("label_extension", Kind::kString, FF_FIELD(label_extension),
         "the member holding a sample's class number")
           .What("a member extension such as cls")
-          .OnlyWhen("tar"),
+          .OnlyWhen(SourceTypesWith("label_extension")),
       R("shuffle_buffer", Kind::kInt, FF_FIELD(shuffle_buffer),
         "shard order plus a shuffle within a window of this many; 0: a full permutation")
           .Min(0)
-          .OnlyWhen("tar"),
+          .OnlyWhen(SourceTypesWith("shuffle_buffer")),
       R("on_error", Kind::kChoice, FF_FIELD(on_error),
         "an unreadable file: skip (named in the report) or fail")
           .Choices(kOnErrorChoices),

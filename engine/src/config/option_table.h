@@ -107,8 +107,8 @@ struct OptionSpec : OptionInfo {
     item_what = w;
     return *this;
   }
-  OptionSpec& OnlyWhen(const char* t) {
-    only_when = t;
+  OptionSpec& OnlyWhen(std::string t) {
+    only_when = std::move(t);
     return *this;
   }
   OptionSpec& Required() {
@@ -142,7 +142,5 @@ std::vector<std::string> OptionKeys(const std::vector<OptionSpec<S>>& table) {
 }
 
 // The defaults of the idx source's files, filled in by the reader when a config names neither.
-inline constexpr char kDefaultIdxImages[] = "train-images-idx3-ubyte.gz";
-inline constexpr char kDefaultIdxLabels[] = "train-labels-idx1-ubyte.gz";
 
 }  // namespace flowfeed::config

@@ -2,6 +2,7 @@
 // its option table (option_table.cc); what is written here is what a row cannot say: nested
 // sections, keys required together, keys that depend on the section's `type`.
 #include "config/reader.h"
+#include "flowfeed/source_registry.h"
 
 namespace flowfeed::config {
 
@@ -64,21 +65,20 @@ void ConfigReader::ReadSource(const YAML::Node& key_node, const Item& item, Sour
   if (item.node.IsMap()) given = ReadEntries(item, table, source);
   const bool type_ok = given.Ok("type");
   if (!given.Has("type")) Error(at, path.Key("type"), "missing required key");
-  // Shard patterns may stand alone (absolute, or relative to the current directory).
-  if (!given.Has("root") && !(type_ok && source->type == "tar"))
+  // Without a valid type, root is required; a type may make it optional (tar: shard patterns
+  // may stand alone, absolute or relative to the current directory).
+  const SourceInfo* info = type_ok ? FindSourceInfo(source->type) : nullptr;
+  if (!given.Has("root") && (info == nullptr || info->Requires("root")))
     Error(at, path.Key("root"), "missing required key");
-  if (!type_ok) return;  // the type-specific checks need a valid type
+  if (info == nullptr) return;  // the type-specific checks need a valid type
   const std::string& type = source->type;
   const KeyPath type_path = path.Key("type");  // source.type, eval.source.type
-  if (type == "file_list" && !given.Has("list"))
-    Error(at, path.Key("list"), "missing required key (" + type_path.display + " is file_list)");
-  if (type == "tar" && !given.Has("shards"))
-    Error(at, path.Key("shards"), "missing required key (" + type_path.display + " is tar)");
+  for (const SourceKeySpec& key : info->keys)
+    if (key.required && key.name != "root" && !given.Has(key.name))
+      Error(at, path.Key(key.name),
+            "missing required key (" + type_path.display + " is " + type + ")");
   CheckTypeSpecific(given, table, type_path, type);
-  if (type == "idx") {
-    if (source->images.empty()) source->images = kDefaultIdxImages;
-    if (source->labels.empty()) source->labels = kDefaultIdxLabels;
-  }
+  FillSourceDefaults(*info, source);
 }
 
 void ConfigReader::ReadBatch(const Item& item, BatchOptions* batch) {

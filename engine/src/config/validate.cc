@@ -6,6 +6,7 @@
 
 #include "config/option_table.h"
 #include "flowfeed/options.h"
+#include "flowfeed/source_registry.h"
 #include "text_format.h"
 
 namespace flowfeed {
@@ -83,10 +84,17 @@ void CheckRelations(const PipelineOptions& o, std::vector<std::string>* problems
   for (const SourceOptions* s : {&o.source, &o.train.eval.source}) {
     const std::string at = s == &o.source ? "source." : "eval.source.";
     if (s == &o.train.eval.source && !o.train.eval.enabled) continue;
-    if (s->type == "file_list" && s->list.empty())
-      problems->push_back(at + "list is required when " + at + "type is file_list");
-    if (s->type == "tar" && s->shards.empty())
-      problems->push_back(at + "shards is required when " + at + "type is tar");
+    const SourceInfo* info = FindSourceInfo(s->type);
+    if (info == nullptr) continue;  // an unknown type: the table check named it
+    SourceOptions copy = *s;  // the rows reach their fields through non-const references
+    for (const OptionSpec<SourceOptions>& row : Options<SourceOptions>()) {
+      // root may be empty (the current directory) when given; other required keys may not.
+      if (row.key == "root" || !info->Requires(row.key)) continue;
+      const FieldRef ref = row.ref(copy);
+      const std::string* const* field = std::get_if<std::string*>(&ref);
+      if (field != nullptr && (*field)->empty())
+        problems->push_back(at + row.key + " is required when " + at + "type is " + s->type);
+    }
   }
   if (o.cache.mode == CacheMode::kDisk && o.cache.path.empty())
     problems->push_back("cache.path is required when cache.mode is disk");

@@ -12,6 +12,7 @@
 
 #include "flowfeed/cache.h"
 #include "flowfeed/source.h"
+#include "flowfeed/source_registry.h"
 #include "util/clock.h"
 #include "pipeline/graph.h"
 #include "pipeline/pipeline_impl.h"
@@ -60,7 +61,7 @@ Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegist
     int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
     steps.push_back(Step{names[i], spec.type, spec.on_error, concurrency, std::move(stage.value())});
   }
-  if (options->source.type != "idx" && !has_decode)
+  if (!SourceGivesPixels(options->source.type) && !has_decode)
     return Status::InvalidArgument("pipeline: a " + options->source.type +
                                    " source gives encoded files; add {type: decode} to the pipeline");
   return steps;

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "codec.h"
+#include "flowfeed/source_registry.h"
 #include "pipeline/cache_choice.h"
 #include "util/clock.h"
 
@@ -207,7 +208,7 @@ Result<CachePlacement> PlanCache(const PipelineOptions& options, const StageRegi
     plan.note = "cache.mode is off";
     return plan;
   }
-  if (stages == 0 && options.source.type == "idx") {
+  if (stages == 0 && SourceGivesPixels(options.source.type)) {
     plan.note = "nothing to cache: no deterministic stage comes before the first random one, "
                 "and the source's pixels are in memory already";
     return plan;
@@ -284,7 +285,8 @@ int PlanFusion(const PipelineOptions& options, const CachePlacement& placement,
 
 Status KeepFilesUnderDctScaling(const PipelineOptions& options, const std::vector<Step>& steps,
                                 CachePlacement* plan) {
-  if (!plan->enabled || plan->stages == 0 || !options.fuse || options.source.type == "idx")
+  if (!plan->enabled || plan->stages == 0 || !options.fuse ||
+      SourceGivesPixels(options.source.type))
     return Status::Ok();
   const size_t at = size_t(plan->stages);  // steps[0] is read
   auto* decoder = dynamic_cast<const RegionDecoder*>(steps[at].stage.get());
@@ -308,7 +310,7 @@ Status KeepFilesUnderDctScaling(const PipelineOptions& options, const std::vecto
 Status ChooseWhatToKeep(const PipelineOptions& options, const Source& source,
                         std::vector<Step>& steps, CachePlacement* plan) {
   if (!plan->enabled || !options.cache.after.empty() || plan->stages == 0 ||
-      source.in_memory() || options.source.type == "idx")
+      source.in_memory() || SourceGivesPixels(options.source.type))
     return Status::Ok();
   // A disk store the last run filled with one of the two keeps being used: choosing anew could
   // flip on a close call and throw away a warm cache.

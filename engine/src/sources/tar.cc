@@ -1,5 +1,5 @@
-// source_tar.cc: WebDataset-style tar shards (OpenTarShards) and the brace expansion that names
-// them (ExpandBraces).
+// sources/tar.cc: WebDataset-style tar shards (OpenTarShards). The brace expansion that names
+// them (ExpandBraces) is in sources/braces.cc.
 //
 // Opening a source reads every shard's headers once, in order, seeking past the image data, and
 // keeps an index of (shard, offset, size, label) per sample; Read() then fetches one member's
@@ -28,137 +28,6 @@
 namespace flowfeed {
 
 namespace {
-
-// ---------------------------------------------------------------- brace expansion
-
-constexpr size_t kMaxBraceResults = 1000000;
-
-bool AllDigits(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  return true;
-}
-
-// A non-negative decimal that fits in int64 (digits only).
-bool ParseDecimal(const std::string& s, int64_t* out) {
-  if (!AllDigits(s)) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    const int d = c - '0';
-    if (v > (std::numeric_limits<int64_t>::max() - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return true;
-}
-
-// The index of the '}' that closes the '{' at `open`, or npos.
-size_t MatchingBrace(const std::string& s, size_t open) {
-  int depth = 0;
-  for (size_t i = open; i < s.size(); ++i) {
-    if (s[i] == '{') {
-      ++depth;
-    } else if (s[i] == '}') {
-      if (--depth == 0) return i;
-    }
-  }
-  return std::string::npos;
-}
-
-// Splits a group's body at the commas that are not inside a nested group.
-std::vector<std::string> SplitTopLevel(const std::string& body) {
-  std::vector<std::string> parts;
-  int depth = 0;
-  size_t start = 0;
-  for (size_t i = 0; i < body.size(); ++i) {
-    if (body[i] == '{') {
-      ++depth;
-    } else if (body[i] == '}') {
-      --depth;
-    } else if (body[i] == ',' && depth == 0) {
-      parts.push_back(body.substr(start, i - start));
-      start = i + 1;
-    }
-  }
-  parts.push_back(body.substr(start));
-  return parts;
-}
-
-class BraceExpander {
- public:
-  explicit BraceExpander(const std::string& pattern) : pattern_(pattern) {}
-
-  Status Error(const std::string& why) const {
-    return Status::InvalidArgument("brace pattern '" + pattern_ + "': " + why);
-  }
-
-  // Appends the expansions of `s` to *out, keeping *out within kMaxBraceResults.
-  Status Expand(const std::string& s, std::vector<std::string>* out) const {
-    size_t from = 0;
-    for (;;) {
-      const size_t open = s.find('{', from);
-      if (open == std::string::npos) return Append(s, out);
-      const size_t close = MatchingBrace(s, open);
-      if (close == std::string::npos) return Error("unbalanced braces");
-      const std::string body = s.substr(open + 1, close - open - 1);
-      const std::vector<std::string> parts = SplitTopLevel(body);
-      std::vector<std::string> alternatives;
-      if (parts.size() >= 2) {
-        for (const std::string& part : parts) FLOWFEED_RETURN_IF_ERROR(Expand(part, &alternatives));
-      } else if (body.find("..") != std::string::npos) {
-        FLOWFEED_RETURN_IF_ERROR(Range(body, &alternatives));
-      } else {
-        // Neither a list nor a range: bash keeps such a group as text, and so do we, but a
-        // group nested inside it still expands.
-        from = open + 1;
-        continue;
-      }
-      std::vector<std::string> suffixes;
-      FLOWFEED_RETURN_IF_ERROR(Expand(s.substr(close + 1), &suffixes));
-      if (out->size() + alternatives.size() * suffixes.size() > kMaxBraceResults) return TooMany();
-      const std::string prefix = s.substr(0, open);
-      for (const std::string& a : alternatives)
-        for (const std::string& b : suffixes) out->push_back(prefix + a + b);
-      return Status::Ok();
-    }
-  }
-
- private:
-  Status TooMany() const {
-    return Error("expands to more than " + std::to_string(kMaxBraceResults) + " names");
-  }
-
-  Status Append(const std::string& s, std::vector<std::string>* out) const {
-    if (out->size() >= kMaxBraceResults) return TooMany();
-    out->push_back(s);
-    return Status::Ok();
-  }
-
-  Status Range(const std::string& body, std::vector<std::string>* out) const {
-    const size_t dots = body.find("..");
-    const std::string lhs = body.substr(0, dots), rhs = body.substr(dots + 2);
-    int64_t first, last;
-    if (!ParseDecimal(lhs, &first) || !ParseDecimal(rhs, &last))
-      return Error("range {" + body + "} needs two non-negative integers, like {000..099}");
-    if (last < first) return Error("range {" + body + "} ends below its start");
-    if (uint64_t(last - first) >= kMaxBraceResults ||
-        out->size() + size_t(last - first) + 1 > kMaxBraceResults)
-      return TooMany();
-    // Bash pads every number when either endpoint is written with a leading zero, to the width
-    // of the longer endpoint.
-    const bool padded = (lhs.size() > 1 && lhs[0] == '0') || (rhs.size() > 1 && rhs[0] == '0');
-    const int width = padded ? int(std::max(lhs.size(), rhs.size())) : 0;
-    char buf[64];
-    for (int64_t v = first; v <= last; ++v) {
-      std::snprintf(buf, sizeof buf, "%0*lld", width, static_cast<long long>(v));
-      out->push_back(buf);
-    }
-    return Status::Ok();
-  }
-
-  const std::string& pattern_;
-};
 
 // ---------------------------------------------------------------- tar headers
 
@@ -269,6 +138,40 @@ struct Member {
   int64_t size;
 };
 
+// Applies a pax 'x' header's records to the next member's overrides (path, size); other keys say
+// nothing we use. Records are "<length> <key>=<value>\n", the length counting the whole record.
+// `data` is where the records start in the shard and where() names the header, for messages.
+template <typename Where>
+Status ParsePaxRecords(const std::vector<uint8_t>& meta, int64_t data, const Where& where,
+                       std::string* pax_path, int64_t* pax_size) {
+  size_t p = 0;
+  while (p < meta.size()) {
+    size_t sp = p;
+    int64_t len = 0;
+    while (sp < meta.size() && meta[sp] >= '0' && meta[sp] <= '9' && len < kMaxMetaBytes)
+      len = len * 10 + (meta[sp++] - '0');
+    if (sp >= meta.size() || meta[sp] != ' ' || len <= int64_t(sp - p) + 1 ||
+        p + size_t(len) > meta.size() || meta[p + size_t(len) - 1] != '\n')
+      return Status::Corrupt(where() + ": malformed pax record at byte " +
+                             std::to_string(data + int64_t(p)));
+    const std::string record(reinterpret_cast<const char*>(meta.data()) + sp + 1,
+                             size_t(len) - (sp + 1 - p) - 1);
+    const size_t eq = record.find('=');
+    if (eq == std::string::npos)
+      return Status::Corrupt(where() + ": malformed pax record '" + Printable(record) + "'");
+    const std::string key = record.substr(0, eq), value = record.substr(eq + 1);
+    if (key == "path") {
+      *pax_path = value;
+    } else if (key == "size") {
+      if (!ParseDecimal(value, pax_size))
+        return Status::Corrupt(where() + ": pax size '" + Printable(value) +
+                               "' is not a number");
+    }
+    p += size_t(len);
+  }
+  return Status::Ok();
+}
+
 // Reads one shard's headers in order and calls on_member(const Member&) -> Status for every
 // regular file. Long names (GNU 'L'), pax 'x' records (path, size) and the ustar prefix are
 // applied; directories, links and other types are stepped over.
@@ -317,32 +220,7 @@ Status ScanShard(const std::string& path, int fd, int64_t file_size, OnMember on
       if (type == 'L') {
         long_name = Field(meta.data(), meta.size());
       } else if (type == 'x') {
-        // Records "<length> <key>=<value>\n", the length counting the whole record.
-        size_t p = 0;
-        while (p < meta.size()) {
-          size_t sp = p;
-          int64_t len = 0;
-          while (sp < meta.size() && meta[sp] >= '0' && meta[sp] <= '9' && len < kMaxMetaBytes)
-            len = len * 10 + (meta[sp++] - '0');
-          if (sp >= meta.size() || meta[sp] != ' ' || len <= int64_t(sp - p) + 1 ||
-              p + size_t(len) > meta.size() || meta[p + size_t(len) - 1] != '\n')
-            return Status::Corrupt(where() + ": malformed pax record at byte " +
-                                   std::to_string(data + int64_t(p)));
-          const std::string record(reinterpret_cast<const char*>(meta.data()) + sp + 1,
-                                   size_t(len) - (sp + 1 - p) - 1);
-          const size_t eq = record.find('=');
-          if (eq == std::string::npos)
-            return Status::Corrupt(where() + ": malformed pax record '" + Printable(record) + "'");
-          const std::string key = record.substr(0, eq), value = record.substr(eq + 1);
-          if (key == "path") {
-            pax_path = value;
-          } else if (key == "size") {
-            if (!ParseDecimal(value, &pax_size))
-              return Status::Corrupt(where() + ": pax size '" + Printable(value) +
-                                     "' is not a number");
-          }
-          p += size_t(len);
-        }
+        FLOWFEED_RETURN_IF_ERROR(ParsePaxRecords(meta, data, where, &pax_path, &pax_size));
       }
       // 'g' (pax global) and 'K' (GNU long link name) say nothing we use.
       pos = data + RoundUpToBlock(size);
@@ -606,22 +484,6 @@ std::vector<std::string> NumberedClasses(int64_t n) {
 }
 
 }  // namespace
-
-Result<std::vector<std::string>> ExpandBraces(const std::string& pattern) {
-  const BraceExpander expander(pattern);
-  int depth = 0;
-  for (char c : pattern) {
-    if (c == '{') {
-      ++depth;
-    } else if (c == '}') {
-      if (--depth < 0) return expander.Error("unbalanced braces ('}' without '{')");
-    }
-  }
-  if (depth != 0) return expander.Error("unbalanced braces ('{' without '}')");
-  std::vector<std::string> out;
-  FLOWFEED_RETURN_IF_ERROR(expander.Expand(pattern, &out));
-  return out;
-}
 
 Result<std::unique_ptr<Source>> OpenTarShards(const SourceOptions& options) {
   if (options.shards.empty()) return Status::InvalidArgument("source.shards: required for tar");

@@ -1,4 +1,4 @@
-// source_idx.cc: MNIST-format IDX files (images idx3 + labels idx1, gzipped or not), read
+// sources/idx.cc: MNIST-format IDX files (images idx3 + labels idx1, gzipped or not), read
 // completely into memory when the source is opened.
 #include <zlib.h>
 
@@ -108,6 +108,29 @@ Status ReadMaybeGzip(const std::string& path, std::vector<uint8_t>* out) {
   return Status::Ok();
 }
 
+// Checks a labels file's header and length, and that it labels the images file's n images.
+Status CheckLabels(const std::string& labels_path, const std::vector<uint8_t>& lab,
+                   const std::string& images_path, uint32_t n) {
+  if (lab.size() >= 4 && BigEndian32(lab.data()) != kLabelMagic)
+    return Status::Corrupt(labels_path + ": not an IDX label file (magic " +
+                           Hex32(BigEndian32(lab.data())) + ")");
+  if (lab.size() < 8)
+    return Status::Corrupt(labels_path + ": truncated: expected an 8-byte IDX header, found " +
+                           std::to_string(lab.size()) + " bytes");
+  const uint32_t n_labels = BigEndian32(lab.data() + 4);
+  if (lab.size() - 8 < n_labels)
+    return Status::Corrupt(labels_path + ": truncated: expected " + std::to_string(n_labels) +
+                           " bytes of labels, found " + std::to_string(lab.size() - 8));
+  if (lab.size() - 8 > n_labels)
+    return Status::Corrupt(labels_path + ": expected " + std::to_string(n_labels) +
+                           " bytes of labels, found " + std::to_string(lab.size() - 8) +
+                           " (trailing data)");
+  if (n_labels != n)
+    return Status::Corrupt(images_path + " has " + std::to_string(n) + " images but " +
+                           labels_path + " has " + std::to_string(n_labels) + " labels");
+  return Status::Ok();
+}
+
 class IdxSource final : public Source {
  public:
   IdxSource(std::string where, std::string labels_path, std::vector<uint8_t> pixels, size_t pixel_offset, int rows,
@@ -211,23 +234,7 @@ Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options) {
   // --- labels ---
   std::vector<uint8_t> lab;
   FLOWFEED_RETURN_IF_ERROR(ReadMaybeGzip(labels_path, &lab));
-  if (lab.size() >= 4 && BigEndian32(lab.data()) != kLabelMagic)
-    return Status::Corrupt(labels_path + ": not an IDX label file (magic " +
-                           Hex32(BigEndian32(lab.data())) + ")");
-  if (lab.size() < 8)
-    return Status::Corrupt(labels_path + ": truncated: expected an 8-byte IDX header, found " +
-                           std::to_string(lab.size()) + " bytes");
-  const uint32_t n_labels = BigEndian32(lab.data() + 4);
-  if (lab.size() - 8 < n_labels)
-    return Status::Corrupt(labels_path + ": truncated: expected " + std::to_string(n_labels) +
-                           " bytes of labels, found " + std::to_string(lab.size() - 8));
-  if (lab.size() - 8 > n_labels)
-    return Status::Corrupt(labels_path + ": expected " + std::to_string(n_labels) +
-                           " bytes of labels, found " + std::to_string(lab.size() - 8) +
-                           " (trailing data)");
-  if (n_labels != n)
-    return Status::Corrupt(images_path + " has " + std::to_string(n) + " images but " +
-                           labels_path + " has " + std::to_string(n_labels) + " labels");
+  FLOWFEED_RETURN_IF_ERROR(CheckLabels(labels_path, lab, images_path, n));
 
   // --- the samples in use ---
   size_t count = n;

@@ -1,5 +1,6 @@
-// source_files.cc: sources backed by one file per sample (image folders, CSV file lists), the
-// OpenSource() dispatcher and ReadFileBytes() (a forward to util's ReadFile).
+// sources/files.cc: sources backed by one file per sample (image folders, CSV file lists) and
+// ReadFileBytes() (a forward to util's ReadFile). OpenSource() dispatches through the registry
+// (sources/registry.cc).
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -245,17 +246,6 @@ constexpr int64_t kMaxListLabel = (int64_t(1) << 24) - 1;
 // Kept in source.h, where plugins and the CLI find it; the one implementation is util's.
 Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out) {
   return ReadFile(path, out);
-}
-
-Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) {
-  if (options.type == "image_folder") return OpenImageFolder(options);
-  if (options.type == "file_list") return OpenFileList(options);
-  if (options.type == "idx") return OpenIdx(options);
-  if (options.type == "tar") return OpenTarShards(options);
-  std::string msg = "source.type: unknown source type '" + options.type +
-                    "' (expected one of: image_folder, file_list, idx, tar)";
-  if (!options.where.file.empty()) msg = options.where.ToString() + ": " + msg;
-  return Status::InvalidArgument(msg);
 }
 
 Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options) {
