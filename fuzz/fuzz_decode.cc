@@ -14,7 +14,7 @@
 #include <cstring>
 #include <limits>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "fuzz_util.h"
 
 namespace flowfeed {

@@ -29,11 +29,11 @@
 #include <vector>
 
 #include "cache_fixture.h"
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/cache.h"
 #include "flowfeed/source.h"
 #include "fuzz_util.h"
-#include "tar.h"
+#include "sources/tar.h"
 
 namespace fs = std::filesystem;
 using Bytes = std::string;

@@ -1,5 +1,5 @@
-// Tests of engine/src/codec.{h,cc}: DecodeImage, ConvertColor, EncodeJpeg.
-#include "codec.h"
+// Tests of flowfeed/codec.h and engine/src/codec/codec.cc: DecodeImage, ConvertColor, EncodeJpeg.
+#include "codec/codec.h"
 
 #include <gtest/gtest.h>
 #include <turbojpeg.h>

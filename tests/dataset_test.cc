@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/photo_dataset.h"
 #include "flowfeed/source.h"
 #include "test_util.h"

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "test_util.h"
 
 namespace flowfeed {

@@ -16,7 +16,7 @@
 #include "flowfeed/source.h"
 #include "flowfeed/shards.h"
 #include "test_util.h"
-#include "util/file.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 namespace {

@@ -1,4 +1,4 @@
-// Stage fusion (engine/src/fusion.h): region JPEG decoding for a following crop/resize, and
+// Stage fusion (engine/src/stages/fusion.h): region JPEG decoding for a following crop/resize, and
 // flip/normalize inside the conversion into the batch. Fused and unfused pipelines are run side
 // by side on the same files and their batches compared.
 #include <gtest/gtest.h>

@@ -8,7 +8,7 @@
 #include <map>
 #include <sstream>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/source.h"
 #include "flowfeed/idx_folder.h"
 #include "test_util.h"

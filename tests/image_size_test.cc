@@ -1,6 +1,6 @@
 // Tests of ReadHeaderSize (image_size.h): the size every format OpenCV decodes states in its
 // header, and DecodeImage refusing an over-large one before anything is allocated.
-#include "image_size.h"
+#include "codec/image_size.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "codec.h"
+#include "codec/codec.h"
 
 namespace flowfeed {
 namespace {

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/sample.h"
 #include "flowfeed/stage.h"

@@ -1,6 +1,6 @@
 // Tests of WebDataset tar shards: brace expansion, the reader (on archives GNU tar writes and on
 // hand-made ones for the corner cases), and the shard writer.
-#include "tar.h"
+#include "sources/tar.h"
 #include "flowfeed/shards.h"
 
 #include <sys/stat.h>

@@ -11,7 +11,7 @@
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
 
-#include "codec.h"
+#include "codec/codec.h"
 
 namespace fs = std::filesystem;
 

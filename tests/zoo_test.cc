@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/config.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"

@@ -20,11 +20,11 @@
 #include <utility>
 #include <vector>
 
-#include "codec.h"
+#include "flowfeed/codec.h"
 #include "flowfeed/image.h"
 #include "flowfeed/source.h"
-#include "util/clock.h"
-#include "util/file.h"
+#include "flowfeed/util/clock.h"
+#include "flowfeed/util/file.h"
 
 namespace fs = std::filesystem;
 

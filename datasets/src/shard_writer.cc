@@ -17,7 +17,7 @@
 
 #include "flowfeed/sample.h"
 #include "flowfeed/shards.h"
-#include "util/file.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 

@@ -46,7 +46,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "util/file.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 

@@ -10,8 +10,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "text_format.h"
-#include "util/strings.h"
+#include "flowfeed/util/text_format.h"
+#include "flowfeed/util/strings.h"
 
 namespace flowfeed {
 

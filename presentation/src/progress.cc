@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "text_format.h"
+#include "flowfeed/util/text_format.h"
 
 namespace flowfeed {
 namespace {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "util/strings.h"  // Fmt
+#include "flowfeed/util/strings.h"  // Fmt
 
 namespace flowfeed {
 namespace html {

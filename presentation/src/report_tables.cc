@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "report_page.h"
-#include "text_format.h"
+#include "flowfeed/util/text_format.h"
 
 namespace flowfeed {
 namespace html {

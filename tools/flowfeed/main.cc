@@ -29,10 +29,10 @@
 #include "flowfeed/stats.h"
 #include "flowfeed/version.h"
 #include "progress.h"
-#include "util/clock.h"
-#include "util/file.h"
-#include "util/poller.h"
-#include "util/strings.h"
+#include "flowfeed/util/clock.h"
+#include "flowfeed/util/file.h"
+#include "flowfeed/util/poller.h"
+#include "flowfeed/util/strings.h"
 #if FLOWFEED_WITH_TORCH
 #include "flowfeed/trainer.h"
 #endif

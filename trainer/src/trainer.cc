@@ -19,10 +19,10 @@
 #include "flowfeed/report.h"
 #include "distributed.h"
 #include "models.h"
-#include "util/clock.h"
-#include "util/file.h"
-#include "util/poller.h"
-#include "util/strings.h"
+#include "flowfeed/util/clock.h"
+#include "flowfeed/util/file.h"
+#include "flowfeed/util/poller.h"
+#include "flowfeed/util/strings.h"
 
 namespace flowfeed {
 

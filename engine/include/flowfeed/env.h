@@ -4,7 +4,7 @@
 // WebDataset shards, reports -- goes through an Env, so a test can make any of them meet a full
 // disk (ENOSPC), a short write, a failing fsync or a failing rename, and check what is left on
 // disk. Modelled on LevelDB's Env, but at the file-descriptor level: the cache appends to open
-// files from its writer thread and the atomic-replace helpers (engine/src/util/file.h) need
+// files from its writer thread and the atomic-replace helpers (flowfeed/util/file.h) need
 // nothing more than these calls.
 //
 // It is public API because SampleCache::Open() takes one (CacheFileOps, the cache's earlier

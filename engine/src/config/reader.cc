@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "flowfeed/cache.h"
-#include "text_format.h"
+#include "flowfeed/util/text_format.h"
 
 namespace flowfeed::config {
 

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "config/reader.h"
-#include "text_format.h"
+#include "flowfeed/util/text_format.h"
 
 namespace flowfeed::config {
 

@@ -7,7 +7,7 @@
 #include "config/option_table.h"
 #include "flowfeed/options.h"
 #include "flowfeed/source_registry.h"
-#include "text_format.h"
+#include "flowfeed/util/text_format.h"
 
 namespace flowfeed {
 namespace config {

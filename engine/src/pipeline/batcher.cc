@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "util/clock.h"
+#include "flowfeed/util/clock.h"
 #include "pipeline/graph.h"
 #include "pipeline/tsan_annotations.h"
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <limits>
 
-#include "text_format.h"
+#include "flowfeed/util/text_format.h"
 
 namespace flowfeed {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "flowfeed/image.h"
 #include "flowfeed/options.h"
-#include "fusion.h"
+#include "stages/fusion.h"
 
 namespace flowfeed {
 

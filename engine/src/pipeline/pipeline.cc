@@ -13,7 +13,7 @@
 #include "flowfeed/cache.h"
 #include "flowfeed/source.h"
 #include "flowfeed/source_registry.h"
-#include "util/clock.h"
+#include "flowfeed/util/clock.h"
 #include "pipeline/graph.h"
 #include "pipeline/pipeline_impl.h"
 #include "pipeline/plan.h"

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "util/clock.h"
+#include "flowfeed/util/clock.h"
 
 namespace flowfeed {
 

@@ -12,10 +12,10 @@
 #include <cstring>
 #include <map>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/source_registry.h"
 #include "pipeline/cache_choice.h"
-#include "util/clock.h"
+#include "flowfeed/util/clock.h"
 
 namespace flowfeed {
 namespace {

@@ -10,7 +10,7 @@
 #include "flowfeed/image.h"
 #include "flowfeed/sample.h"
 #include "flowfeed/status.h"
-#include "fusion.h"
+#include "stages/fusion.h"
 #include "pipeline/batch_pool.h"
 
 namespace flowfeed {

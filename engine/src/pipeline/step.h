@@ -9,7 +9,7 @@
 
 #include "flowfeed/options.h"
 #include "flowfeed/stage.h"
-#include "fusion.h"
+#include "stages/fusion.h"
 
 namespace flowfeed {
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "util/clock.h"
+#include "flowfeed/util/clock.h"
 #include "pipeline/convert.h"
 
 namespace flowfeed {

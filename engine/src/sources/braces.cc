@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tar.h"
+#include "sources/tar.h"
 
 namespace flowfeed {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "flowfeed/source.h"
-#include "util/file.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "flowfeed/source.h"
-#include "tar.h"
-#include "util/file.h"
+#include "sources/tar.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 

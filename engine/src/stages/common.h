@@ -31,9 +31,9 @@
 #include <utility>
 #include <vector>
 
-#include "codec.h"
+#include "codec/codec.h"
 #include "flowfeed/registry.h"
-#include "fusion.h"
+#include "stages/fusion.h"
 
 namespace flowfeed::builtin {
 

@@ -1,5 +1,5 @@
 // util/file.cc: the file layer (see util/file.h).
-#include "util/file.h"
+#include "flowfeed/util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // util/poller.cc: see util/poller.h.
-#include "util/poller.h"
+#include "flowfeed/util/poller.h"
 
 #include <utility>
 

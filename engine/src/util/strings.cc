@@ -1,5 +1,5 @@
 // util/strings.cc: Fmt, and ParseByteSize / PhysicalMemoryBytes (declared in flowfeed/cache.h).
-#include "util/strings.h"
+#include "flowfeed/util/strings.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,5 @@
-// util/clock.h (internal): the monotonic clock every timing in flowfeed is taken from.
+// flowfeed/util/clock.h: the monotonic clock every timing in flowfeed is taken from.
+// Part of flowfeed/util/ (see flowfeed/util/file.h: shared helpers, not the engine's API).
 //
 // Thread-safety: all functions read the OS clocks only and are safe from any thread.
 #pragma once

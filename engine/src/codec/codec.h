@@ -1,7 +1,7 @@
-// codec.h (internal): image decoding and JPEG encoding.
-//
-// JPEG goes through libjpeg-turbo's TurboJPEG API; everything else (PNG, BMP, WebP, TIFF ...)
-// through OpenCV's imdecode. The format is sniffed from the bytes, never from the file name.
+// codec/codec.h (internal): what the engine's decoders need beyond the public codec API
+// (flowfeed/codec.h): EXIF orientation, and the region decode a fused crop asks for
+// (stages/fusion.h). Thread-safety: every function is safe to call concurrently on different
+// images (each call uses its own decompressor).
 #pragma once
 
 #include <cstddef>
@@ -10,25 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "flowfeed/codec.h"
 #include "flowfeed/image.h"
 #include "flowfeed/status.h"
 
 namespace flowfeed {
-
-enum class ColorMode { kRgb, kGray, kBgr };
-
-struct DecodeOptions {
-  ColorMode color = ColorMode::kRgb;
-  // Refuse images with more pixels than this before allocating (0: no limit).
-  int64_t max_pixels = int64_t(1) << 28;
-  // Turn JPEGs upright by their EXIF orientation tag (what a photo viewer shows, and what
-  // PIL's ImageOps.exif_transpose and OpenCV's imread do); false keeps the stored pixel order.
-  bool apply_orientation = true;
-  // Region decodes (DecodeJpegRegion) may shrink a crop at least twice its output size inside
-  // the inverse DCT (1/2, 1/4, 1/8). The pixels are then those of a scaled image, specific to
-  // each crop: within interpolation tolerance of full-scale decoding, not identical to it.
-  bool dct_scaling = false;
-};
 
 // The EXIF orientation (1-8, TIFF tag 0x0112) of a JPEG's APP1 "Exif" segment; 1 when the data
 // is not a JPEG, has no such tag, or the segment is damaged (a bad tag never fails a decode).
@@ -38,14 +24,6 @@ int JpegExifOrientation(const uint8_t* data, size_t size);
 // Rearranges *image (HWC uint8) as EXIF orientation `orientation` says (2-8; 1 and anything
 // else leave it alone), through *scratch; 5-8 swap height and width.
 void ApplyOrientation(int orientation, Image* image, Image* scratch);
-
-// Decodes `data` into *out (HWC uint8, 3 channels for rgb/bgr, 1 for gray), reusing out's storage
-// when it is unshared. 16-bit images are reduced to 8 bits (the high byte); an alpha channel is
-// dropped; palette images are expanded; JPEGs are turned upright by their EXIF orientation
-// unless options.apply_orientation is false. Corrupt/Unsupported/ResourceExhausted errors name
-// `name` (the sample's source). An empty input is Corrupt("empty file").
-Status DecodeImage(const uint8_t* data, size_t size, const DecodeOptions& options,
-                   std::string_view name, Image* out);
 
 // The part of a JPEG a crop needs: a rectangle in full-image pixels, and the size below which
 // the decoder must not scale it.
@@ -77,15 +55,5 @@ using JpegRegionPlanner = bool (*)(void* context, int height, int width, JpegReg
 Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& options,
                         JpegRegionPlanner planner, void* context, Image* out,
                         JpegRegionResult* result, bool* done);
-
-// Converts a decoded uint8 image in place (through scratch) between channel layouts: 1 <-> 3
-// channels, RGB <-> BGR. `have` is how the image's channels are ordered now.
-Status ConvertColor(ColorMode have, ColorMode want, Image* image, Image* scratch);
-
-// "libjpeg-turbo 2.1.5, OpenCV 4.6.0": what decoded pixels depend on, for cache fingerprints.
-std::string CodecVersions();
-
-// Encodes an RGB (3-channel) or gray (1-channel) uint8 image as a baseline JPEG, 4:2:0.
-Status EncodeJpeg(const Image& image, int quality, std::vector<uint8_t>* out);
 
 }  // namespace flowfeed

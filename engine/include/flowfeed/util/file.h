@@ -1,5 +1,10 @@
-// util/file.h (internal): the one file layer -- whole-file reads, atomic replacement with a
+// flowfeed/util/file.h: the one file layer -- whole-file reads, atomic replacement with a
 // named durability, folder sync, errno messages and path joining.
+//
+// Part of flowfeed/util/: helpers flowfeed's own libraries and tools share (the engine, the
+// trainer, the dataset builders, the page, the CLI). Built into flowfeed::engine and installed
+// with it; a program may use them, but they are not the engine's API and may change between
+// minor versions.
 //
 // Every writer states what it needs from a crash with a Durability, instead of each writer
 // choosing its own mix of fsync and rename. Writes go through an Env (flowfeed/env.h; null means

@@ -12,9 +12,9 @@
 // with the same formula OpenCV's JPEG reader uses (Adobe-style inverted CMYK), so results match
 // cv::imread. Any other JPEG that TurboJPEG rejects as unsupported (not as damaged) is handed to
 // OpenCV's imdecode as a last resort.
-#include "codec.h"
+#include "codec/codec.h"
 
-#include "image_size.h"
+#include "codec/image_size.h"
 
 #include <jconfig.h>  // LIBJPEG_TURBO_VERSION
 #include <turbojpeg.h>

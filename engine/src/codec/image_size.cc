@@ -1,6 +1,6 @@
 // image_size.cc: ReadHeaderSize (see image_size.h). Each reader follows the format's
 // specification only as far as the size fields, and says "damaged" rather than guess.
-#include "image_size.h"
+#include "codec/image_size.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,5 +1,7 @@
-// Numbers written for people, shared by the terminal table (stats.cc), the progress line
-// (progress.cc) and the report page (report_html.cc), so the three say a figure the same way.
+// flowfeed/util/text_format.h: numbers written for people, shared by the terminal table
+// (stats.cc), the progress line (progress.cc) and the report page (report_html.cc), so the three
+// say a figure the same way. Part of flowfeed/util/ (see flowfeed/util/file.h). Pure functions:
+// safe from any thread.
 #pragma once
 
 #include <cmath>

@@ -1,4 +1,5 @@
-// util/strings.h (internal): small text helpers shared by the reports, the trainer and the CLI.
+// flowfeed/util/strings.h: small text helpers shared by the reports, the trainer and the CLI.
+// Part of flowfeed/util/ (see flowfeed/util/file.h: shared helpers, not the engine's API).
 //
 // ParseByteSize() and PhysicalMemoryBytes() are defined in strings.cc too, but declared in
 // flowfeed/cache.h, where they have always been public API.

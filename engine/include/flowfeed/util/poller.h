@@ -1,4 +1,5 @@
-// util/poller.h (internal): a thread that checks a condition periodically until destroyed.
+// flowfeed/util/poller.h: a thread that checks a condition periodically until destroyed.
+// Part of flowfeed/util/ (see flowfeed/util/file.h: shared helpers, not the engine's API).
 //
 // Why a poller and not a wake-up: the flags it watches are set where nothing may block or lock
 // (a signal handler) or by code that must not call into the pipeline itself (Trainer::

@@ -18,7 +18,7 @@
 #include <algorithm>
 #include <csetjmp>
 
-#include "codec.h"
+#include "codec/codec.h"
 
 namespace flowfeed {
 namespace {
