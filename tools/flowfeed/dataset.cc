@@ -1,8 +1,7 @@
 // dataset.cc: `flowfeed dataset ...`, which makes or locates example datasets.
 //
-// main.cc declares and calls
-//   namespace flowfeed::cli { int RunDatasetCommand(const std::vector<std::string>& args); }
-// with the words after `flowfeed dataset` (e.g. {"photos", "--out", "data/photos"}).
+// main.cc calls RunDatasetCommand() (cli.h) with the words after `flowfeed dataset` (e.g.
+// {"photos", "--out", "data/photos"}).
 // Returns 0 on success, 2 for bad usage, 1 when the work itself failed.
 #include <sys/stat.h>
 
@@ -14,14 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "flowfeed/photo_dataset.h"
 #include "flowfeed/idx_folder.h"
 #include "flowfeed/source.h"
 #include "flowfeed/shards.h"
 
 namespace flowfeed::cli {
-
-int RunDatasetCommand(const std::vector<std::string>& args);
 
 namespace {
 

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-namespace flowfeed::cli {
+#include "cli.h"
 
-int RunLaunchCommand(const std::vector<std::string>& args);
+namespace flowfeed::cli {
 
 namespace {
 

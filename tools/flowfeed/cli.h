@@ -1,0 +1,145 @@
+// cli.h: what the `flowfeed` commands share: exit codes, loading a run's config, the run's
+// outputs (reports, page, trace), and stopping on Ctrl-C / SIGTERM. One command per file:
+// bench.cc, train.cc, inspect.cc (validate, stages, options, report), dataset.cc, launch.cc;
+// main.cc parses the command line and calls them.
+//
+// Thread-safety: everything here runs on the command's main thread, except the signal handler
+// and the watcher thread StopOnSignals starts (both touch only atomics and Pipeline::Cancel()).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flowfeed/config.h"
+#include "flowfeed/pipeline.h"
+#include "flowfeed/registry.h"
+#include "flowfeed/stats.h"
+#include "flowfeed/util/poller.h"
+
+namespace flowfeed {
+class Trainer;
+}
+
+namespace flowfeed::cli {
+
+// Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running; a run a
+// signal stopped exits 128 + the signal's number.
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// What `bench` and `train` take from their command line.
+struct RunArgs {
+  std::string config;
+  std::vector<std::string> sets;  // --set key.path=value
+  int epochs = 0;                 // 0: the config's
+  std::string report, html, trace, resume;
+  bool cold = false;
+};
+
+int Bench(const RunArgs& args);                                      // bench.cc
+int Train(const RunArgs& args);                                      // train.cc
+int Validate(const std::string& config, const std::vector<std::string>& sets);  // inspect.cc
+int Stages(const std::vector<std::string>& plugins);                 // inspect.cc
+int Report(const std::vector<std::string>& paths, std::string output,
+           const std::vector<std::string>& labels, const std::string& title);  // inspect.cc
+int RunDatasetCommand(const std::vector<std::string>& args);         // dataset.cc
+int RunLaunchCommand(const std::vector<std::string>& args);          // launch.cc
+
+// ---- Loading (outputs.cc) ----
+
+// Loads the config and the plugins it lists into `registry`; prints every problem and returns
+// false on failure.
+bool Load(const std::string& path, const std::vector<std::string>& sets,
+          StageRegistry* registry, PipelineOptions* out);
+// Load() plus what `bench` and `train` take from their own flags and the environment
+// (distributed ranks).
+bool LoadRun(const RunArgs& args, StageRegistry* registry, PipelineOptions* out);
+
+// ---- Outputs (outputs.cc) ----
+
+std::string MiB(int64_t bytes);
+// What a run says before its first epoch: the cache's placement and state, and warnings.
+void PrintCacheHeader(const RunStats& head, bool cold);
+// Writes a JSON report or trace (`what`) to `path`; the exit code for it. Through a temporary
+// file and a rename, so a reader never sees half of one; not synced (Durability::kNone): a
+// report is read by people and tools after the run, nothing resumes from it.
+int WriteOutput(const std::string& what, const std::string& path, const std::string& text);
+// Writes a run's JSON report to `json_path` and, when `html_path` is set, the same report drawn
+// as a page (flowfeed/report_html.h) labelled `label`; either path may be "". The exit code.
+int WriteReport(const std::string& json_path, const std::string& html_path,
+                const std::string& json, const std::string& label);
+// "configs/photos.yaml" -> "photos": how a run is named on its page.
+std::string RunLabel(const std::string& config);
+int WriteTrace(const std::string& path, const std::vector<TraceEvent>& events);
+
+// ---- Stopping (signals.cc) ----
+
+// Ctrl-C (SIGINT) and SIGTERM. The first asks the run to stop cleanly: `train` stops after the
+// step in progress (or abandons the wait for a batch), writes its checkpoint and report; `bench`
+// cancels the pipeline and reports the epochs it finished. The handler then restores the
+// default action, so a second signal ends the process at once.
+//
+// Installs the handler for its lifetime. With a pipeline, a poller turns the first signal into
+// Pipeline::Cancel() (not async-signal-safe, so not called from the handler itself). With a
+// trainer, the handler calls Trainer::RequestStop() (which is async-signal-safe).
+class StopOnSignals {
+ public:
+  explicit StopOnSignals(Pipeline* cancel = nullptr, Trainer* trainer = nullptr);
+  ~StopOnSignals();
+  // From now on a signal no longer reaches the trainer: call it before the trainer is destroyed
+  // while the handler is still installed.
+  void ForgetTrainer();
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+ private:
+  struct Saved;
+  std::unique_ptr<Saved> saved_;
+  std::unique_ptr<Poller> watcher_;
+};
+
+// The exit code of a run that ended with `st`: 128 + the signal when a signal cancelled it
+// (130 for Ctrl-C, 143 for SIGTERM, as a shell reports a process it killed), otherwise a
+// failure while running.
+int StoppedExitCode(const Status& st);
+
+// Destroys what a stopped run still holds (joining the pipeline's threads, making the disk
+// cache's records durable) on another thread, and gives it `seconds`: a read stuck in the
+// kernel (a hung network mount, a FIFO nobody writes) would block that join forever, and a
+// stopped run must end. Everything worth keeping (checkpoint, report) is written before this.
+template <typename T>
+int TearDownWithin(std::unique_ptr<T> owner, double seconds, int code) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread t([&] {
+    owner.reset();
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  if (cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return done; })) {
+    lock.unlock();
+    t.join();
+    return code;
+  }
+  std::cerr << "flowfeed: the pipeline's threads did not finish within " << seconds
+            << " s (a read may be stuck in storage); exiting without them\n";
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+constexpr double kTearDownSeconds = 10;
+
+}  // namespace flowfeed::cli

@@ -1,0 +1,123 @@
+// inspect.cc: the commands that run nothing: `validate` (a config checked), `stages` (the stage
+// and source types with their parameters and keys), `report` (JSON reports drawn as one page).
+// Run on the command's main thread.
+#include <iostream>
+
+#include "cli.h"
+#include "flowfeed/report_html.h"
+#include "flowfeed/source.h"
+#include "flowfeed/source_registry.h"
+
+namespace flowfeed::cli {
+namespace {
+
+// Every stage type in `registry` with its traits, origin and parameters.
+void PrintStageTypes(const StageRegistry& registry) {
+  for (const StageInfo* info : registry.List()) {
+    std::cout << info->name << "  ("
+              << (info->traits.deterministic ? "deterministic" : "random")
+              << (info->traits.thread_safe ? ", thread-safe" : ", serial") << "; " << info->origin
+              << ")\n    " << info->doc << "\n";
+    for (const auto& p : info->params) {
+      std::cout << "    " << p.name << ": " << ParamTypeName(p.type);
+      if (p.default_value)
+        std::cout << " = " << ParamSpec::FormatValue(*p.default_value);
+      else
+        std::cout << " (required)";
+      if (p.min || p.max) {
+        std::cout << " in [" << (p.min ? std::to_string(*p.min) : "-inf") << ", "
+                  << (p.max ? std::to_string(*p.max) : "inf") << "]";
+      }
+      if (!p.choices.empty()) {
+        std::cout << " one of";
+        for (const auto& c : p.choices) std::cout << " " << c;
+      }
+      std::cout << "\n        " << p.doc << "\n";
+    }
+    std::cout << "\n";
+  }
+}
+
+// Every built-in source type with its traits and keys.
+void PrintSourceTypes() {
+  std::cout << "source types (source.type):\n\n";
+  for (const SourceInfo* info : BuiltinSources().List()) {
+    std::cout << info->name << "  (" << (info->traits.gives_pixels ? "pixels" : "encoded files")
+              << (info->traits.sequential ? ", read in shard order" : "") << ")\n    "
+              << info->doc << "\n";
+    for (const SourceKeySpec& k : info->keys) {
+      std::cout << "    " << k.name;
+      if (k.required)
+        std::cout << " (required)";
+      else if (!k.default_value.empty())
+        std::cout << " = " << k.default_value;
+      std::cout << "\n        " << k.doc << "\n";
+    }
+    std::cout << "\n";
+  }
+}
+
+}  // namespace
+
+int Validate(const std::string& config, const std::vector<std::string>& sets) {
+  StageRegistry registry;
+  RegisterBuiltinStages(&registry);
+  PipelineOptions options;
+  if (!Load(config, sets, &registry, &options)) return kExitUsage;
+  std::cout << config << ": ok (" << options.source.type << " source, "
+            << options.pipeline.size() << " stages, batch " << options.batch.size << ", "
+            << options.epochs << " epochs)\n";
+  return kExitOk;
+}
+
+int Stages(const std::vector<std::string>& plugins) {
+  StageRegistry registry;
+  RegisterBuiltinStages(&registry);
+  for (const std::string& path : plugins) {
+    auto loaded = LoadPlugin(path, &registry);
+    if (!loaded.ok()) {
+      std::cerr << "flowfeed: " << loaded.status().message() << "\n";
+      return kExitUsage;
+    }
+  }
+  PrintStageTypes(registry);
+  PrintSourceTypes();
+  return kExitOk;
+}
+
+// `flowfeed report A.json [B.json ...] -o page.html`: one report drawn, or several overlaid.
+int Report(const std::vector<std::string>& paths, std::string output,
+           const std::vector<std::string>& labels, const std::string& title) {
+  if (labels.size() > paths.size()) {
+    std::cerr << "flowfeed: " << labels.size() << " --label values for " << paths.size()
+              << " reports\n";
+    return kExitUsage;
+  }
+  std::vector<HtmlReportRun> runs;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::vector<uint8_t> bytes;
+    Status read = ReadFileBytes(paths[i], &bytes);
+    if (!read.ok()) {
+      std::cerr << "flowfeed: cannot read report " << read.message() << "\n";  // names the file
+      return kExitUsage;
+    }
+    runs.push_back({i < labels.size() ? labels[i] : "", paths[i],
+                    std::string(bytes.begin(), bytes.end())});
+  }
+  auto page = RenderHtmlReport(runs, title);
+  if (!page.ok()) {
+    std::cerr << "flowfeed: " << page.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (output.empty()) {
+    // report.json -> report.html, next to the (first) report.
+    output = paths[0];
+    size_t slash = output.find_last_of('/');
+    size_t dot = output.find_last_of('.');
+    if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) output.resize(dot);
+    output += paths.size() > 1 ? ".compare.html" : ".html";
+  }
+  return WriteOutput("html report", output, page.value());
+}
+
+}  // namespace flowfeed::cli

@@ -1,0 +1,91 @@
+// outputs.cc: loading a run's config and writing what a run leaves behind (cli.h). Runs on the
+// command's main thread.
+#include <iostream>
+
+#include "cli.h"
+#include "flowfeed/report_html.h"
+#include "flowfeed/util/file.h"
+#include "flowfeed/util/strings.h"
+
+namespace flowfeed::cli {
+
+bool Load(const std::string& path, const std::vector<std::string>& sets,
+          StageRegistry* registry, PipelineOptions* out) {
+  auto r = LoadConfigWithPlugins(path, sets, registry);
+  if (!r.ok()) {
+    std::cerr << "flowfeed: " << r.status().message() << "\n";
+    return false;
+  }
+  *out = std::move(r.value());
+  return true;
+}
+
+bool LoadRun(const RunArgs& args, StageRegistry* registry, PipelineOptions* out) {
+  if (!Load(args.config, args.sets, registry, out)) return false;
+  Status env = ApplyDistributedEnvironment(out);
+  if (!env.ok()) {
+    std::cerr << "flowfeed: " << env.message() << "\n";
+    return false;
+  }
+  if (args.epochs > 0) out->epochs = args.epochs;
+  out->cold = args.cold;
+  out->trace = !args.trace.empty();
+  return true;
+}
+
+std::string MiB(int64_t bytes) { return Fmt("%.0f MiB", double(bytes) / (1024.0 * 1024.0)); }
+
+void PrintCacheHeader(const RunStats& head, bool cold) {
+  if (!head.cache_placement.empty()) {
+    std::cerr << "cache: " << head.cache_mode << ", after '" << head.cache_placement
+              << "', memory budget " << MiB(head.cache.budget_bytes) << ", fingerprint "
+              << head.cache_fingerprint << "\n";
+    if (!head.cache_decision.empty()) std::cerr << "cache: " << head.cache_decision << "\n";
+  } else {
+    std::cerr << "cache: none (" << head.cache_note << ")\n";
+  }
+  for (const std::string& m : head.cache.messages) std::cerr << "cache: " << m << "\n";
+  for (const std::string& w : head.warnings) std::cerr << "warning: " << w << "\n";
+  if (cold) std::cerr << "cold: the dataset's files were evicted from the page cache\n";
+}
+
+int WriteOutput(const std::string& what, const std::string& path, const std::string& text) {
+  const Status s = WriteFileAtomically(nullptr, path, text, Durability::kNone);
+  if (!s.ok()) {
+    std::cerr << "flowfeed: cannot write " << what << " " << path << " (" << s.message()
+              << ")\n";
+    return kExitRuntime;
+  }
+  std::cerr << what << ": " << path << "\n";
+  return kExitOk;
+}
+
+int WriteReport(const std::string& json_path, const std::string& html_path,
+                const std::string& json, const std::string& label) {
+  int code = kExitOk;
+  if (!json_path.empty()) code = WriteOutput("report", json_path, json);
+  if (!html_path.empty()) {
+    auto page = RenderHtmlReport({{label, json_path, json}});
+    if (!page.ok()) {
+      std::cerr << "flowfeed: " << html_path << ": " << page.status().message() << "\n";
+      return kExitRuntime;
+    }
+    if (WriteOutput("html report", html_path, page.value()) != kExitOk) code = kExitRuntime;
+  }
+  return code;
+}
+
+std::string RunLabel(const std::string& config) {
+  size_t slash = config.find_last_of('/');
+  std::string base = slash == std::string::npos ? config : config.substr(slash + 1);
+  size_t dot = base.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+int WriteTrace(const std::string& path, const std::vector<TraceEvent>& events) {
+  std::cerr << "trace: " << events.size()
+            << " spans; open it in https://ui.perfetto.dev or chrome://tracing\n";
+  return WriteOutput("trace", path, ChromeTraceJson(events));
+}
+
+}  // namespace flowfeed::cli
