@@ -159,4 +159,37 @@ Status TorchTrainer::ReadCheckpoint(const std::string& path, torch::serialize::I
   return Status::Ok();
 }
 
+// The model, the optimiser and this rank's generator from the checkpoint ReadCheckpoint() read,
+// once the model is built: refused when the checkpoint was written for another model.
+Status TorchTrainer::RestoreState(const std::string& resume, torch::serialize::InputArchive& resumed,
+                                  const std::string& resumed_signature) {
+  if (resumed_signature != model_->signature())
+    return Status::InvalidArgument("checkpoint " + resume + " was written for the model '" +
+                                   resumed_signature + "', but this config builds '" +
+                                   model_->signature() + "'");
+  auto t0 = Clock::now();
+  try {
+    torch::serialize::InputArchive m, opt;
+    resumed.read("model", m);
+    model_->load(m);
+    resumed.read("optimizer", opt);
+    optimizer_->load(opt);
+    model_->to(device_);
+    torch::Tensor rng;
+    resumed.read("cpu_rng_state", rng);
+    c10::IValue states;
+    if (resumed.try_read("cpu_rng_states", states) && states.isTensorList()) {
+      auto list = states.toTensorVector();
+      if (size_t(options_.distributed.rank) < list.size()) rng = list[size_t(options_.distributed.rank)];
+    }
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(rng);
+  } catch (const std::exception& e) {
+    return Status::Corrupt("checkpoint " + resume + ": cannot restore the model or optimiser: " +
+                           FirstLine(e.what()));
+  }
+  report_.setup.push_back({"restore_state", SecondsSince(t0)});
+  return Status::Ok();
+}
+
 }  // namespace flowfeed

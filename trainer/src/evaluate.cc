@@ -1,5 +1,5 @@
-// The evaluation after each training epoch: one pass of the model over the evaluation
-// pipeline, with the loss and accuracy reduced over the ranks.
+// The evaluation after each training epoch: the evaluation pipeline's options, and one pass of
+// the model over that pipeline with the loss and accuracy reduced over the ranks.
 //
 // Threads: the thread that drives the trainer (Init opens the pipeline, Run() evaluates).
 
@@ -7,6 +7,28 @@
 #include "trainer_impl.h"
 
 namespace flowfeed {
+
+PipelineOptions EvalPipelineOptions(const PipelineOptions& options) {
+  const TrainOptions& t = options.train;
+  PipelineOptions e = options;
+  e.source = t.eval.source;
+  e.pipeline = t.eval.pipeline;
+  e.shuffle = false;
+  e.batch.size = t.eval.batch_size > 0 ? t.eval.batch_size : options.batch.size;
+  e.batch.drop_last = false;
+  e.prefetch = 1;
+  e.max_in_flight = 0;
+  e.cold = false;
+  e.cache.mode = options.cache.mode == CacheMode::kOff ? CacheMode::kOff : CacheMode::kMemory;
+  e.cache.path.clear();
+  e.cache.after.clear();
+  e.start_position = 0;  // evaluation runs whole, once per remaining epoch
+  e.start_batch = 0;
+  // Every evaluation sample exactly once over the ranks; the sums are reduced.
+  e.distributed.uneven = UnevenPolicy::kAll;
+  e.distributed.policy = ShardPolicy::kGlobal;
+  return e;
+}
 
 Status TorchTrainer::Evaluate(TrainEpochStats* es) {
   torch::NoGradGuard no_grad;
@@ -20,9 +42,7 @@ Status TorchTrainer::Evaluate(TrainEpochStats* es) {
     FLOWFEED_RETURN_IF_ERROR(NextOrStop(eval_.get(), &b, &abandoned).WithContext("eval"));
     if (!b) break;
     torch::Tensor x = Input(*b);
-    torch::Tensor y = torch::from_blob(const_cast<int64_t*>(b->labels.data()), {b->size},
-                                       torch::TensorOptions().dtype(torch::kInt64))
-                          .to(device_);
+    torch::Tensor y = Labels(*b);
     torch::Tensor logits = model_->forward(x);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y,

@@ -30,6 +30,16 @@ void TorchTrainer::CopyBack(const std::vector<torch::Tensor>& state) {
   for (auto& b : model_->buffers()) b.copy_(state[i++]);
 }
 
+// Every rank starts from rank 0's weights (a resumed run's ranks read the same file).
+Status TorchTrainer::BroadcastParameters() {
+  auto t0 = Clock::now();
+  std::vector<torch::Tensor> state = ModelState();
+  FLOWFEED_RETURN_IF_ERROR(comm_->Broadcast(state, "broadcast of rank 0's parameters"));
+  CopyBack(state);
+  report_.setup.push_back({"broadcast_parameters", SecondsSince(t0)});
+  return Status::Ok();
+}
+
 // XXH3 of the model's parameters and buffers as they are in memory (CPU copies, in order).
 std::string TorchTrainer::ModelDigest() {
   XXH3_state_t* h = XXH3_createState();

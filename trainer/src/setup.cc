@@ -20,34 +20,53 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
                                 std::chrono::duration<double>(config_seconds));
   options_ = options_in;
   report_.setup.push_back({"config", config_seconds});
-  const TrainOptions& t = options_.train;
 
   // A checkpoint to resume from: read first, it decides the first epoch.
   torch::serialize::InputArchive resumed;
   std::string resumed_signature;
-  if (!resume.empty()) {
-    auto t0 = Clock::now();
-    FLOWFEED_RETURN_IF_ERROR(ReadCheckpoint(resume, &resumed, &resumed_signature));
-    const int world = options_.distributed.world_size;
-    if (resumed_world_ != world)
-      return Status::InvalidArgument(
-          "checkpoint " + resume + " was written by a run of " + std::to_string(resumed_world_) +
-          " rank(s), this run has " + std::to_string(world) +
-          " (WORLD_SIZE); a resume needs the same world size");
-    if (!resumed_positions_.empty()) {
-      options_.start_position = resumed_positions_[size_t(options_.distributed.rank)];
-      options_.start_batch = resumed_batches_[size_t(options_.distributed.rank)];
-    }
-    if (start_epoch_ >= options_.epochs)
-      return Status::InvalidArgument("checkpoint " + resume + " finished epoch " +
-                                     std::to_string(start_epoch_) + "; the config trains " +
-                                     std::to_string(options_.epochs) +
-                                     " epochs, so there is nothing left (raise epochs)");
-    options_.start_epoch = start_epoch_;
-    report_.setup.push_back({"read_checkpoint", SecondsSince(t0)});
-  }
+  if (!resume.empty()) FLOWFEED_RETURN_IF_ERROR(ReadResume(resume, &resumed, &resumed_signature));
   report_.start_epoch = start_epoch_;
   report_.start_position = options_.start_position;
+  FLOWFEED_RETURN_IF_ERROR(JoinRanks());
+  ChooseThreads();
+  FLOWFEED_RETURN_IF_ERROR(ChooseDevice());
+  FLOWFEED_RETURN_IF_ERROR(OpenPipelines(registry));
+  FLOWFEED_RETURN_IF_ERROR(BuildModelForFirstBatch());
+  FLOWFEED_RETURN_IF_ERROR(BuildOptimizer());
+  if (!resume.empty()) FLOWFEED_RETURN_IF_ERROR(RestoreState(resume, resumed, resumed_signature));
+  if (comm_) FLOWFEED_RETURN_IF_ERROR(BroadcastParameters());
+  steps_per_epoch_ = pipeline_->batches_per_epoch();
+  return Status::Ok();
+}
+
+// Reads the checkpoint and checks it against this run: the same world size, and epochs left.
+// A mid-epoch checkpoint gives this rank's position in its epoch.
+Status TorchTrainer::ReadResume(const std::string& resume, torch::serialize::InputArchive* resumed,
+                                std::string* resumed_signature) {
+  auto t0 = Clock::now();
+  FLOWFEED_RETURN_IF_ERROR(ReadCheckpoint(resume, resumed, resumed_signature));
+  const int world = options_.distributed.world_size;
+  if (resumed_world_ != world)
+    return Status::InvalidArgument(
+        "checkpoint " + resume + " was written by a run of " + std::to_string(resumed_world_) +
+        " rank(s), this run has " + std::to_string(world) +
+        " (WORLD_SIZE); a resume needs the same world size");
+  if (!resumed_positions_.empty()) {
+    options_.start_position = resumed_positions_[size_t(options_.distributed.rank)];
+    options_.start_batch = resumed_batches_[size_t(options_.distributed.rank)];
+  }
+  if (start_epoch_ >= options_.epochs)
+    return Status::InvalidArgument("checkpoint " + resume + " finished epoch " +
+                                   std::to_string(start_epoch_) + "; the config trains " +
+                                   std::to_string(options_.epochs) +
+                                   " epochs, so there is nothing left (raise epochs)");
+  options_.start_epoch = start_epoch_;
+  report_.setup.push_back({"read_checkpoint", SecondsSince(t0)});
+  return Status::Ok();
+}
+
+// The rendezvous with the other ranks (world_size > 1); the report names them either way.
+Status TorchTrainer::JoinRanks() {
   const DistributedOptions& dist = options_.distributed;
   report_.rank = dist.rank;
   report_.world_size = dist.world_size;
@@ -61,9 +80,12 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
     report_.uneven = UnevenPolicyName(dist.uneven);
     report_.setup.push_back({"rendezvous", SecondsSince(t0)});
   }
+  return Status::Ok();
+}
 
-  // LibTorch's own thread pool: Debian's build starts with one OpenMP thread here; use every
-  // core unless the user chose with OMP_NUM_THREADS.
+// LibTorch's own thread pool: Debian's build starts with one OpenMP thread here; use every
+// core unless the user chose with OMP_NUM_THREADS.
+void TorchTrainer::ChooseThreads() {
   auto tp = Clock::now();
   // Processes of one host share its cores (LOCAL_WORLD_SIZE, as torchrun sets it).
   if (!std::getenv("OMP_NUM_THREADS")) {
@@ -73,9 +95,12 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
   }
   report_.torch_threads = torch::get_num_threads();
   report_.setup.push_back({"torch_threads", SecondsSince(tp)});
+}
 
-  // Device and CUDA context.
-  tp = Clock::now();
+// Device and CUDA context.
+Status TorchTrainer::ChooseDevice() {
+  const TrainOptions& t = options_.train;
+  auto tp = Clock::now();
   const bool have_cuda = torch::cuda::is_available();
   report_.setup.push_back({"device_probe", SecondsSince(tp)});
   if (t.device == "cuda" && !have_cuda)
@@ -92,41 +117,31 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
     Sync();
     report_.setup.push_back({"cuda_context", SecondsSince(t0)});
   }
+  return Status::Ok();
+}
 
-  // Pipelines: training, and evaluation (deterministic, dataset order, shallow prefetch).
+// Pipelines: training, and evaluation (deterministic, dataset order, shallow prefetch).
+Status TorchTrainer::OpenPipelines(const StageRegistry& registry) {
   auto t0 = Clock::now();
   auto train = Pipeline::Open(options_, registry);
   if (!train.ok()) return train.status();
   pipeline_ = std::move(train.value());
   report_.setup.push_back({"pipeline_open", SecondsSince(t0)});
-  if (t.eval.enabled) {
+  if (options_.train.eval.enabled) {
     t0 = Clock::now();
-    PipelineOptions e = options_;
-    e.source = t.eval.source;
-    e.pipeline = t.eval.pipeline;
-    e.shuffle = false;
-    e.batch.size = t.eval.batch_size > 0 ? t.eval.batch_size : options_.batch.size;
-    e.batch.drop_last = false;
-    e.prefetch = 1;
-    e.max_in_flight = 0;
-    e.cold = false;
-    e.cache.mode = options_.cache.mode == CacheMode::kOff ? CacheMode::kOff : CacheMode::kMemory;
-    e.cache.path.clear();
-    e.cache.after.clear();
-    e.start_position = 0;  // evaluation runs whole, once per remaining epoch
-    e.start_batch = 0;
-    // Every evaluation sample exactly once over the ranks; the sums are reduced.
-    e.distributed.uneven = UnevenPolicy::kAll;
-    e.distributed.policy = ShardPolicy::kGlobal;
-    auto ep = Pipeline::Open(e, registry);
+    auto ep = Pipeline::Open(EvalPipelineOptions(options_), registry);
     if (!ep.ok()) return ep.status().WithContext("eval");
     eval_ = std::move(ep.value());
     report_.setup.push_back({"eval_pipeline_open", SecondsSince(t0)});
   }
+  return Status::Ok();
+}
 
-  // The first batch gives the input shape the model is built for; it is trained on as the
-  // first step of the first epoch.
-  t0 = Clock::now();
+// The first batch gives the input shape the model is built for; it is trained on as the
+// first step of the first epoch.
+Status TorchTrainer::BuildModelForFirstBatch() {
+  const TrainOptions& t = options_.train;
+  auto t0 = Clock::now();
   FLOWFEED_RETURN_IF_ERROR(pipeline_->Next(&first_));
   if (!first_) return Status::Internal("the training pipeline produced no batch");
   report_.setup.push_back({"first_batch", SecondsSince(t0)});
@@ -150,9 +165,12 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
   model_->to(device_);
   Sync();
   report_.setup.push_back({"model_to_device", SecondsSince(t0)});
+  return Status::Ok();
+}
 
-  t0 = Clock::now();
-  const OptimizerOptions& o = t.optimizer;
+Status TorchTrainer::BuildOptimizer() {
+  auto t0 = Clock::now();
+  const OptimizerOptions& o = options_.train.optimizer;
   if (o.type == "sgd") {
     optimizer_ = std::make_unique<torch::optim::SGD>(
         model_->parameters(), torch::optim::SGDOptions(o.lr)
@@ -168,44 +186,6 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
     return Status::InvalidArgument("optimizer.type: expected sgd or adamw, got '" + o.type + "'");
   }
   report_.setup.push_back({"optimizer", SecondsSince(t0)});
-
-  if (!resume.empty()) {
-    if (resumed_signature != model_->signature())
-      return Status::InvalidArgument("checkpoint " + resume + " was written for the model '" +
-                                     resumed_signature + "', but this config builds '" +
-                                     model_->signature() + "'");
-    t0 = Clock::now();
-    try {
-      torch::serialize::InputArchive m, opt;
-      resumed.read("model", m);
-      model_->load(m);
-      resumed.read("optimizer", opt);
-      optimizer_->load(opt);
-      model_->to(device_);
-      torch::Tensor rng;
-      resumed.read("cpu_rng_state", rng);
-      c10::IValue states;
-      if (resumed.try_read("cpu_rng_states", states) && states.isTensorList()) {
-        auto list = states.toTensorVector();
-        if (size_t(options_.distributed.rank) < list.size()) rng = list[size_t(options_.distributed.rank)];
-      }
-      at::Generator gen = at::detail::getDefaultCPUGenerator();
-      gen.set_state(rng);
-    } catch (const std::exception& e) {
-      return Status::Corrupt("checkpoint " + resume + ": cannot restore the model or optimiser: " +
-                             FirstLine(e.what()));
-    }
-    report_.setup.push_back({"restore_state", SecondsSince(t0)});
-  }
-  if (comm_) {
-    // Every rank starts from rank 0's weights (a resumed run's ranks read the same file).
-    t0 = Clock::now();
-    std::vector<torch::Tensor> state = ModelState();
-    FLOWFEED_RETURN_IF_ERROR(comm_->Broadcast(state, "broadcast of rank 0's parameters"));
-    CopyBack(state);
-    report_.setup.push_back({"broadcast_parameters", SecondsSince(t0)});
-  }
-  steps_per_epoch_ = pipeline_->batches_per_epoch();
   return Status::Ok();
 }
 

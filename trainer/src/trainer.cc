@@ -128,9 +128,7 @@ LiveEpochStats TorchTrainer::live() const {
   LiveEpochStats s = pipeline_->live();
   std::lock_guard<std::mutex> lock(live_mu_);
   if (s.epoch == live_epoch_ + 1)
-    s.seconds =
-        std::chrono::duration<double>((live_running_ ? Clock::now() : live_end_) - live_start_)
-            .count();
+    s.seconds = SecondsBetween(live_start_, live_running_ ? Clock::now() : live_end_);
   return s;
 }
 

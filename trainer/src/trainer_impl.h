@@ -34,6 +34,9 @@
 
 namespace flowfeed {
 
+// The options of the evaluation pipeline, derived from the training run's (evaluate.cc).
+PipelineOptions EvalPipelineOptions(const PipelineOptions& options);
+
 class TorchTrainer final : public Trainer {
  public:
   using Clock = SteadyClock;
@@ -52,17 +55,57 @@ class TorchTrainer final : public Trainer {
   TrainReport report() const override;
 
  private:
+  // One step's clock readings (train_epoch.cc), kept as time points so that the trace's spans
+  // and the epoch's sums come from the same readings. t0: waiting for the batch; ta: the ranks'
+  // agreement; t1: to device; t2: forward; t3: backward; t4: gradient all-reduce; t4b: the
+  // optimiser; t5: the step's end.
+  struct StepClock {
+    Clock::time_point t0, ta, t1, t2, t3, t4, t4b, t5;
+    double wait = 0;           // for the batch (read just before ta)
+    double agree_seconds = 0;  // the agreement, charged to the all-reduce
+  };
+  // What the ranks agreed on before a step (train_epoch.cc).
+  struct StepAgreement {
+    bool anyone_has_data = false;  // false: every rank's epoch is over
+    double global_batch = 0;       // samples in this step over all ranks
+    bool stop = false;             // some rank was asked to stop
+  };
+  // An epoch's running sums (train_epoch.cc).
+  struct EpochTally {
+    std::vector<double> step_seconds;
+    double loss_sum = 0;
+    int64_t correct = 0;
+  };
+
   // trainer.cc
   Status NextOrStop(Pipeline* p, BatchPtr* b, bool* interrupted);
   static std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
   void Span(const char* name, Clock::time_point a, Clock::time_point b, int epoch);
   void Sync();
 
+  // setup.cc
+  Status ReadResume(const std::string& resume, torch::serialize::InputArchive* resumed,
+                    std::string* resumed_signature);
+  Status JoinRanks();
+  void ChooseThreads();
+  Status ChooseDevice();
+  Status OpenPipelines(const StageRegistry& registry);
+  Status BuildModelForFirstBatch();
+  Status BuildOptimizer();
+
   // train_epoch.cc
   double LearningRate(int64_t step) const;
   void SetLearningRate(double lr);
   torch::Tensor Input(const Batch& b);
+  torch::Tensor Labels(const Batch& b);
   Status TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on_step, bool* stopped);
+  Status TakeBatch(bool* exhausted, BatchPtr* b, bool* interrupted);
+  Status AgreeOnStep(const Batch* b, bool interrupted, StepAgreement* agreement);
+  Status TrainStep(const Batch* b, double global_batch, StepClock* c, EpochTally* tally,
+                   TrainEpochStats* es, double* loss);
+  void RecordStep(int epoch, const StepClock& c, EpochTally* tally, TrainEpochStats* es);
+  Status FinishEpoch(int epoch, Clock::time_point epoch_start, const EpochTally& tally,
+                     bool stopped, TrainEpochStats* es);
 
   // evaluate.cc
   Status Evaluate(TrainEpochStats* es);
@@ -70,6 +113,7 @@ class TorchTrainer final : public Trainer {
   // ranks.cc
   std::vector<torch::Tensor> ModelState();
   void CopyBack(const std::vector<torch::Tensor>& state);
+  Status BroadcastParameters();
   std::string ModelDigest();
   Status AverageGradients(double mine, double total);
   Status AverageBuffers();
@@ -82,6 +126,8 @@ class TorchTrainer final : public Trainer {
                          const std::vector<int64_t>& batches);
   Status ReadCheckpoint(const std::string& path, torch::serialize::InputArchive* archive,
                         std::string* signature);
+  Status RestoreState(const std::string& resume, torch::serialize::InputArchive& resumed,
+                      const std::string& resumed_signature);
 
   PipelineOptions options_;
   Clock::time_point created_;
