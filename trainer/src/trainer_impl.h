@@ -1,0 +1,162 @@
+// trainer_impl.h (internal; needs LibTorch): TorchTrainer, the Trainer that Trainer::Create
+// returns (pipeline batches -> device -> forward/backward/step, timed part by part), and where
+// each part of it lives.
+//
+// One class, its methods carved by role into files: trainer.cc (the public face: Create, Run's
+// loop over the epochs, stop requests, live figures, trace and report), setup.cc (Init: resume,
+// ranks, threads, device, pipelines, model, optimiser), train_epoch.cc (an epoch of steps, the
+// learning-rate schedule, batches to the device), evaluate.cc (the evaluation after an epoch),
+// checkpoint.cc (writing, reading and restoring checkpoints), ranks.cc (what the ranks
+// exchange to keep their models equal, and the model digest that shows it) and
+// train_report.cc (the ledger: the first-epoch gap, the text and the JSON report).
+//
+// Threads: one thread drives the trainer (Create, then Run, report, trace) and owns every member
+// not said otherwise. RequestStop() may come from any thread or a signal handler (one atomic
+// store); live() from any thread (live_mu_). Run()'s stop watcher (WatchForStop) runs on a
+// Poller thread of its own and touches only stop_requested_ and waiting_in_.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "distributed.h"
+#include "flowfeed/pipeline.h"
+#include "flowfeed/trainer.h"
+#include "flowfeed/util/clock.h"
+#include "models.h"
+
+namespace flowfeed {
+
+// The options of the evaluation pipeline, derived from the training run's (evaluate.cc).
+PipelineOptions EvalPipelineOptions(const PipelineOptions& options);
+
+class TorchTrainer final : public Trainer {
+ public:
+  using Clock = SteadyClock;
+  using OnStep = std::function<void(int, int64_t, int64_t, double)>;
+
+  // setup.cc
+  Status Init(const PipelineOptions& options_in, const StageRegistry& registry,
+              const std::string& resume, double config_seconds);
+
+  // trainer.cc
+  void RequestStop() override;
+  Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch,
+             const OnStep& on_step) override;
+  std::vector<TraceEvent> trace() const override;
+  LiveEpochStats live() const override;
+  TrainReport report() const override;
+
+ private:
+  // One step's clock readings (train_epoch.cc), kept as time points so that the trace's spans
+  // and the epoch's sums come from the same readings. t0: waiting for the batch; ta: the ranks'
+  // agreement; t1: to device; t2: forward; t3: backward; t4: gradient all-reduce; t4b: the
+  // optimiser; t5: the step's end.
+  struct StepClock {
+    Clock::time_point t0, ta, t1, t2, t3, t4, t4b, t5;
+    double wait = 0;           // for the batch (read just before ta)
+    double agree_seconds = 0;  // the agreement, charged to the all-reduce
+  };
+  // What the ranks agreed on before a step (train_epoch.cc).
+  struct StepAgreement {
+    bool anyone_has_data = false;  // false: every rank's epoch is over
+    double global_batch = 0;       // samples in this step over all ranks
+    bool stop = false;             // some rank was asked to stop
+  };
+  // An epoch's running sums (train_epoch.cc).
+  struct EpochTally {
+    std::vector<double> step_seconds;
+    double loss_sum = 0;
+    int64_t correct = 0;
+  };
+
+  // trainer.cc
+  Status NextOrStop(Pipeline* p, BatchPtr* b, bool* interrupted);
+  static std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+  void Span(const char* name, Clock::time_point a, Clock::time_point b, int epoch);
+  void Sync();
+
+  // setup.cc
+  Status ReadResume(const std::string& resume, torch::serialize::InputArchive* resumed,
+                    std::string* resumed_signature);
+  Status JoinRanks();
+  void ChooseThreads();
+  Status ChooseDevice();
+  Status OpenPipelines(const StageRegistry& registry);
+  Status BuildModelForFirstBatch();
+  Status BuildOptimizer();
+
+  // train_epoch.cc
+  double LearningRate(int64_t step) const;
+  void SetLearningRate(double lr);
+  torch::Tensor Input(const Batch& b);
+  torch::Tensor Labels(const Batch& b);
+  Status TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on_step, bool* stopped);
+  Status TakeBatch(bool* exhausted, BatchPtr* b, bool* interrupted);
+  Status AgreeOnStep(const Batch* b, bool interrupted, StepAgreement* agreement);
+  Status TrainStep(const Batch* b, double global_batch, StepClock* c, EpochTally* tally,
+                   TrainEpochStats* es, double* loss);
+  void RecordStep(int epoch, const StepClock& c, EpochTally* tally, TrainEpochStats* es);
+  Status FinishEpoch(int epoch, Clock::time_point epoch_start, const EpochTally& tally,
+                     bool stopped, TrainEpochStats* es);
+
+  // evaluate.cc
+  Status Evaluate(TrainEpochStats* es);
+
+  // ranks.cc
+  std::vector<torch::Tensor> ModelState();
+  void CopyBack(const std::vector<torch::Tensor>& state);
+  Status BroadcastParameters();
+  std::string ModelDigest();
+  Status AverageGradients(double mine, double total);
+  Status AverageBuffers();
+  Status GatherCacheHitRates(int epoch, TrainEpochStats* es);
+
+  // checkpoint.cc
+  Status GatherRngStates(std::vector<torch::Tensor>* out);
+  Status MidEpochCheckpoint(int epoch);
+  Status WriteCheckpoint(int epochs_done, const std::vector<int64_t>& positions,
+                         const std::vector<int64_t>& batches);
+  Status ReadCheckpoint(const std::string& path, torch::serialize::InputArchive* archive,
+                        std::string* signature);
+  Status RestoreState(const std::string& resume, torch::serialize::InputArchive& resumed,
+                      const std::string& resumed_signature);
+
+  PipelineOptions options_;
+  Clock::time_point created_;
+  torch::Device device_{torch::kCPU};
+  std::unique_ptr<Pipeline> pipeline_, eval_;
+  BatchPtr first_;
+  std::shared_ptr<ClassifierImpl> model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int start_epoch_ = 0;
+  std::unique_ptr<Communicator> comm_;  // null when this process trains alone
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<Pipeline*> waiting_in_{nullptr};  // the pipeline whose Next() the consumer is in
+  // Where the epoch in progress has got to: the last trained batch's end_position and number.
+  int64_t position_ = 0, batches_done_ = 0;
+  // From the checkpoint being resumed: its world size and per-rank positions (mid-epoch only).
+  int resumed_world_ = 1;
+  std::vector<int64_t> resumed_positions_, resumed_batches_;
+  bool finished_ = false;  // Run() completed: wall_seconds is final
+  int64_t global_step_ = 0;
+  int64_t steps_per_epoch_ = 0;
+  TrainReport report_;
+  std::vector<TraceEvent> trace_;  // the trainer's own spans (options_.trace)
+  torch::Tensor pinned_;           // CUDA: the pinned staging buffer for batches
+  // The epoch the training loop runs (or ran last) and its clock, for live(); protected by
+  // live_mu_, since live() may be called from any thread.
+  mutable std::mutex live_mu_;
+  int live_epoch_ = -1;  // 0-based; -1 before the first
+  Clock::time_point live_start_, live_end_;
+  bool live_running_ = false;
+};
+
+}  // namespace flowfeed
