@@ -1,4 +1,4 @@
-// engine/src/cache.cc: the first-epoch sample cache (see flowfeed/cache.h).
+// cache/cache.cc: the first-epoch sample cache (see flowfeed/cache.h).
 //
 // Layout of the disk store (all integers in the machine's native byte order, little-endian on
 // every platform flowfeed runs on; a cache folder is not meant to move between machines):
