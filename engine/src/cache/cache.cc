@@ -46,55 +46,14 @@
 #include <thread>
 #include <unordered_map>
 
+#include "cache/format.h"
 #include "flowfeed/util/file.h"
 
 namespace flowfeed {
-
+namespace cache {
 namespace {
 
-constexpr uint32_t kRecordMagic = 0x46464352;  // "FFCR"
-constexpr uint32_t kRecordVersion = 1;
-constexpr uint32_t kIndexMagic = 0x46464349;  // "FFCI"
 constexpr int kMetaFormat = 1;
-constexpr const char* kMetaName = "flowfeed-cache.meta";
-constexpr const char* kDataName = "flowfeed-cache.data";
-constexpr const char* kIndexName = "flowfeed-cache.index";
-
-struct RecordHeader {
-  uint32_t magic;
-  uint32_t version;
-  uint64_t index;
-  uint32_t height, width, channels, dtype;
-  uint64_t payload_bytes;
-  uint64_t checksum;  // over the fields above and the payload
-};
-static_assert(sizeof(RecordHeader) == 48, "record header layout");
-constexpr size_t kHeaderChecksummed = offsetof(RecordHeader, checksum);
-
-struct IndexEntry {
-  uint64_t index;
-  uint64_t offset;  // of the record header in the data file
-  uint32_t height, width, channels, dtype;
-  uint64_t checksum;  // the record's checksum
-};
-static_assert(sizeof(IndexEntry) == 40, "index entry layout");
-constexpr size_t kSegmentHead = 8;   // magic, count
-constexpr size_t kSegmentTail = 8;   // checksum
-constexpr size_t kMaxSegmentEntries = size_t(1) << 20;
-
-uint64_t RecordChecksum(const RecordHeader& h, const void* payload, size_t size) {
-  const uint64_t seed = XXH3_64bits(&h, kHeaderChecksummed);
-  return XXH3_64bits_withSeed(payload, size, seed);
-}
-
-// Pixel bytes of a shape, or 0 when the shape is invalid or absurd.
-uint64_t PayloadBytes(uint64_t h, uint64_t w, uint64_t c, uint32_t dtype) {
-  if (h == 0 || w == 0 || c == 0 || dtype > 1) return 0;
-  if (h > INT32_MAX || w > INT32_MAX || c > INT32_MAX) return 0;
-  const long double total = (long double)h * w * c * (dtype == 1 ? 4 : 1);
-  if (total > (long double)(uint64_t(1) << 48)) return 0;
-  return h * w * c * (dtype == 1 ? 4 : 1);
-}
 
 std::string ErrnoText(int err) { return std::strerror(err ? err : EIO); }
 
@@ -486,16 +445,7 @@ class CacheImpl final : public SampleCache {
   // Writes one record and publishes its entry (writer thread only).
   void WriteRecord(Pending& p) {
     const Image& img = p.image;
-    RecordHeader h{};
-    h.magic = kRecordMagic;
-    h.version = kRecordVersion;
-    h.index = uint64_t(p.index);
-    h.height = uint32_t(img.height());
-    h.width = uint32_t(img.width());
-    h.channels = uint32_t(img.channels());
-    h.dtype = img.dtype() == DType::kFloat32 ? 1 : 0;
-    h.payload_bytes = img.size_bytes();
-    h.checksum = RecordChecksum(h, img.data(), img.size_bytes());
+    const RecordHeader h = MakeRecordHeader(p.index, img);
     int err = WriteAll(data_fd_, &h, sizeof h);
     if (!err) err = WriteAll(data_fd_, img.data(), img.size_bytes());
     if (err) {
@@ -532,15 +482,7 @@ class CacheImpl final : public SampleCache {
     std::vector<uint8_t> seg;
     for (size_t first = 0; first < uncommitted_.size(); first += kMaxSegmentEntries) {
       const size_t count = std::min(kMaxSegmentEntries, uncommitted_.size() - first);
-      seg.resize(kSegmentHead + count * sizeof(IndexEntry) + kSegmentTail);
-      const uint32_t magic = kIndexMagic, n = uint32_t(count);
-      std::memcpy(seg.data(), &magic, 4);
-      std::memcpy(seg.data() + 4, &n, 4);
-      std::memcpy(seg.data() + kSegmentHead, uncommitted_.data() + first,
-                  count * sizeof(IndexEntry));
-      const size_t body = kSegmentHead + count * sizeof(IndexEntry);
-      const uint64_t sum = XXH3_64bits(seg.data(), body);
-      std::memcpy(seg.data() + body, &sum, 8);
+      EncodeSegment(uncommitted_.data() + first, count, &seg);
       if (int err = WriteAll(index_fd_, seg.data(), seg.size())) return Disable(ErrnoText(err));
       index_end += seg.size();
     }
@@ -706,19 +648,10 @@ void CacheImpl::Recover() {
   size_t pos = 0;
   uint64_t data_end = 0;
   std::vector<int64_t> seen;
-  while (pos + kSegmentHead + kSegmentTail <= index.size()) {
-    uint32_t magic, count;
-    std::memcpy(&magic, index.data() + pos, 4);
-    std::memcpy(&count, index.data() + pos + 4, 4);
-    if (magic != kIndexMagic || count > kMaxSegmentEntries) break;
-    const size_t body = kSegmentHead + size_t(count) * sizeof(IndexEntry);
-    if (pos + body + kSegmentTail > index.size()) break;
-    uint64_t sum;
-    std::memcpy(&sum, index.data() + pos + body, 8);
-    if (XXH3_64bits(index.data() + pos, body) != sum) break;
-    std::vector<IndexEntry> entries(count);
-    if (count)
-      std::memcpy(entries.data(), index.data() + pos + kSegmentHead, count * sizeof(IndexEntry));
+  std::vector<IndexEntry> entries;
+  for (;;) {
+    const size_t segment = ParseSegment(index, pos, &entries);
+    if (segment == 0) break;
     bool valid = true;
     uint64_t seg_end = data_end;
     for (const IndexEntry& ie : entries) {
@@ -744,7 +677,7 @@ void CacheImpl::Recover() {
       e.state.store((ie.dtype ? kFloatBit : 0) | kDisk, std::memory_order_release);
     }
     data_end = seg_end;
-    pos += body + kSegmentTail;
+    pos += segment;
   }
 
   const uint64_t index_torn = index.size() - pos;
@@ -850,6 +783,10 @@ Status CacheImpl::OpenDisk() {
 }
 
 }  // namespace
+}  // namespace cache
+
+using cache::CacheImpl;
+using cache::kMetaName;
 
 Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& options,
                                                        int64_t num_samples,
