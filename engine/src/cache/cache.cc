@@ -42,18 +42,16 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
 #include "cache/format.h"
+#include "cache/meta.h"
 #include "flowfeed/util/file.h"
 
 namespace flowfeed {
 namespace cache {
 namespace {
-
-constexpr int kMetaFormat = 1;
 
 std::string ErrnoText(int err) { return std::strerror(err ? err : EIO); }
 
@@ -617,14 +615,9 @@ Status MakeFolder(const std::string& path) {
 }
 
 Status CacheImpl::WriteMeta() {
-  nlohmann::json parts = nlohmann::json::array();
-  for (const auto& p : fingerprint_.parts) parts.push_back({p.first, p.second});
-  const nlohmann::json meta = {
-      {"format", kMetaFormat}, {"fingerprint", fingerprint_.Hex()}, {"parts", parts}};
-  const std::string text =
-      meta.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   // Replaced whole, never edited: a crash leaves the old fingerprint or the new one.
-  return WriteFileAtomically(ops_, File(kMetaName), text, Durability::kFileAndDir);
+  return WriteFileAtomically(ops_, File(kMetaName), MetaText(fingerprint_),
+                             Durability::kFileAndDir);
 }
 
 // Empties the store and records the current fingerprint. The old files go first, so a crash
@@ -729,27 +722,7 @@ Status CacheImpl::OpenDisk() {
   std::string text;
   const Status read = ReadFile(File(kMetaName), &text);
   if (read.ok()) {
-    std::string why;
-    CacheFingerprint stored;
-    std::string stored_hex;
-    try {
-      const nlohmann::json meta = nlohmann::json::parse(text);
-      // Only an integer is a format number: value("format", 0) converted any number to int,
-      // undefined for one like 2.2e25 (found by fuzz/fuzz_cache.cc).
-      const auto format = meta.is_object() ? meta.find("format") : meta.end();
-      if (format == meta.end() || !format->is_number_integer() || *format != kMetaFormat)
-        why = std::string(kMetaName) + " has an unknown format";
-      stored_hex = meta.at("fingerprint").get<std::string>();
-      if (meta.contains("parts"))
-        for (const auto& p : meta.at("parts"))
-          stored.parts.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
-    } catch (const std::exception&) {
-      if (why.empty()) why = std::string(kMetaName) + " is unreadable";
-    }
-    if (why.empty() && stored_hex != fingerprint_.Hex()) {
-      why = fingerprint_.Explain(stored);
-      if (why.empty()) why = "the fingerprint changed";
-    }
+    const std::string why = MetaMismatch(text, fingerprint_);
     if (why.empty())
       reuse = true;
     else
@@ -786,7 +759,6 @@ Status CacheImpl::OpenDisk() {
 }  // namespace cache
 
 using cache::CacheImpl;
-using cache::kMetaName;
 
 Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& options,
                                                        int64_t num_samples,
@@ -804,21 +776,6 @@ Result<std::unique_ptr<SampleCache>> SampleCache::Open(const CacheOptions& optio
     if (!s.ok()) return s;
   }
   return std::unique_ptr<SampleCache>(std::move(cache));
-}
-
-CacheFingerprint StoredCacheFingerprint(const std::string& path) {
-  CacheFingerprint stored;
-  std::string text;
-  if (path.empty() || !ReadFile(JoinPath(path, kMetaName), &text).ok()) return stored;
-  try {
-    const nlohmann::json meta = nlohmann::json::parse(text);
-    if (meta.is_object() && meta.contains("parts"))
-      for (const auto& p : meta.at("parts"))
-        stored.parts.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
-  } catch (const std::exception&) {
-    stored.parts.clear();  // unreadable: as if there were none (Open says why)
-  }
-  return stored;
 }
 
 }  // namespace flowfeed
