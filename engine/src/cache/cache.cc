@@ -45,8 +45,10 @@
 #include <thread>
 #include <unordered_map>
 
+#include "cache/arena.h"
 #include "cache/format.h"
 #include "cache/meta.h"
+#include "cache/table.h"
 #include "flowfeed/util/file.h"
 
 namespace flowfeed {
@@ -54,65 +56,6 @@ namespace cache {
 namespace {
 
 std::string ErrnoText(int err) { return std::strerror(err ? err : EIO); }
-
-// The state word of a table entry: bits 0-1 the state, bit 2 the dtype of a disk entry (1:
-// float32), bits 3.. a generation bumped whenever the entry returns to empty, so a reader
-// holding an old word can tell that the entry changed under it.
-enum : uint32_t { kEmpty = 0, kMemory = 1, kDisk = 2, kClaimed = 3 };
-constexpr uint32_t kStateMask = 3;
-constexpr uint32_t kFloatBit = 4;
-constexpr uint32_t kGenStep = 8;
-constexpr uint32_t kGenMask = ~uint32_t(7);
-
-inline uint32_t StateOf(uint32_t w) { return w & kStateMask; }
-inline uint32_t EmptyAfter(uint32_t w) { return (w & kGenMask) + kGenStep; }
-
-struct Entry {
-  std::atomic<uint32_t> state{kEmpty};
-  // Disk location (valid while the state is kDisk); atomics, see ReadRecord().
-  std::atomic<uint32_t> height{0}, width{0}, channels{0};
-  std::atomic<uint64_t> offset{0}, checksum{0};
-  // Memory entries: the shared image, written once before the state becomes kMemory and
-  // never again while the cache lives.
-  Image image;
-};
-
-// Memory for the memory store's images: 64 MiB chunks handed out by bumping an offset and never
-// given back one by one (the cache keeps what it holds until it is destroyed), so filling it
-// allocates nothing per image and the budget charges exactly what is held. Measured on the
-// development VM: huge pages (MADV_HUGEPAGE) made one insert in three stall ~2 ms in the
-// kernel's compaction, and MAP_POPULATE stalled ~15 ms per chunk for the same total CPU, so
-// chunks are plain anonymous memory, faulted in page by page as images are copied in.
-class Arena {
- public:
-  static constexpr size_t kChunk = size_t(64) << 20;
-  static constexpr size_t kAlign = 64;
-
-  // Storage for `bytes` (rounded up to kAlign): an aliasing handle that keeps its chunk alive.
-  // Null when the OS refuses memory.
-  std::shared_ptr<uint8_t[]> Allocate(size_t bytes, size_t* charged) {
-    bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-    *charged = bytes;
-    std::lock_guard<std::mutex> lk(mu_);
-    if (!chunk_ || used_ + bytes > size_) {
-      size_t size = std::max(kChunk, bytes);
-      void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) return nullptr;
-      chunk_ = std::shared_ptr<uint8_t[]>(static_cast<uint8_t*>(p),
-                                          [size](uint8_t* q) { ::munmap(q, size); });
-      size_ = size;
-      used_ = 0;
-    }
-    std::shared_ptr<uint8_t[]> out(chunk_, chunk_.get() + used_);
-    used_ += bytes;
-    return out;
-  }
-
- private:
-  std::mutex mu_;
-  std::shared_ptr<uint8_t[]> chunk_;  // the chunk being filled
-  size_t size_ = 0, used_ = 0;
-};
 
 struct PendingView {
   Image image;
@@ -195,7 +138,7 @@ class CacheImpl final : public SampleCache {
     // The memory store copies the pixels into its arena: the caller keeps its buffer (so the
     // pipeline allocates nothing per sample), and the budget charges exactly what is held.
     const size_t pixels = image.size_bytes();
-    const int64_t size = int64_t((pixels + Arena::kAlign - 1) / Arena::kAlign * Arena::kAlign);
+    const int64_t size = int64_t(Arena::Charge(pixels));
     if (budget_ > 0 && ReserveMemory(size)) {
       size_t charged = 0;
       std::shared_ptr<uint8_t[]> storage = arena_.Allocate(pixels, &charged);
