@@ -55,8 +55,8 @@ struct IndexEntry {
   uint64_t checksum;  // the record's checksum
 };
 static_assert(sizeof(IndexEntry) == 40, "index entry layout");
-constexpr size_t kSegmentHead = 8;   // magic, count
-constexpr size_t kSegmentTail = 8;   // checksum
+constexpr size_t kSegmentHead = 8;  // magic, count
+constexpr size_t kSegmentTail = 8;  // checksum
 constexpr size_t kMaxSegmentEntries = size_t(1) << 20;
 
 uint64_t RecordChecksum(const RecordHeader& h, const void* payload, size_t size);
