@@ -28,7 +28,7 @@
 namespace flowfeed {
 namespace {
 
-constexpr uint32_t kRecordMagic = 0x46464352;  // "FFCR", cache.cc
+constexpr uint32_t kRecordMagic = 0x46464352;  // "FFCR", engine/src/cache/format.h
 constexpr uint32_t kIndexMagic = 0x46464349;   // "FFCI"
 constexpr size_t kHeader = 48, kEntry = 40;
 
@@ -58,7 +58,7 @@ void ForEachSegment(std::string* index, Fn fn) {
   }
 }
 
-// The record checksum as cache.cc computes it; rewrites it in the header at `at`.
+// The record checksum as engine/src/cache/format.cc computes it; rewrites it in the header at `at`.
 bool FixRecord(std::string* data, uint64_t at, uint64_t* checksum) {
   if (at > data->size() || data->size() - at < kHeader) return false;
   if (Load<uint32_t>(*data, at) != kRecordMagic) return false;
@@ -132,7 +132,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
   if (flags & 1) {
-    // The meta file a cache with the fixture's fingerprint writes (see cache.cc WriteMeta).
+    // The meta file a cache with the fixture's fingerprint writes (see engine/src/cache/meta.cc MetaText).
     const CacheFingerprint fp = fuzz::CacheFixtureFingerprint();
     meta = "{\"format\":1,\"fingerprint\":\"" + fp.Hex() + "\",\"parts\":[";
     for (size_t i = 0; i < fp.parts.size(); ++i)

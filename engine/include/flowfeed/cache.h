@@ -5,8 +5,8 @@
 // random stages. It fills as a side effect of the normal pass (Insert() from the pipeline's
 // workers), and serves hits as soon as a sample is in (Lookup()), within epoch 1 too.
 //
-// Memory store: Insert() copies the pixels once into the cache's arena (large chunks backed by
-// huge pages, freed with the cache); a hit hands out a shared view of them (zero-copy). Copying
+// Memory store: Insert() copies the pixels once into the cache's arena (large chunks of plain
+// anonymous memory, freed with the cache); a hit hands out a shared view of them (zero-copy). Copying
 // on insert lets the caller keep its buffers, so the pipeline allocates nothing per sample even
 // while the cache fills, and the budget charges exactly the memory held. Cached images are
 // immutable: stages never write into shared storage (see image.h). A sample that does not fit

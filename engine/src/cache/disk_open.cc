@@ -1,0 +1,184 @@
+// cache/disk_open.cc: opening the disk store -- the folder, its lock, the meta file's verdict
+// (meta.h), then either recovery of the committed entries (cutting off a torn tail) or a fresh
+// start -- and finally the writer thread.
+//
+// Threads: the thread in SampleCache::Open, before the cache is returned: nothing else sees the
+// table or the files yet, so Recover() writes entries without claims.
+#include "cache/cache_impl.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "cache/meta.h"
+
+namespace flowfeed::cache {
+namespace {
+
+Status MakeFolder(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode))
+      return Status::InvalidArgument("cache path " + path + " exists and is not a folder");
+    return Status::Ok();
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Status::IoError("cannot create the cache folder " + path + ": " + ec.message());
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::IoError("cannot create the cache folder " + path);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CacheImpl::WriteMeta() {
+  // Replaced whole, never edited: a crash leaves the old fingerprint or the new one.
+  return WriteFileAtomically(ops_, File(kMetaName), MetaText(fingerprint_),
+                             Durability::kFileAndDir);
+}
+
+// Empties the store and records the current fingerprint. The old files go first, so a crash
+// in between never leaves a new meta file next to old records.
+Status CacheImpl::StartFresh() {
+  ops_->Unlink(File(kMetaName));
+  for (int fd : {data_fd_, index_fd_})
+    if (::ftruncate(fd, 0) != 0) return Status::IoError(ErrnoText(errno));
+  errno = 0;
+  if (ops_->SyncDir(dir_fd_) != 0) return Status::IoError(ErrnoText(errno));
+  return WriteMeta();
+}
+
+// Reads the index, keeps every entry of the good segments and cuts off a torn tail.
+void CacheImpl::Recover() {
+  std::string index;
+  if (!ReadFile(File(kIndexName), &index).ok()) index.clear();
+  struct stat st;
+  const uint64_t data_size = ::fstat(read_fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
+
+  size_t pos = 0;
+  uint64_t data_end = 0;
+  std::vector<int64_t> seen;
+  std::vector<IndexEntry> entries;
+  for (;;) {
+    const size_t segment = ParseSegment(index, pos, &entries);
+    if (segment == 0) break;
+    bool valid = true;
+    uint64_t seg_end = data_end;
+    for (const IndexEntry& ie : entries) {
+      const uint64_t payload = PayloadBytes(ie.height, ie.width, ie.channels, ie.dtype);
+      if (payload == 0 || ie.offset > data_size ||
+          data_size - ie.offset < sizeof(RecordHeader) + payload) {
+        valid = false;
+        break;
+      }
+      seg_end = std::max(seg_end, ie.offset + sizeof(RecordHeader) + payload);
+    }
+    if (!valid) break;
+    for (const IndexEntry& ie : entries) {
+      if (ie.index >= uint64_t(n_)) continue;
+      Entry& e = table_[size_t(ie.index)];
+      e.offset.store(ie.offset, std::memory_order_relaxed);
+      e.checksum.store(ie.checksum, std::memory_order_relaxed);
+      e.height.store(ie.height, std::memory_order_relaxed);
+      e.width.store(ie.width, std::memory_order_relaxed);
+      e.channels.store(ie.channels, std::memory_order_relaxed);
+      if (StateOf(e.state.load(std::memory_order_relaxed)) != kDisk)
+        seen.push_back(int64_t(ie.index));
+      e.state.store((ie.dtype ? kFloatBit : 0) | kDisk, std::memory_order_release);
+    }
+    data_end = seg_end;
+    pos += segment;
+  }
+
+  const uint64_t index_torn = index.size() - pos;
+  const uint64_t data_torn = data_size > data_end ? data_size - data_end : 0;
+  if (index_torn > 0 || data_torn > 0) {
+    (void)!::ftruncate(index_fd_, off_t(pos));
+    (void)!::ftruncate(data_fd_, off_t(data_end));
+    AddMessage(options_.path + ": discarded a torn tail (" + std::to_string(index_torn) +
+               " bytes of index, " + std::to_string(data_torn) +
+               " bytes of data) left by an interrupted run");
+  }
+  committed_index_end_ = pos;
+  committed_data_end_ = data_end_ = data_end;
+
+  int64_t bytes = 0;
+  for (int64_t i : seen) {
+    const Entry& e = table_[size_t(i)];
+    const uint32_t w = e.state.load(std::memory_order_relaxed);
+    bytes += int64_t(sizeof(RecordHeader) +
+                     PayloadBytes(e.height.load(), e.width.load(), e.channels.load(),
+                                  (w & kFloatBit) ? 1 : 0));
+  }
+  reused_ = int64_t(seen.size());
+  disk_entries_.store(reused_);
+  disk_bytes_.store(bytes);
+  AddMessage("reusing " + std::to_string(reused_) + " committed samples from " + options_.path);
+}
+
+Status CacheImpl::OpenDisk() {
+  dir_ = options_.path;
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+  FLOWFEED_RETURN_IF_ERROR(MakeFolder(dir_));
+  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0)
+    return Status::IoError("cannot open the cache folder " + dir_ + ": " + ErrnoText(errno));
+  // One run at a time per folder: a second one works without the disk store.
+  if (::flock(dir_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(dir_fd_);
+    dir_fd_ = -1;
+    disk_disabled_.store(true);
+    AddMessage("disk cache disabled: " + options_.path + ": " +
+               (err == EWOULDBLOCK ? std::string("in use by another run") : ErrnoText(err)));
+    return Status::Ok();
+  }
+
+  // The stored fingerprint decides between reuse and a rebuild.
+  bool reuse = false;
+  std::string text;
+  const Status read = ReadFile(File(kMetaName), &text);
+  if (read.ok()) {
+    const std::string why = MetaMismatch(text, fingerprint_);
+    if (why.empty())
+      reuse = true;
+    else
+      AddMessage("rebuilding " + options_.path + ": " + why);
+  } else if (read.code() != StatusCode::kNotFound) {
+    AddMessage("rebuilding " + options_.path + ": cannot read " + read.message());
+  }
+
+  const std::string data_path = File(kDataName), index_path = File(kIndexName);
+  data_fd_ = ops_->Open(data_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (data_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+  index_fd_ = ops_->Open(index_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (index_fd_ < 0) return Status::IoError("cannot open " + index_path + ": " + ErrnoText(errno));
+  read_fd_ = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (read_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+
+  if (reuse) {
+    Recover();
+  } else {
+    Status s = StartFresh();
+    if (!s.ok()) {
+      // A folder we cannot write into (full disk): run on without the disk store.
+      disk_disabled_.store(true);
+      AddMessage("disk cache disabled: " + options_.path + ": " + s.message());
+      return Status::Ok();
+    }
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+  disk_ = true;
+  return Status::Ok();
+}
+
+}  // namespace flowfeed::cache
