@@ -37,12 +37,15 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libtorch-dev
   libgloo-dev
+  pybind11-dev libdlpack-dev
   dataset-fashion-mnist mate-backgrounds
 )
 # What only the tests need: Chromium renders the HTML report page in the browser tests
 # (tests/report_browser_test.cc), which are skipped, saying so, where it is missing.
 # python3-venv makes the virtual environment LibTorch 2.x is installed into (tools/run.sh torch2).
-TEST_PACKAGES=(chromium python3-venv)
+# python3-torch and python3-pytest run the Python module's tests (python/tests) with Debian's
+# torch 1.13; the torch2 suite runs them again with torch 2.x from its virtual environment.
+TEST_PACKAGES=(chromium python3-venv python3-torch python3-pytest)
 
 # Installs those of the given packages (default: PACKAGES) that are missing.
 install_missing() {
@@ -115,7 +118,18 @@ torch2_suite() {
       -DCMAKE_PREFIX_PATH="$prefix" -DTorch_DIR="$prefix/share/cmake/Torch" || return 1
   fi
   cmake --build "$dir" -j "$JOBS" --target flowfeed flowfeed_trainer_tests || return 1
-  "$dir/tests/flowfeed_trainer_tests"
+  local status=0
+  "$dir/tests/flowfeed_trainer_tests" || status=1
+  # The Python module with torch 2.x: the module links no LibTorch (tensors cross as DLPack), so
+  # the one built for this interpreter's version is tested against the venv's torch.
+  if cmake --build "$dir" -j "$JOBS" --target flowfeed_python 2>/dev/null; then
+    PYTHONPATH="$dir/python" FLOWFEED_BIN="$dir/flowfeed" \
+      "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests || status=1
+  else
+    echo "run.sh: no Python module in $dir (pybind11 or dlpack missing): its torch 2.x tests not run" >&2
+    status=1
+  fi
+  return "$status"
 }
 
 cmd=${1:-main}

@@ -104,6 +104,31 @@ class Batch {
 
 using BatchPtr = std::shared_ptr<const Batch>;
 
+// The digest EpochStats::batch_digest reports, so that a consumer can compute it from the batches
+// it received (the Python module's tests do, from tensors) and compare: XXH3-64 over, per batch,
+// each sample's bytes' own XXH3-64 in batch order, then the batch's labels (int64, native byte
+// order). Reset at each epoch. Not thread-safe: one consumer feeds one digest.
+class BatchDigest {
+ public:
+  BatchDigest();
+  ~BatchDigest();
+  BatchDigest(const BatchDigest&) = delete;
+  BatchDigest& operator=(const BatchDigest&) = delete;
+
+  void Reset();
+  // One sample's digest, from its bytes in the batch (Batch::sample_bytes() of them).
+  static uint64_t SampleDigest(const void* data, size_t bytes);
+  void AddSample(uint64_t sample_digest);
+  void AddLabels(const int64_t* labels, size_t count);
+  // A whole batch: `samples` samples of `sample_bytes` each at `data`, then their labels.
+  void AddBatch(const uint8_t* data, size_t sample_bytes, size_t samples, const int64_t* labels);
+  // 16 lowercase hex digits, as the report writes it.
+  std::string Hex() const;
+
+ private:
+  void* state_;  // XXH3_state_t, kept out of this header
+};
+
 class Pipeline {
  public:
   // Checks the options (the same checks as the config parser), opens the source, builds the
@@ -121,7 +146,14 @@ class Pipeline {
   // non-OK Status means the pipeline stopped: a sample failed under on_error: fail (named in the
   // message), an epoch skipped more samples than max_skipped allows, the run was cancelled, or
   // an internal error; every later call returns the same Status.
-  virtual Status Next(BatchPtr* batch) = 0;
+  Status Next(BatchPtr* batch) { return NextFor(batch, -1, nullptr); }
+
+  // Next() that waits at most `timeout_seconds` (< 0: without limit). When nothing arrived in
+  // time, returns Ok with *batch null and *timed_out true, and the next call goes on with the
+  // same wait (it is timed and reported as one wait). Lets a consumer that must stay responsive
+  // (a Python loop checking for Ctrl-C) wait in slices. `timed_out` may be null when the wait
+  // has no limit.
+  virtual Status NextFor(BatchPtr* batch, double timeout_seconds, bool* timed_out) = 0;
 
   // 0-based epoch that Next() is delivering.
   virtual int current_epoch() const = 0;

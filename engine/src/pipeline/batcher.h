@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <xxhash.h>
 
 #include "flowfeed/options.h"
 #include "flowfeed/pipeline.h"
@@ -87,8 +86,8 @@ class Batcher {
 
   std::vector<EpochLog> logs_;
   std::unique_ptr<Batch> current_;
-  XXH3_state_t* digest_state_ = nullptr;
-  int digest_epoch_ = -1;  // the epoch digest_state_ hashes
+  BatchDigest digest_;
+  int digest_epoch_ = -1;  // the epoch digest_ hashes
   bool stopped_ = false;
 };
 

@@ -81,11 +81,17 @@ void PipelineImpl::Start(double open_seconds, std::vector<std::string> warnings)
   graph_->Run();
 }
 
-Status PipelineImpl::Next(BatchPtr* batch) {
+Status PipelineImpl::NextFor(BatchPtr* batch, double timeout_seconds, bool* timed_out) {
   *batch = nullptr;
+  if (timed_out) *timed_out = false;
   ReadyQueue::Taken taken;
+  const int64_t timeout_ns = timeout_seconds < 0 ? -1 : int64_t(timeout_seconds * 1e9);
   Status st = ready_.Take(consumer_epoch_.load(std::memory_order_relaxed), options_.epochs,
-                          epoch_start_ns_, &taken);
+                          epoch_start_ns_, &taken, timeout_ns);
+  if (taken.timed_out) {
+    if (timed_out) *timed_out = true;
+    return st;
+  }
   consumer_wait_ns_ += taken.waited;
   if (!st.ok()) return st;
   switch (taken.kind) {

@@ -43,7 +43,7 @@ class PipelineImpl final : public Pipeline {
   // Fills the run's stats header and starts the graph; call once, right after construction.
   void Start(double open_seconds, std::vector<std::string> warnings);
 
-  Status Next(BatchPtr* batch) override;
+  Status NextFor(BatchPtr* batch, double timeout_seconds, bool* timed_out) override;
   int current_epoch() const override { return consumer_epoch_.load(); }
   int64_t dataset_size() const override { return source_->size(); }
   int64_t epoch_length() const override { return per_epoch_; }

@@ -25,20 +25,32 @@ void ReadyQueue::Cancel() {
   cv_.notify_all();
 }
 
-Status ReadyQueue::Take(int epoch_now, int epochs, uint64_t epoch_start_ns, Taken* out) {
+Status ReadyQueue::Take(int epoch_now, int epochs, uint64_t epoch_start_ns, Taken* out,
+                        int64_t timeout_ns) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!final_status_.ok()) return final_status_;
-  const uint64_t t0 = NowNs();
-  if (live_epoch_ != epoch_now && epoch_now < epochs) {
-    // The first call of an epoch: Live() moves on to it.
-    live_epoch_ = epoch_now;
-    live_start_ns_ = epoch_start_ns;
-    live_end_ns_ = 0;
-    live_samples_ = live_batches_ = 0;
+  const bool resumed = pending_t0_ != 0;  // a timed-out call's wait goes on
+  const uint64_t t0 = resumed ? pending_t0_ : NowNs();
+  if (!resumed) {
+    if (live_epoch_ != epoch_now && epoch_now < epochs) {
+      // The first call of an epoch: Live() moves on to it.
+      live_epoch_ = epoch_now;
+      live_start_ns_ = epoch_start_ns;
+      live_end_ns_ = 0;
+      live_samples_ = live_batches_ = 0;
+    }
+    occupancy_.emplace_back(double(t0 - epoch_start_ns) * 1e-9, ready_batches_);
+    occupancy_sum_ += double(ready_batches_);
   }
-  occupancy_.emplace_back(double(t0 - epoch_start_ns) * 1e-9, ready_batches_);
-  occupancy_sum_ += double(ready_batches_);
-  cv_.wait(lock, [this] { return !queue_.empty() || !final_status_.ok(); });
+  auto ready = [this] { return !queue_.empty() || !final_status_.ok(); };
+  if (timeout_ns < 0) {
+    cv_.wait(lock, ready);
+  } else if (!cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns), ready)) {
+    pending_t0_ = t0;
+    out->timed_out = true;
+    return Status::Ok();
+  }
+  pending_t0_ = 0;
   out->t0 = t0;
   out->waited = NowNs() - t0;
   if (!final_status_.ok()) return final_status_;

@@ -43,14 +43,18 @@ class ReadyQueue {
     uint64_t t0 = 0;         // when the call began to wait
     uint64_t waited = 0;     // ns; 0 when it did not wait
     uint64_t end_ns = 0;     // kEpochEnd: when the marker was taken
+    bool timed_out = false;  // nothing arrived within the timeout: nothing was taken
   };
 
   // Consumer thread only. Blocks until an item is ready and takes it; kDone and kError stay
   // queued, so every later call ends there too. `epoch_now` is the epoch being delivered
   // (0-based) and `epoch_start_ns` when it started: the first call of an epoch moves Live() on
   // to it; `epochs` is the run's count. Returns the run's final status once it stopped
-  // (cancelled, failed), Ok otherwise.
-  Status Take(int epoch_now, int epochs, uint64_t epoch_start_ns, Taken* out);
+  // (cancelled, failed), Ok otherwise. With `timeout_ns` >= 0 it waits at most that long; a
+  // call that times out takes nothing (out->timed_out) and the next call continues its wait
+  // (same t0, one occupancy sample).
+  Status Take(int epoch_now, int epochs, uint64_t epoch_start_ns, Taken* out,
+              int64_t timeout_ns = -1);
 
   // The epoch Next() is delivering (0-based; -1 before the first call), its seconds so far (or
   // until its end marker), and the samples and batches taken of it. Any thread.
@@ -71,6 +75,7 @@ class ReadyQueue {
   std::deque<ReadyItem> queue_;
   int ready_batches_ = 0;
   Status final_status_;
+  uint64_t pending_t0_ = 0;  // when the wait a timed-out Take() left unfinished began; 0: none
   // What Live() reports, set by Take(): the epoch, when it started and ended (0 while it runs),
   // what was taken of it.
   int live_epoch_ = -1;

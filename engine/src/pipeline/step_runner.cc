@@ -2,7 +2,6 @@
 #include "pipeline/step_runner.h"
 
 #include <sys/resource.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <limits>
@@ -187,7 +186,7 @@ void StepRunner::ConvertSample(Slot* slot) {
   if (slot->tensor->size() < bytes) slot->tensor->resize(bytes);
   ConvertInto(img, options_.batch.layout, options_.batch.dtype, slot->output_op,
               slot->tensor->data());
-  if (options_.digest) slot->tensor_digest = XXH3_64bits(slot->tensor->data(), bytes);
+  if (options_.digest) slot->tensor_digest = BatchDigest::SampleDigest(slot->tensor->data(), bytes);
   slot->channels = img.channels();
   slot->height = img.height();
   slot->width = img.width();

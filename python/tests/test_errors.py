@@ -1,0 +1,127 @@
+"""Bad input from Python: each has an exception naming the file, key, sample or plugin, and
+Ctrl-C while waiting for a batch interrupts the loop without breaking the pipeline."""
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import flowfeed
+from conftest import REPO, cli_digests, photo_overrides
+
+PHOTOS = REPO / "configs" / "photos.yaml"
+BUILD = pathlib.Path(os.environ.get("FLOWFEED_BIN", REPO / "build" / "flowfeed")).parent
+
+
+def test_a_missing_config_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        flowfeed.Pipeline(tmp_path / "nope.yaml")
+
+
+def test_a_mistyped_key_gets_a_suggestion(photos):
+    with pytest.raises(ValueError, match=r"bach.*did you mean \"?batch"):
+        flowfeed.Pipeline({"source": {"type": "image_folder", "root": str(photos)},
+                           "pipeline": [{"type": "decode"}], "bach": {"size": 4}})
+
+
+def test_a_bad_override_names_the_key(photos, tmp_path):
+    with pytest.raises(ValueError, match=r"batch\.size"):
+        flowfeed.Pipeline(PHOTOS, photo_overrides(photos, tmp_path, **{"batch.size": "many"}))
+
+
+def test_a_missing_folder_names_it_when_the_pipeline_opens(tmp_path):
+    pipe = flowfeed.Pipeline(PHOTOS, {"source.root": str(tmp_path / "gone")})
+    with pytest.raises(FileNotFoundError, match="gone"):
+        len(pipe)
+
+
+@pytest.fixture
+def photos_with_a_bad_file(photos, tmp_path):
+    root = tmp_path / "photos"
+    shutil.copytree(photos, root)
+    first_class = sorted(d for d in root.iterdir() if d.is_dir())[0]
+    good = sorted(first_class.iterdir())[0]
+    (first_class / "zz-truncated.jpg").write_bytes(good.read_bytes()[:300])
+    return root, first_class / "zz-truncated.jpg"
+
+
+def test_a_corrupt_image_under_fail_names_the_file(photos_with_a_bad_file, tmp_path):
+    root, bad = photos_with_a_bad_file
+    overrides = photo_overrides(root, tmp_path, pipeline=[
+        {"type": "decode", "on_error": "fail"}, {"type": "resize", "size": 32},
+        {"type": "center_crop", "size": 32}], **{"cache.mode": "off"})
+    pipe = flowfeed.Pipeline(PHOTOS, overrides, epochs=1)
+    with pytest.raises(flowfeed.SampleError, match="zz-truncated.jpg"):
+        for _ in pipe:
+            pass
+
+
+def test_a_corrupt_image_under_skip_is_reported(photos_with_a_bad_file, tmp_path):
+    root, bad = photos_with_a_bad_file
+    overrides = photo_overrides(root, tmp_path, pipeline=[
+        {"type": "decode", "on_error": "skip"}, {"type": "resize", "size": 32},
+        {"type": "center_crop", "size": 32}], **{"cache.mode": "off"})
+    pipe = flowfeed.Pipeline(PHOTOS, overrides, epochs=1)
+    assert sum(images.shape[0] for images, _ in pipe) == 120  # 121 files, one skipped
+    skipped = pipe.stats()["epochs"][0]["skipped"]
+    assert skipped["count"] == 1 and "zz-truncated.jpg" in str(skipped["samples"])
+
+
+def test_plugins_load_from_python(photos, tmp_path, flowfeed_bin):
+    plugin = BUILD / "plugins" / "grayscale.so"
+    overrides = photo_overrides(photos, tmp_path, pipeline=[
+        {"type": "decode"}, {"type": "grayscale", "channels": 1}, {"type": "resize", "size": 32},
+        {"type": "center_crop", "size": 32}], **{"cache.mode": "off"})
+    pipe = flowfeed.Pipeline(PHOTOS, overrides, plugins=[plugin], epochs=1)
+    images, _ = next(iter(pipe))
+    assert images.shape[1] == 1
+    with pytest.raises(Exception, match="not_a_plugin.so"):
+        flowfeed.Pipeline(PHOTOS, overrides, plugins=[BUILD / "test_plugins" / "not_a_plugin.so"])
+
+
+def test_a_plugin_that_throws_names_it(photos, tmp_path):
+    # At registration: the load fails, naming the file.
+    with pytest.raises(Exception, match="throws.so"):
+        flowfeed.Pipeline(PHOTOS, photo_overrides(photos, tmp_path),
+                          plugins=[BUILD / "test_plugins" / "throws.so"])
+    # In a stage (test_flaky throws on every fifth sample), under on_error: fail.
+    overrides = photo_overrides(photos, tmp_path, pipeline=[
+        {"type": "decode"}, {"type": "test_flaky", "on_error": "fail"}], **{"cache.mode": "off"})
+    pipe = flowfeed.Pipeline(PHOTOS, overrides, plugins=[BUILD / "test_plugins" / "flaky.so"],
+                             epochs=1)
+    with pytest.raises(flowfeed.Error, match="test_flaky"):
+        for _ in pipe:
+            pass
+
+
+def test_ctrl_c_while_waiting_interrupts_and_the_pipeline_goes_on(photos, tmp_path):
+    # In a child process: the signal goes to it alone.
+    script = textwrap.dedent(f"""
+        import os, signal, threading, torch, flowfeed
+        pipe = flowfeed.Pipeline({str(REPO / 'configs' / 'photos.yaml')!r},
+            {{"source.root": {str(photos)!r}, "cache.mode": "off", "threads": 1,
+              "batch.size": 120}}, epochs=1)
+        it = iter(pipe)
+        # Opening, then a full-size decode of 120 photos on one thread: well over 0.1 s.
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            next(it)
+            print("no interrupt")
+        except KeyboardInterrupt:
+            print("interrupted")
+        n = sum(images.shape[0] for images, _ in it)
+        print("then", n)
+    """)
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert "interrupted" in lines, r.stdout
+    # The batch the interrupt abandoned is delivered next: nothing lost.
+    assert r.stdout.strip().endswith("then 120"), r.stdout
