@@ -122,11 +122,11 @@ torch2_suite() {
   "$dir/tests/flowfeed_trainer_tests" || status=1
   # The Python module with torch 2.x: the module links no LibTorch (tensors cross as DLPack), so
   # the one built for this interpreter's version is tested against the venv's torch.
-  if cmake --build "$dir" -j "$JOBS" --target flowfeed_python 2>/dev/null; then
+  if cmake --build "$dir" -j "$JOBS" --target flowfeed_python; then
     PYTHONPATH="$dir/python" FLOWFEED_BIN="$dir/flowfeed" \
       "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests || status=1
   else
-    echo "run.sh: no Python module in $dir (pybind11 or dlpack missing): its torch 2.x tests not run" >&2
+    echo "run.sh: the Python module did not build in $dir (above): its torch 2.x tests not run" >&2
     status=1
   fi
   return "$status"

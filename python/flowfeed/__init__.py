@@ -110,6 +110,7 @@ class Pipeline:
             self.config_path = os.fspath(config)
         if epochs is not None:
             self._impl.set_epochs(int(epochs))
+        self._impl.set_command_line(" ".join([os.path.basename(sys.executable)] + sys.argv))
         self.device = str(device)
         self._cuda = self.device.startswith("cuda")
         self.pin_memory = self._cuda if pin_memory is None else bool(pin_memory)

@@ -141,6 +141,7 @@ PYBIND11_MODULE(_flowfeed, m) {
       .def("next", &NextBatch)
       .def("set_epochs", &PyPipeline::SetEpochs)
       .def("set_start", &PyPipeline::SetStart)
+      .def("set_command_line", &PyPipeline::SetCommandLine)
       .def("close", &PyPipeline::Close)
       .def_property_readonly("epochs", [](const PyPipeline& p) { return p.options().epochs; })
       .def_property_readonly("batch_size",

@@ -39,6 +39,8 @@ class PyPipeline {
 
   const PipelineOptions& options() const { return options_; }
   void SetEpochs(int epochs);
+  // How the run was started, for the report's provenance (Python: the interpreter's sys.argv).
+  void SetCommandLine(const std::string& line) { options_.command_line = line; }
   // Where the next open starts (a state_dict()); closes a running pipeline.
   void SetStart(int epoch, int64_t position, int64_t batch);
 

@@ -177,3 +177,15 @@ def test_the_gil_is_released_while_waiting(photos, tmp_path):
     # Another Python thread ran while the loop waited in C++: with the GIL held there it could
     # not tick at all during the waits (ticks of 1 ms; a quarter of them is plenty of margin).
     assert ticks > 0.25 * waited * 1000, (ticks, waited)
+
+
+def test_the_report_says_what_produced_it(photos, tmp_path):
+    pipe = flowfeed.Pipeline(PHOTOS, photo_overrides(photos, tmp_path), epochs=1)
+    for _ in pipe:
+        pass
+    p = pipe.stats()["provenance"]
+    assert p["flowfeed_version"] == flowfeed.__version__
+    assert p["config_path"] == str(PHOTOS)
+    assert "size: 16" in p["resolved_config"]  # the override, as the run read it
+    assert p["command_line"].startswith("python")
+    assert {"oneTBB", "OpenCV", "libjpeg-turbo"} <= set(p["libraries"])

@@ -43,11 +43,13 @@ struct RunArgs {
   int epochs = 0;                 // 0: the config's
   std::string report, html, trace, resume;
   bool cold = false;
+  std::string command_line;  // the program's arguments, for the report's provenance
 };
 
 int Bench(const RunArgs& args);                                      // bench.cc
 int Train(const RunArgs& args);                                      // train.cc
 int Validate(const std::string& config, const std::vector<std::string>& sets);  // inspect.cc
+int PrintConfig(const std::string& config, const std::vector<std::string>& sets);  // inspect.cc
 int Stages(const std::vector<std::string>& plugins);                 // inspect.cc
 int Report(const std::vector<std::string>& paths, std::string output,
            const std::vector<std::string>& labels, const std::string& title);  // inspect.cc

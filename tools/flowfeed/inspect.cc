@@ -70,6 +70,17 @@ int Validate(const std::string& config, const std::vector<std::string>& sets) {
   return kExitOk;
 }
 
+// `flowfeed config FILE --set ...`: the config as a run would read it, overrides applied, after
+// the same checks as `validate`.
+int PrintConfig(const std::string& config, const std::vector<std::string>& sets) {
+  StageRegistry registry;
+  RegisterBuiltinStages(&registry);
+  PipelineOptions options;
+  if (!Load(config, sets, &registry, &options)) return kExitUsage;
+  std::cout << options.resolved_config;
+  return kExitOk;
+}
+
 int Stages(const std::vector<std::string>& plugins) {
   StageRegistry registry;
   RegisterBuiltinStages(&registry);

@@ -33,6 +33,25 @@ CLI::App* AddRunCommand(CLI::App* app, const char* name, const char* what, RunAr
   return cmd;
 }
 
+// The program's arguments as one line, quoted where a shell would need it, so that the line in a
+// report's provenance can be pasted back.
+std::string CommandLine(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    const bool plain = !a.empty() && a.find_first_not_of(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
+        std::string::npos;
+    if (!plain) {
+      std::string q = "'";
+      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      a = q + "'";
+    }
+    line += (i ? " " : "") + a;
+  }
+  return line;
+}
+
 struct ReportArgs {
   std::vector<std::string> files, labels;
   std::string output, title;
@@ -65,6 +84,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   RunArgs run;
+  run.command_line = CommandLine(argc, argv);
   CLI::App* bench =
       AddRunCommand(&app, "bench", "Run the pipeline alone and report each epoch", &run);
   bench->add_flag("--cold", run.cold,
@@ -80,6 +100,11 @@ int main(int argc, char** argv) {
   CLI::App* validate = app.add_subcommand("validate", "Check a config without running it");
   validate->add_option("config", run.config, "YAML config")->required();
   validate->add_option("--set", run.sets, "Override a config key: key.path=value (repeatable)");
+
+  CLI::App* config_cmd = app.add_subcommand(
+      "config", "Print a config as a run reads it: overrides applied, checked like validate");
+  config_cmd->add_option("config", run.config, "YAML config")->required();
+  config_cmd->add_option("--set", run.sets, "Override a config key: key.path=value (repeatable)");
 
   CLI::App* stages = app.add_subcommand(
       "stages", "List the stage types and their parameters, then the source types and their keys");
@@ -101,6 +126,7 @@ int main(int argc, char** argv) {
     if (*train) return cli::Train(run);
     if (*report_cmd) return cli::Report(report.files, report.output, report.labels, report.title);
     if (*validate) return cli::Validate(run.config, run.sets);
+    if (*config_cmd) return cli::PrintConfig(run.config, run.sets);
     if (*stages) return cli::Stages(plugin_files);
     if (*options_cmd) {
       std::cout << flowfeed::ConfigReference();

@@ -30,6 +30,7 @@ bool LoadRun(const RunArgs& args, StageRegistry* registry, PipelineOptions* out)
   if (args.epochs > 0) out->epochs = args.epochs;
   out->cold = args.cold;
   out->trace = !args.trace.empty();
+  out->command_line = args.command_line;
   return true;
 }
 

@@ -134,7 +134,10 @@ LiveEpochStats TorchTrainer::live() const {
 
 TrainReport TorchTrainer::report() const {
   TrainReport r = report_;
-  if (pipeline_) r.pipeline = pipeline_->stats();
+  if (pipeline_) {
+    r.pipeline = pipeline_->stats();
+    r.pipeline.provenance.libraries.emplace_back("LibTorch", TORCH_VERSION);
+  }
   if (!finished_) r.wall_seconds = SecondsSince(created_);
   double parts = 0;
   for (const auto& p : r.setup) parts += p.seconds;

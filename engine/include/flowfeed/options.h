@@ -261,6 +261,12 @@ struct PipelineOptions {
 
   // The config file these options came from ("" when built in code).
   std::string config_path;
+  // The config's YAML after the overrides, as text: what the run actually read (the loader sets
+  // it; "" when built in code). Reports show it as provenance.resolved_config.
+  std::string resolved_config;
+  // How the run was started (the CLI's arguments, Python's sys.argv), for the report's
+  // provenance; "" when the caller does not say. Not a config key.
+  std::string command_line;
 };
 
 // Checks `options` as a whole: every key's range or choices (the same tables the config reader

@@ -99,7 +99,23 @@ struct LiveEpochStats {
   std::vector<Stage> stages;  // in pipeline order, as EpochStats::stages
 };
 
+// What produced a run, so that a report can be traced back to it and rerun: the program's version
+// and source, the config as resolved, the command, the machine, the time, the libraries that
+// decided its pixels and its speed. Filled by Pipeline::Open (and the trainer adds LibTorch).
+struct Provenance {
+  std::string flowfeed_version;
+  std::string git_commit;       // the checkout's HEAD when built ("<sha>-dirty" with edits); ""
+  std::string started;          // Pipeline::Open's time, ISO 8601 UTC ("2026-12-05T18:01:02Z")
+  std::string host;             // gethostname()
+  std::string command_line;     // PipelineOptions::command_line
+  std::string config_path;      // "" for options built in code or a Python dict
+  std::string resolved_config;  // PipelineOptions::resolved_config
+  // (name, version): oneTBB, OpenCV, libjpeg-turbo, zlib, xxHash; LibTorch for training runs.
+  std::vector<std::pair<std::string, std::string>> libraries;
+};
+
 struct RunStats {
+  Provenance provenance;
   std::string source;  // Source::Describe()
   int threads = 0;
   int64_t dataset_size = 0;

@@ -489,15 +489,22 @@ Status EncodeJpeg(const Image& image, int quality, std::vector<uint8_t>* out) {
   return Status::Ok();
 }
 
-std::string CodecVersions() {
+std::vector<std::pair<std::string, std::string>> CodecLibraryVersions() {
 #ifdef LIBJPEG_TURBO_VERSION
 #define FLOWFEED_STR2(x) #x
 #define FLOWFEED_STR(x) FLOWFEED_STR2(x)
-  std::string jpeg = "libjpeg-turbo " FLOWFEED_STR(LIBJPEG_TURBO_VERSION);
+  std::string jpeg = FLOWFEED_STR(LIBJPEG_TURBO_VERSION);
 #else
-  std::string jpeg = "libjpeg-turbo (version unknown)";
+  std::string jpeg = "(version unknown)";
 #endif
-  return jpeg + ", OpenCV " CV_VERSION;
+  return {{"libjpeg-turbo", jpeg}, {"OpenCV", CV_VERSION}};
+}
+
+std::string CodecVersions() {
+  std::string out;
+  for (const auto& [name, version] : CodecLibraryVersions())
+    out += (out.empty() ? "" : ", ") + name + " " + version;
+  return out;
 }
 
 }  // namespace flowfeed

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "flowfeed/codec.h"
@@ -55,5 +56,9 @@ using JpegRegionPlanner = bool (*)(void* context, int height, int width, JpegReg
 Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& options,
                         JpegRegionPlanner planner, void* context, Image* out,
                         JpegRegionResult* result, bool* done);
+
+// (name, version) of the libraries decoded pixels depend on: libjpeg-turbo, OpenCV. CodecVersions()
+// (flowfeed/codec.h) is these joined.
+std::vector<std::pair<std::string, std::string>> CodecLibraryVersions();
 
 }  // namespace flowfeed

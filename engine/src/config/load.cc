@@ -119,6 +119,9 @@ Result<PipelineOptions> ParseConfigImpl(const std::string& yaml_text,
     const YAML::Node& const_root = root;
     LoadPlugins(const_root, display_name, loadable, &reader, plugins);
     reader.ReadTop(const_root, &options);
+    YAML::Emitter resolved;
+    resolved << const_root;
+    options.resolved_config = std::string(resolved.c_str()) + "\n";
   } catch (const YAML::Exception& e) {
     // Not expected: every node is type-checked before it is read.
     reader.DocumentError(e.mark, std::string("internal error reading the config: ") + e.what());

@@ -24,6 +24,7 @@
 #include <tbb/flow_graph.h>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
+#include <tbb/version.h>
 
 #include <atomic>
 #include <string>
@@ -41,6 +42,8 @@
 namespace flowfeed {
 
 int DefaultThreads() { return tbb::info::default_concurrency(); }
+
+std::string TbbVersion() { return TBB_runtime_version(); }
 
 int CurrentWorkerSlot() { return tbb::this_task_arena::current_thread_index(); }
 

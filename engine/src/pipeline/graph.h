@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "pipeline/step.h"
@@ -23,6 +24,8 @@ class TicketDrawer;
 
 // Worker threads when options.threads is 0: what oneTBB would use on this machine.
 int DefaultThreads();
+// oneTBB's runtime version ("2021.8.0"), for the report's provenance.
+std::string TbbVersion();
 
 class Graph {
  public:

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "flowfeed/util/clock.h"
+#include "pipeline/provenance.h"
 
 namespace flowfeed {
 
@@ -56,6 +57,7 @@ std::vector<PipelineImpl::ReportStep> PipelineImpl::ReportSteps() const {
 }
 
 void PipelineImpl::Start(double open_seconds, std::vector<std::string> warnings) {
+  run_stats_.provenance = MakeProvenance(options_);
   run_stats_.source = source_->Describe();
   run_stats_.threads = threads_;
   run_stats_.dataset_size = source_->size();

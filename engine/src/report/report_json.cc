@@ -28,6 +28,15 @@ json RunJson(const ReportDoc& doc) {
   return j;
 }
 
+json ProvenanceJson(const Provenance& p) {
+  json libraries = json::object();
+  for (const auto& [name, version] : p.libraries) libraries[name] = version;
+  return {{"flowfeed_version", p.flowfeed_version}, {"git_commit", p.git_commit},
+          {"started", p.started},                   {"host", p.host},
+          {"command_line", p.command_line},         {"config_path", p.config_path},
+          {"resolved_config", p.resolved_config},   {"libraries", libraries}};
+}
+
 json CacheJson(const RunStats& run) {
   const CacheStats& c = run.cache;
   return {{"mode", run.cache_mode},
@@ -193,6 +202,9 @@ std::string WriteReportJson(const ReportDoc& doc) {
   json j;
   j["schema_version"] = kReportSchemaVersion;
   j["run"] = RunJson(doc);
+  // Written by flowfeed's own runs; documents from other tools (no version) leave it out.
+  if (!doc.run.provenance.flowfeed_version.empty())
+    j["provenance"] = ProvenanceJson(doc.run.provenance);
   j["cache"] = CacheJson(doc.run);
   json epochs = json::array();
   for (const ReportEpoch& e : doc.epochs) epochs.push_back(EpochJson(e));

@@ -48,7 +48,23 @@ std::vector<std::string> Strings(const json& list) {
   return out;
 }
 
+void ReadProvenance(const json& j, Provenance* p) {
+  const json& v = Get(j, "provenance");
+  p->flowfeed_version = Str(v, "flowfeed_version");
+  p->git_commit = Str(v, "git_commit");
+  p->started = Str(v, "started");
+  p->host = Str(v, "host");
+  p->command_line = Str(v, "command_line");
+  p->config_path = Str(v, "config_path");
+  p->resolved_config = Str(v, "resolved_config");
+  const json& libs = Get(v, "libraries");
+  if (libs.is_object())
+    for (const auto& [name, version] : libs.items())
+      if (version.is_string()) p->libraries.emplace_back(name, version.get<std::string>());
+}
+
 void ReadRun(const json& j, ReportDoc* doc) {
+  ReadProvenance(j, &doc->run.provenance);
   const json& run = Get(j, "run");
   RunStats& r = doc->run;
   r.source = Str(run, "source");
