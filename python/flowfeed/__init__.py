@@ -255,8 +255,11 @@ class Pipeline:
         return self._impl.epoch_table()
 
     def close(self):
-        """Stops the pipeline's threads now (batches still held stay valid)."""
+        """Stops the pipeline's threads now (batches still held stay valid). Iterating again
+        reopens it where it stopped, as load_state_dict(state_dict()) would."""
         self._impl.close()
+        if self._epoch < self.epochs:
+            self._impl.set_start(self._epoch, self._position, self._batch)
 
     def __enter__(self):
         return self

@@ -189,3 +189,14 @@ def test_the_report_says_what_produced_it(photos, tmp_path):
     assert "size: 16" in p["resolved_config"]  # the override, as the run read it
     assert p["command_line"].startswith("python")
     assert {"oneTBB", "OpenCV", "libjpeg-turbo"} <= set(p["libraries"])
+
+
+def test_close_then_iterate_goes_on_where_it_stopped(photos, tmp_path):
+    overrides = photo_overrides(photos, tmp_path)
+    whole = [flowfeed_digest(x, y) for x, y in flowfeed.Pipeline(PHOTOS, overrides, epochs=1)]
+    pipe = flowfeed.Pipeline(PHOTOS, overrides, epochs=1)
+    it = iter(pipe)
+    head = [flowfeed_digest(*next(it)) for _ in range(5)]
+    pipe.close()
+    tail = [flowfeed_digest(x, y) for x, y in pipe]
+    assert head + tail == whole
