@@ -150,6 +150,18 @@ TEST(Cli, StagesListsEveryBuiltinWithParameters) {
     EXPECT_NE(r.output.find(s), std::string::npos) << s;
 }
 
+TEST(Cli, AMistypedCommandGetsASuggestion) {
+  CliRun r = Flowfeed("bnech configs/photos.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown command 'bnech'; did you mean 'bench'?"), std::string::npos)
+      << r.output;
+  CliRun far = Flowfeed("zzzz");
+  EXPECT_EQ(far.code, 2) << far.output;
+  EXPECT_NE(far.output.find("unknown command 'zzzz' (commands: bench, train"), std::string::npos)
+      << far.output;
+  EXPECT_EQ(far.output.find("did you mean"), std::string::npos) << far.output;
+}
+
 TEST(Cli, ShippedConfigsValidate) {
   for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/fashion_mnist_images.yaml",
                           "configs/photos.yaml", "configs/photos_resize256.yaml",

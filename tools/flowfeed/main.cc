@@ -4,6 +4,7 @@
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running, 128 + the
 // signal's number for a run a signal stopped.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -69,6 +70,22 @@ CLI::App* AddReportCommand(CLI::App* app, ReportArgs* args) {
   return cmd;
 }
 
+// A word where the command goes that names none: says which one was meant, and returns true.
+// (CLI11 alone would only say that a subcommand is required.)
+bool RefuseUnknownCommand(CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return false;
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    names.push_back(sub->get_name());
+  if (std::find(names.begin(), names.end(), argv[1]) != names.end()) return false;
+  const std::string guess = flowfeed::ClosestMatch(argv[1], names);
+  std::cerr << "flowfeed: unknown command '" << argv[1] << "'"
+            << (guess.empty() ? "" : "; did you mean '" + guess + "'?") << " (commands: ";
+  for (size_t i = 0; i < names.size(); ++i) std::cerr << (i ? ", " : "") << names[i];
+  std::cerr << ")\n";
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,6 +132,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("dataset", "Build datasets from Debian's real data, write tar shards (see: flowfeed dataset --help)");
   app.add_subcommand("launch", "Start N ranks of a command with RANK/WORLD_SIZE/... set (see: flowfeed launch --help)");
 
+  if (RefuseUnknownCommand(app, argc, argv)) return kExitUsage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
