@@ -120,7 +120,7 @@ class Pipeline:
         self._epoch = 0
         self._position = 0
         self._batch = 0
-        self._warned_copies = 0
+        self._warned_copies = False
 
     # ---- sizes ----
 
@@ -179,14 +179,13 @@ class Pipeline:
         return images, labels
 
     def _warn_copies(self):
-        copies = self._impl.copies
-        if self._warned_copies == 0:
+        if not self._warned_copies:
             warnings.warn(
                 f"flowfeed: {self._impl.held} batches were still held when the next one was "
                 f"asked for (prefetch {self._impl.prefetch}); batches are copied from now on, "
                 "so the pipeline does not stall. Free them sooner, or raise prefetch.",
                 RuntimeWarning, stacklevel=4)
-        self._warned_copies = copies
+            self._warned_copies = True
 
     def _device_batches(self):
         import torch

@@ -24,6 +24,12 @@ def flowfeed_bin():
 
 
 @pytest.fixture(scope="session")
+def build_dir(flowfeed_bin):
+    """The build folder: the program's, with plugins/ and test_plugins/ beside it."""
+    return pathlib.Path(flowfeed_bin).parent
+
+
+@pytest.fixture(scope="session")
 def photos(tmp_path_factory, flowfeed_bin):
     """120 JPEGs in class folders, cut from Debian's photographs (seeded: the same every run)."""
     out = tmp_path_factory.mktemp("data") / "photos"

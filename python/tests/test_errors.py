@@ -2,9 +2,7 @@
 Ctrl-C while waiting for a batch interrupts the loop without breaking the pipeline."""
 
 import os
-import pathlib
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -12,10 +10,9 @@ import textwrap
 import pytest
 
 import flowfeed
-from conftest import REPO, cli_digests, photo_overrides
+from conftest import REPO, photo_overrides
 
 PHOTOS = REPO / "configs" / "photos.yaml"
-BUILD = pathlib.Path(os.environ.get("FLOWFEED_BIN", REPO / "build" / "flowfeed")).parent
 
 
 def test_a_missing_config_names_the_file(tmp_path):
@@ -72,8 +69,8 @@ def test_a_corrupt_image_under_skip_is_reported(photos_with_a_bad_file, tmp_path
     assert skipped["count"] == 1 and "zz-truncated.jpg" in str(skipped["samples"])
 
 
-def test_plugins_load_from_python(photos, tmp_path, flowfeed_bin):
-    plugin = BUILD / "plugins" / "grayscale.so"
+def test_plugins_load_from_python(photos, tmp_path, build_dir):
+    plugin = build_dir / "plugins" / "grayscale.so"
     overrides = photo_overrides(photos, tmp_path, pipeline=[
         {"type": "decode"}, {"type": "grayscale", "channels": 1}, {"type": "resize", "size": 32},
         {"type": "center_crop", "size": 32}], **{"cache.mode": "off"})
@@ -81,18 +78,18 @@ def test_plugins_load_from_python(photos, tmp_path, flowfeed_bin):
     images, _ = next(iter(pipe))
     assert images.shape[1] == 1
     with pytest.raises(Exception, match="not_a_plugin.so"):
-        flowfeed.Pipeline(PHOTOS, overrides, plugins=[BUILD / "test_plugins" / "not_a_plugin.so"])
+        flowfeed.Pipeline(PHOTOS, overrides, plugins=[build_dir / "test_plugins" / "not_a_plugin.so"])
 
 
-def test_a_plugin_that_throws_names_it(photos, tmp_path):
+def test_a_plugin_that_throws_names_it(photos, tmp_path, build_dir):
     # At registration: the load fails, naming the file.
     with pytest.raises(Exception, match="throws.so"):
         flowfeed.Pipeline(PHOTOS, photo_overrides(photos, tmp_path),
-                          plugins=[BUILD / "test_plugins" / "throws.so"])
+                          plugins=[build_dir / "test_plugins" / "throws.so"])
     # In a stage (test_flaky throws on every fifth sample), under on_error: fail.
     overrides = photo_overrides(photos, tmp_path, pipeline=[
         {"type": "decode"}, {"type": "test_flaky", "on_error": "fail"}], **{"cache.mode": "off"})
-    pipe = flowfeed.Pipeline(PHOTOS, overrides, plugins=[BUILD / "test_plugins" / "flaky.so"],
+    pipe = flowfeed.Pipeline(PHOTOS, overrides, plugins=[build_dir / "test_plugins" / "flaky.so"],
                              epochs=1)
     with pytest.raises(flowfeed.Error, match="test_flaky"):
         for _ in pipe:

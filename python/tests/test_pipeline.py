@@ -2,6 +2,7 @@
 holding batches past the prefetch window, resume, sizes, GIL."""
 
 import gc
+import json
 import threading
 import time
 
@@ -57,7 +58,6 @@ def test_dict_config_equals_the_file(photos, tmp_path):
         "batch": {"size": 10, "dtype": "uint8"},
     }
     path = tmp_path / "c.yaml"
-    import json
     path.write_text(json.dumps(config))
     assert epoch_digests(flowfeed.Pipeline(config), 1) == epoch_digests(flowfeed.Pipeline(path), 1)
     # Nested overrides are `--set` paths.
