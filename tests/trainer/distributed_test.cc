@@ -191,8 +191,8 @@ TEST(Resume, AStopMidEpochResumesWithTheSameBatchesAndWeights) {
   auto tb = Trainer::Create(Options(b, 2), reg);
   ASSERT_OK(tb);
   Trainer* t = tb.value().get();
-  Status st = t->Run(nullptr, [&](int epoch, int64_t step, int64_t, double) {
-    if (epoch == 1 && step == 6) t->RequestStop();
+  Status st = t->Run(nullptr, [&](const StepRecord& s) {
+    if (s.epoch == 2 && s.step == 6) t->RequestStop();
   });
   EXPECT_EQ(st.code(), StatusCode::kCancelled) << st.ToString();
   EXPECT_NE(st.message().find("--resume"), std::string::npos) << st.message();
@@ -231,8 +231,9 @@ TEST(Resume, PeriodicCheckpointsLetACrashResumeMidEpoch) {
   ASSERT_OK(tb);
   Trainer* t = tb.value().get();
   std::string saved;
-  Status st = t->Run(nullptr, [&](int, int64_t step, int64_t, double) {
+  Status st = t->Run(nullptr, [&](const StepRecord& s) {
     // on_step comes before that step's checkpoint: at step 9 the file holds step 8's.
+    const int64_t step = s.step;
     if (step == 9) saved = b / "ck8.pt", std::filesystem::copy_file(b / "ck.pt", saved);
     if (step == 10) t->RequestStop();
   });

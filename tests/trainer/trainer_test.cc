@@ -15,6 +15,7 @@
 #include "fault_env.h"
 #include "flowfeed/config.h"
 #include "flowfeed/env.h"
+#include "flowfeed/util/clock.h"
 #include "test_util.h"
 
 namespace flowfeed {
@@ -93,6 +94,58 @@ TEST(Trainer, LossFallsAndTheModelLearns) {
   EXPECT_EQ(r->epochs[0].samples, 256);
   EXPECT_EQ(r->epochs[2].eval_samples, 64);
   EXPECT_EQ(r->device, "cpu");
+}
+
+// The step records add up to the epoch's figures, and follow the schedule (warm-up then cosine).
+TEST(Trainer, StepRecordsAddUpToTheEpochs) {
+  TempDir dir;
+  PipelineOptions o = TinyOptions(dir, 2);
+  o.train.schedule.type = "cosine";
+  o.train.schedule.warmup_epochs = 1;
+  StageRegistry reg;
+  RegisterBuiltinStages(&reg);
+  auto t = Trainer::Create(o, reg);
+  ASSERT_OK(t);
+  std::vector<StepRecord> steps;
+  const double before = WallSeconds();
+  ASSERT_OK(t.value()->Run(nullptr, [&](const StepRecord& s) { steps.push_back(s); }));
+  const TrainReport r = t.value()->report();
+  ASSERT_EQ(steps.size(), 16u);
+  double loss_sum[2] = {0, 0}, correct[2] = {0, 0}, wait[2] = {0, 0};
+  int64_t samples[2] = {0, 0};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepRecord& s = steps[i];
+    const int e = int(i / 8);
+    EXPECT_EQ(s.epoch, e + 1);
+    EXPECT_EQ(s.step, int64_t(i % 8) + 1);
+    EXPECT_EQ(s.global_step, int64_t(i) + 1);
+    EXPECT_EQ(s.steps_per_epoch, 8);
+    EXPECT_EQ(s.samples, 32);
+    EXPECT_GE(s.seconds, s.data_wait_seconds);
+    EXPECT_GE(s.data_wait_seconds, 0);
+    EXPECT_GE(s.wall_time, before);
+    if (i > 0) {
+      EXPECT_GE(s.wall_time, steps[i - 1].wall_time);
+    }
+    // Warm-up over epoch 1 (lr * step / 8), then cosine from the base down over epoch 2.
+    if (i < 8) {
+      EXPECT_DOUBLE_EQ(s.lr, 0.1 * double(i + 1) / 8);
+    } else if (i > 8) {
+      EXPECT_LT(s.lr, steps[i - 1].lr);
+    }
+    loss_sum[e] += s.loss * double(s.samples);
+    correct[e] += s.accuracy * double(s.samples);
+    wait[e] += s.data_wait_seconds;
+    samples[e] += s.samples;
+  }
+  ASSERT_EQ(r.epochs.size(), 2u);
+  for (int e = 0; e < 2; ++e) {
+    EXPECT_EQ(samples[e], r.epochs[e].samples);
+    EXPECT_NEAR(loss_sum[e] / double(samples[e]), r.epochs[e].loss, 1e-9);
+    EXPECT_NEAR(correct[e] / double(samples[e]), r.epochs[e].accuracy, 1e-9);
+    EXPECT_NEAR(wait[e], r.epochs[e].data_wait_seconds, 1e-9);
+  }
+  EXPECT_DOUBLE_EQ(steps.back().lr, r.epochs[1].lr);
 }
 
 TEST(Trainer, ResumeContinuesExactly) {
@@ -333,8 +386,8 @@ TEST(Trainer, AStopDuringEvaluationAbandonsIt) {
   ASSERT_OK(created);
   Trainer* t = created.value().get();
   g_stop_target.store(t);
-  Status st = t->Run(nullptr, [&](int epoch, int64_t step, int64_t steps, double) {
-    if (epoch == 0 && step == steps) g_stop_armed.store(true);  // epoch 1's last step
+  Status st = t->Run(nullptr, [&](const StepRecord& s) {
+    if (s.epoch == 1 && s.step == s.steps_per_epoch) g_stop_armed.store(true);  // its last step
   });
   g_stop_target.store(nullptr);
   g_stop_armed.store(false);
@@ -387,11 +440,11 @@ TEST(Trainer, LiveStatsFollowTheTrainingLoop) {
         EXPECT_DOUBLE_EQ(l.seconds, e.seconds);  // the loop's time, not evaluation's
         ended.push_back(std::move(l));
       },
-      [&](int epoch, int64_t step, int64_t, double) {
+      [&](const StepRecord& s) {
         LiveEpochStats l = t.live();
-        EXPECT_EQ(l.epoch, epoch + 1);
-        EXPECT_EQ(l.samples, step * 32);
-        EXPECT_EQ(l.batches, step);
+        EXPECT_EQ(l.epoch, s.epoch);
+        EXPECT_EQ(l.samples, s.step * 32);
+        EXPECT_EQ(l.batches, s.step);
         ++steps_seen;
       });
   done.store(true);

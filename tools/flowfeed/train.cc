@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "metrics_out.h"
 #include "progress.h"
 #if FLOWFEED_WITH_TORCH
 #include "flowfeed/trainer.h"
@@ -69,25 +70,32 @@ void PrintTrainSummary(const TrainReport& r) {
               << ", " << r.wall_seconds << " s in all" << std::defaultfloat << "\n";
 }
 
-// Trains the configured epochs with the progress line and the per-epoch tables (rank 0).
-Status RunWithProgress(Trainer* trainer, const PipelineOptions& options) {
+// Trains the configured epochs with the progress line, the per-epoch tables and the metrics
+// logs (rank 0).
+Status RunWithProgress(Trainer* trainer, const PipelineOptions& options, MetricsOut* metrics) {
   const bool talk = options.distributed.rank == 0;
   Progress progress(options.epochs, [trainer] { return trainer->live(); });
   int progress_epoch = -1;
+  int64_t global_step = 0;
   return trainer->Run(
       [&](const TrainEpochStats& e) {
         if (!talk) return;
         progress.Finish();
         TrainReport r = trainer->report();
+        const EpochStats* pipeline = nullptr;
         for (const auto& pe : r.pipeline.epochs)
-          if (pe.epoch == e.epoch) std::cout << FormatEpochTable(pe);
+          if (pe.epoch == e.epoch) pipeline = &pe;
+        if (pipeline) std::cout << FormatEpochTable(*pipeline);
         std::cout << FormatTrainEpoch(e) << std::flush;
+        metrics->TrainEpoch(e, pipeline, global_step, options.train.eval.enabled);
       },
-      [&](int epoch, int64_t /*step*/, int64_t steps, double /*loss*/) {
+      [&](const StepRecord& s) {
         if (!talk) return;
-        if (epoch != progress_epoch) {
-          progress.Start(epoch, steps, 0);
-          progress_epoch = epoch;
+        global_step = s.global_step;
+        metrics->Step(s);
+        if (s.epoch != progress_epoch) {
+          progress.Start(s.epoch - 1, s.steps_per_epoch, 0);
+          progress_epoch = s.epoch;
         }
         progress.Update();
       });
@@ -120,9 +128,13 @@ int Train(const RunArgs& args) {
   }
   std::unique_ptr<Trainer> trainer = std::move(created.value());
   StopOnSignals stop_on_signals(nullptr, trainer.get());
-  PrintTrainHeader(trainer->report(), options, args);
+  const TrainReport head = trainer->report();
+  PrintTrainHeader(head, options, args);
+  MetricsOut metrics;
+  if (rank == 0 && !metrics.Open(args, head.pipeline.provenance)) return kExitUsage;
 
-  const Status st = RunWithProgress(trainer.get(), options);
+  const Status st = RunWithProgress(trainer.get(), options, &metrics);
+  metrics.Close();
   if (!st.ok()) {
     std::cerr << "\n" << who << st.ToString() << "\n";
     // A stopped or failed run still says how far it got.

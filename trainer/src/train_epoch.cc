@@ -103,13 +103,23 @@ Status TorchTrainer::TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on
       if (!options_.train.checkpoint.empty()) FLOWFEED_RETURN_IF_ERROR(MidEpochCheckpoint(epoch));
       break;
     }
-    double loss = 0;
-    FLOWFEED_RETURN_IF_ERROR(TrainStep(b.get(), agreed.global_batch, &c, &tally, es, &loss));
+    StepRecord step;
+    step.lr = LearningRate(global_step_);
+    FLOWFEED_RETURN_IF_ERROR(TrainStep(b.get(), agreed.global_batch, &c, &tally, es, &step));
     b.reset();  // the batch's buffer goes back to the pipeline
     RecordStep(epoch, c, &tally, es);
     ++es->steps;
     ++global_step_;
-    if (on_step) on_step(epoch, es->steps, steps_per_epoch_, loss);
+    if (on_step) {
+      step.epoch = epoch + 1;
+      step.step = es->steps;
+      step.steps_per_epoch = steps_per_epoch_;
+      step.global_step = global_step_;
+      step.seconds = tally.step_seconds.back() + c.wait;
+      step.data_wait_seconds = c.wait;
+      step.wall_time = WallSeconds();
+      on_step(step);
+    }
     if (options_.train.checkpoint_every > 0 && !options_.train.checkpoint.empty() &&
         es->steps % options_.train.checkpoint_every == 0) {
       auto tc = Clock::now();
@@ -152,7 +162,7 @@ Status TorchTrainer::AgreeOnStep(const Batch* b, bool interrupted, StepAgreement
 // One step on `b` (null: this rank has no batch, but steps with the others, adding zero
 // gradients). Device synchronisations between the parts keep each part's time its own.
 Status TorchTrainer::TrainStep(const Batch* b, double global_batch, StepClock* c,
-                               EpochTally* tally, TrainEpochStats* es, double* loss_out) {
+                               EpochTally* tally, TrainEpochStats* es, StepRecord* step) {
   c->t1 = Clock::now();
   torch::Tensor x, y;
   if (b) {
@@ -161,7 +171,7 @@ Status TorchTrainer::TrainStep(const Batch* b, double global_batch, StepClock* c
   }
   Sync();
   c->t2 = Clock::now();
-  SetLearningRate(LearningRate(global_step_));
+  SetLearningRate(step->lr);
   torch::Tensor logits, loss;
   if (b) {
     logits = model_->forward(x);
@@ -181,11 +191,13 @@ Status TorchTrainer::TrainStep(const Batch* b, double global_batch, StepClock* c
   optimizer_->step();
   Sync();
   c->t5 = Clock::now();
-  *loss_out = 0;
   if (b) {
-    *loss_out = loss.item<double>();
-    tally->correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-    tally->loss_sum += *loss_out * double(b->size);
+    step->loss = loss.item<double>();
+    const int64_t correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    tally->correct += correct;
+    tally->loss_sum += step->loss * double(b->size);
+    step->samples = b->size;
+    step->accuracy = b->size > 0 ? double(correct) / double(b->size) : 0;
     es->samples += b->size;
     if (options_.train.record_indices)
       es->indices.insert(es->indices.end(), b->indices.begin(), b->indices.end());

@@ -40,7 +40,7 @@ PipelineOptions EvalPipelineOptions(const PipelineOptions& options);
 class TorchTrainer final : public Trainer {
  public:
   using Clock = SteadyClock;
-  using OnStep = std::function<void(int, int64_t, int64_t, double)>;
+  using OnStep = std::function<void(const StepRecord&)>;
 
   // setup.cc
   Status Init(const PipelineOptions& options_in, const StageRegistry& registry,
@@ -102,7 +102,7 @@ class TorchTrainer final : public Trainer {
   Status TakeBatch(bool* exhausted, BatchPtr* b, bool* interrupted);
   Status AgreeOnStep(const Batch* b, bool interrupted, StepAgreement* agreement);
   Status TrainStep(const Batch* b, double global_batch, StepClock* c, EpochTally* tally,
-                   TrainEpochStats* es, double* loss);
+                   TrainEpochStats* es, StepRecord* step);
   void RecordStep(int epoch, const StepClock& c, EpochTally* tally, TrainEpochStats* es);
   Status FinishEpoch(int epoch, Clock::time_point epoch_start, const EpochTally& tally,
                      bool stopped, TrainEpochStats* es);

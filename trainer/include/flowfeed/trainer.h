@@ -89,6 +89,21 @@ struct TrainEpochStats {
   int64_t resumed_at = 0;
 };
 
+// One training step as the step callback sees it, right after the optimiser step.
+struct StepRecord {
+  int epoch = 0;                // 1-based
+  int64_t step = 0;             // 1-based within the epoch
+  int64_t steps_per_epoch = 0;  // this rank's, as planned (a resumed epoch counts from its start)
+  int64_t global_step = 0;      // 1-based, counting from the start of training (over resumes)
+  int64_t samples = 0;          // this rank's batch (0 when only the other ranks had one)
+  double loss = 0;              // this rank's batch mean (0 without a batch)
+  double accuracy = 0;          // this rank's batch top-1
+  double lr = 0;                // the learning rate this step used
+  double seconds = 0;           // the whole step: waiting for the batch, compute, all-reduce
+  double data_wait_seconds = 0; // of which blocked waiting for the batch
+  double wall_time = 0;         // when it ended, seconds since the Unix epoch
+};
+
 struct TrainReport {
   std::string device;  // "cpu", "cuda:0"
   std::string model;   // "cnn (421,642 parameters)"
@@ -131,9 +146,11 @@ class Trainer {
   virtual ~Trainer() = default;
 
   // Trains until the configured epochs are done. `on_epoch` (optional) sees each epoch's
-  // figures as soon as it ends; `on_step` (optional) sees (epoch, step, steps per epoch, loss).
+  // figures as soon as it ends; `on_step` (optional) sees each step's, on Run()'s thread, before
+  // that step's mid-epoch checkpoint (if any). Both run inside the training loop: a slow callback
+  // is charged to the next step's wait.
   virtual Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch = nullptr,
-                     const std::function<void(int, int64_t, int64_t, double)>& on_step = nullptr) = 0;
+                     const std::function<void(const StepRecord&)>& on_step = nullptr) = 0;
 
   virtual TrainReport report() const = 0;
 

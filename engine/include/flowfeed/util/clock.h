@@ -30,6 +30,12 @@ inline double SecondsSince(SteadyClock::time_point t0) {
   return SecondsBetween(t0, SteadyClock::now());
 }
 
+// Seconds since the Unix epoch on the wall clock, for records read beside other tools' (TensorBoard's
+// wall_time); never for durations (the wall clock can jump).
+inline double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // CPU time of the whole process, every thread, user and system: what an epoch cost the machine
 // (the consumer's thread included, as a peer's in-process training loop is in its own figure).
 // 0 when the OS does not say.
