@@ -124,7 +124,7 @@ torch2_suite() {
   # The Python module with torch 2.x: the module links no LibTorch (tensors cross as DLPack), so
   # the one built for this interpreter's version is tested against the venv's torch.
   if cmake --build "$dir" -j "$JOBS" --target flowfeed_python; then
-    PYTHONPATH="$dir/python" FLOWFEED_BIN="$dir/flowfeed" \
+    PYTHONPATH="$dir/python" FLOWFEED_BIN="$dir/flowfeed" FLOWFEED_REQUIRE_TENSORBOARD=1 \
       "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests || status=1
   else
     echo "run.sh: the Python module did not build in $dir (above): its torch 2.x tests not run" >&2

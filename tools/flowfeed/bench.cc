@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "metrics_out.h"
 #include "progress.h"
 
 namespace flowfeed::cli {
@@ -65,6 +66,8 @@ int Bench(const RunArgs& args) {
             << " epochs (open " << std::fixed << std::setprecision(2) << head.open_seconds
             << " s)\n" << std::defaultfloat;
   PrintCacheHeader(head, args.cold);
+  MetricsOut metrics;
+  if (!metrics.Open(args, head.provenance)) return kExitUsage;
 
   const std::string label = RunLabel(args.config);
   const bool report = !args.report.empty() || !args.html.empty();
@@ -82,6 +85,7 @@ int Bench(const RunArgs& args) {
         std::cerr << "\nflowfeed: " << st.ToString() << "\n";
         // The epochs that finished are still worth a report, whatever stopped the run.
         if (report) WriteReport(args.report, args.html, ReportJson(pipeline->stats()), label);
+        metrics.Close();
         return TearDownWithin(std::move(pipeline), kTearDownSeconds, StoppedExitCode(st));
       }
       if (!batch) break;
@@ -89,8 +93,12 @@ int Bench(const RunArgs& args) {
     }
     progress.Finish();
     RunStats rs = pipeline->stats();
-    if (!rs.epochs.empty()) std::cout << FormatEpochTable(rs.epochs.back()) << std::flush;
+    if (!rs.epochs.empty()) {
+      std::cout << FormatEpochTable(rs.epochs.back()) << std::flush;
+      metrics.PipelineEpoch(rs.epochs.back());
+    }
   }
+  metrics.Close();
 
   const RunStats rs = pipeline->stats();
   PrintBenchSummary(rs, head);

@@ -42,6 +42,7 @@ struct RunArgs {
   std::vector<std::string> sets;  // --set key.path=value
   int epochs = 0;                 // 0: the config's
   std::string report, html, trace, resume;
+  std::string tensorboard, jsonl, csv;  // metrics logs (metrics_out.h); "" for none
   bool cold = false;
   std::string command_line;  // the program's arguments, for the report's provenance
 };

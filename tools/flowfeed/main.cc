@@ -31,6 +31,11 @@ CLI::App* AddRunCommand(CLI::App* app, const char* name, const char* what, RunAr
   cmd->add_option("--set", args->sets, "Override a config key: key.path=value (repeatable)");
   cmd->add_option("--trace", args->trace, "Write a Chrome trace (Perfetto) of the run to this file");
   cmd->add_option("--html", args->html, "Write the report as an HTML page with charts to this file");
+  cmd->add_option("--tensorboard", args->tensorboard,
+                  "Write TensorBoard scalars (per step and per epoch) to an event file in this folder");
+  cmd->add_option("--jsonl", args->jsonl,
+                  "Append per-step and per-epoch records to this JSON Lines file");
+  cmd->add_option("--csv", args->csv, "Write steps.csv and epochs.csv into this folder");
   return cmd;
 }
 
