@@ -94,10 +94,14 @@ class Pipeline:
         stream, one batch ahead, and handed out as device tensors.
     pin_memory: copy batches into page-locked memory first (faster, asynchronous host-to-device
         copies); implied by a CUDA device.
+    tensorboard, jsonl, csv: write each epoch's pipeline figures (throughput, wait, stage
+        times, cache hit rate) as `flowfeed bench --tensorboard/--jsonl/--csv` does: a
+        TensorBoard folder (give your SummaryWriter's log_dir to see them beside your loss), a
+        JSON Lines file (appended to), a folder for epochs.csv. docs/metrics.md lists the names.
     """
 
     def __init__(self, config, overrides=None, *, epochs=None, plugins=(), device="cpu",
-                 pin_memory=None):
+                 pin_memory=None, tensorboard=None, jsonl=None, csv=None):
         sets = _flatten(overrides or {})
         plugins = [os.fspath(p) for p in plugins]
         if isinstance(config, dict):
@@ -111,6 +115,9 @@ class Pipeline:
         if epochs is not None:
             self._impl.set_epochs(int(epochs))
         self._impl.set_command_line(" ".join([os.path.basename(sys.executable)] + sys.argv))
+        if tensorboard or jsonl or csv:
+            self._impl.set_metrics(*(os.fspath(p) if p else "" for p in (tensorboard, jsonl, csv)),
+                                   self.config_path or "")
         self.device = str(device)
         self._cuda = self.device.startswith("cuda")
         self.pin_memory = self._cuda if pin_memory is None else bool(pin_memory)

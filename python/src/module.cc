@@ -142,6 +142,15 @@ PYBIND11_MODULE(_flowfeed, m) {
       .def("set_epochs", &PyPipeline::SetEpochs)
       .def("set_start", &PyPipeline::SetStart)
       .def("set_command_line", &PyPipeline::SetCommandLine)
+      .def("set_metrics", [](PyPipeline& p, const std::string& tensorboard,
+                             const std::string& jsonl, const std::string& csv,
+                             const std::string& config_path) {
+        try {
+          p.SetMetrics({tensorboard, jsonl, csv}, config_path);
+        } catch (const StatusError& e) {
+          Raise(e.status);
+        }
+      })
       .def("close", &PyPipeline::Close)
       .def_property_readonly("epochs", [](const PyPipeline& p) { return p.options().epochs; })
       .def_property_readonly("batch_size",

@@ -3,6 +3,10 @@
 
 #include <Python.h>
 
+#include <unistd.h>
+
+#include <ctime>
+
 #include "flowfeed/config.h"
 
 namespace flowfeed::python {
@@ -31,11 +35,19 @@ class WithoutGil {
   PyThreadState* state_;
 };
 
+// A metrics log that failed: a RuntimeWarning, from whichever call noticed (all hold the GIL).
+void WarnMetricsFailure(const std::string& path, const Status& error) {
+  const std::string text = "flowfeed: metrics log " + path + ": " + error.message() +
+                           "; no more records go to it";
+  if (PyErr_WarnEx(PyExc_RuntimeWarning, text.c_str(), 1) != 0) PyErr_Clear();
+}
+
 }  // namespace
 
 PyPipeline::PyPipeline(const std::string& path, const std::string& text,
                        const std::string& display_name, const std::vector<std::string>& overrides,
-                       const std::vector<std::string>& plugins) {
+                       const std::vector<std::string>& plugins)
+    : metrics_(&WarnMetricsFailure) {
   RegisterBuiltinStages(&registry_);
   for (const std::string& p : plugins) {
     Result<LoadedPlugin> loaded = LoadPlugin(p, &registry_);
@@ -50,7 +62,30 @@ PyPipeline::PyPipeline(const std::string& path, const std::string& text,
   ThrowIfError(ApplyDistributedEnvironment(&options_));
 }
 
-PyPipeline::~PyPipeline() { Close(); }
+PyPipeline::~PyPipeline() {
+  Close();
+  metrics_.Close();
+}
+
+void PyPipeline::SetMetrics(const MetricsDestinations& where, const std::string& config_path) {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  char started[32] = {};
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  ThrowIfError(metrics_.Open(where, {started, options_.command_line, config_path, host}));
+}
+
+void PyPipeline::LogEpochs() {
+  if (metrics_.empty() || !pipeline_) return;
+  for (const EpochStats& e : pipeline_->stats().epochs) {
+    if (e.epoch <= last_logged_epoch_) continue;
+    metrics_.Write(PipelineEpochRecord(e, 0));
+    last_logged_epoch_ = e.epoch;
+  }
+}
 
 void PyPipeline::SetEpochs(int epochs) {
   Close();
@@ -106,7 +141,10 @@ std::shared_ptr<Handout> PyPipeline::Next() {
     // A KeyboardInterrupt (or another handler's exception) propagates; the wait is resumable.
     if (PyErr_CheckSignals() != 0) throw PythonErrorSet{};
   }
-  if (!batch) return nullptr;
+  if (!batch) {
+    LogEpochs();
+    return nullptr;
+  }
   // The user holds this many zero-copy batches: one more could leave the pipeline too few
   // tokens for the batch after it.
   if (counter_->held.load(std::memory_order_relaxed) >= copy_threshold_)

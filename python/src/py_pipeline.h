@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "flowfeed/metrics_log.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/plugin.h"
 #include "flowfeed/registry.h"
@@ -43,6 +44,10 @@ class PyPipeline {
   void SetCommandLine(const std::string& line) { options_.command_line = line; }
   // Where the next open starts (a state_dict()); closes a running pipeline.
   void SetStart(int epoch, int64_t position, int64_t batch);
+  // Opens the metrics logs (flowfeed/metrics_log.h): each epoch's pipeline figures are written
+  // when the epoch ends. Throws StatusError naming the argument and file; a log that fails
+  // later is dropped with a RuntimeWarning.
+  void SetMetrics(const MetricsDestinations& where, const std::string& config_path);
 
   // The next batch of the epoch being delivered, or null at its end (once). Waits with the GIL
   // released (the caller holds it). Opens the pipeline on first use.
@@ -59,6 +64,8 @@ class PyPipeline {
 
  private:
   void Open();
+  // Writes the epochs that ended since the last call to the metrics logs.
+  void LogEpochs();
 
   StageRegistry registry_;
   std::vector<LoadedPlugin> plugins_;
@@ -66,6 +73,8 @@ class PyPipeline {
   std::unique_ptr<Pipeline> pipeline_;
   std::shared_ptr<HandoutCounter> counter_ = std::make_shared<HandoutCounter>();
   int64_t copy_threshold_ = 0;
+  MetricsSinks metrics_;
+  int last_logged_epoch_ = 0;
 };
 
 // A Status that is not OK, thrown to the binding, which raises the matching Python exception.
