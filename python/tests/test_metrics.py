@@ -177,3 +177,22 @@ def test_python_metrics_folder_that_cannot_be_made_is_a_clear_error(tmp_path, ph
     with pytest.raises(flowfeed.Error, match="--tensorboard: .*file/tb"):
         flowfeed.Pipeline(REPO / "configs/photos.yaml", {"source.root": str(photos)},
                           tensorboard=tmp_path / "file" / "tb")
+
+
+def test_a_resumed_training_continues_its_logs(tmp_path, flowfeed_bin, fashion_mnist):
+    def train(epochs, *extra):
+        cmd = [flowfeed_bin, "train", str(REPO / "configs/fashion_mnist.yaml"), "--epochs",
+               str(epochs), "--set", "source.limit=512", "--set", "eval.source.limit=100",
+               "--set", f"checkpoint={tmp_path / 'ck.pt'}", "--jsonl", str(tmp_path / "m.jsonl"),
+               "--csv", str(tmp_path / "csv"), *extra]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    train(1)
+    train(2, "--resume", str(tmp_path / "ck.pt"))
+    lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in lines].count("run") == 2
+    steps = [r["global_step"] for r in lines if r["kind"] == "step"]
+    assert steps == list(range(1, 9))  # 4 steps an epoch; the second run goes on counting
+    with open(tmp_path / "csv/epochs.csv", newline="") as f:
+        assert [(r["epoch"], r["global_step"]) for r in csv.DictReader(f)] == [("1", "4"),
+                                                                               ("2", "8")]
