@@ -125,7 +125,8 @@ torch2_suite() {
   # the one built for this interpreter's version is tested against the venv's torch.
   if cmake --build "$dir" -j "$JOBS" --target flowfeed_python; then
     PYTHONPATH="$dir/python" FLOWFEED_BIN="$dir/flowfeed" FLOWFEED_REQUIRE_TENSORBOARD=1 \
-      "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests || status=1
+      FLOWFEED_REQUIRE_TORCHDATA=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+      python/tests || status=1
   else
     echo "run.sh: the Python module did not build in $dir (above): its torch 2.x tests not run" >&2
     status=1

@@ -18,7 +18,8 @@ flowfeed.SampleError for a sample that failed under `on_error: fail`, flowfeed.E
 Ctrl-C raises KeyboardInterrupt while waiting for a batch; the pipeline stays usable.
 
 Not thread-safe: one thread iterates a Pipeline (the pipeline's own threads work in the
-background, without the GIL). docs/python.md walks through it.
+background, without the GIL). flowfeed.nodes.PipelineNode makes it a torchdata.nodes source
+(that module needs torchdata; this one does not). docs/python.md walks through it.
 """
 
 import json
