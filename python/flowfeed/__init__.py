@@ -169,22 +169,24 @@ class Pipeline:
             return self._device_batches()
         return _EpochIterator(self)
 
-    def _next(self):
+    def _take(self):
+        """The next batch (None at the epoch's end) and the resume point after it; the resume
+        point of this object is left as it is (the caller moves it when it hands the batch out)."""
         got = self._impl.next()
         if got is None:  # the epoch ended
-            self._epoch += 1
-            self._position = 0
-            self._batch = 0
-            return None
+            return None, (self._epoch + 1, 0, 0)
         images_ref, labels_ref, info = got
-        self._position = info["end_position"]
-        self._batch = info["number"] + 1
         if info["copied"]:
             self._warn_copies()
         images, labels = _to_tensor(images_ref), _to_tensor(labels_ref)
         if self.pin_memory:
             images, labels = images.pin_memory(), labels.pin_memory()
-        return images, labels
+        return (images, labels), (self._epoch, info["end_position"], info["number"] + 1)
+
+    def _next(self):
+        batch, after = self._take()
+        self._epoch, self._position, self._batch = after
+        return batch
 
     def _warn_copies(self):
         if not self._warned_copies:
@@ -207,22 +209,35 @@ class Pipeline:
             with torch.cuda.stream(self._stream):
                 return tuple(t.to(device, non_blocking=True) for t in batch)
 
-        pending = None
+        def hand_over(dev):
+            current = torch.cuda.current_stream(device)
+            current.wait_stream(self._stream)
+            for t in dev:
+                t.record_stream(current)
+            return dev
+
+        return self._one_ahead(start, hand_over)
+
+    def _one_ahead(self, start, hand_over):
+        """The epoch's batches with the next one already taken and `start`ed (its device copy
+        under way) while the current one is used; `hand_over` readies a started batch for the
+        caller. The resume point follows the batches handed out, not the one taken ahead, so a
+        state_dict() taken in the loop resumes with the very next batch the loop would get."""
+        pending = None  # (started batch, the resume point after it)
         while True:
-            batch = self._next()
+            batch, after = self._take()
             if batch is not None:
-                batch = (batch, start(batch))
+                batch = start(batch)  # the host tensors may go once their copy is ordered
             if pending is not None:
-                host, dev = pending
-                current = torch.cuda.current_stream(device)
-                current.wait_stream(self._stream)
-                for t in dev:
-                    t.record_stream(current)
-                del host  # the pinned copy may go once the device copy is ordered
-                yield dev
+                started, pending_after = pending
+                pending = None
+                self._epoch, self._position, self._batch = pending_after
+                yield hand_over(started)
+                del started
             if batch is None:
+                self._epoch, self._position, self._batch = after
                 return
-            pending = batch
+            pending = (batch, after)
 
     # ---- resume ----
 

@@ -137,6 +137,37 @@ def test_resume_mid_epoch_gives_the_batches_that_would_have_come(photos, tmp_pat
     assert head + tail == whole
 
 
+def test_one_batch_ahead_resumes_after_the_batch_handed_out(photos, tmp_path):
+    """device="cuda" takes batch k+1 (and starts its copy) while the loop has batch k: the
+    resume point must follow k. The same bookkeeping, run here on the CPU with no copy."""
+    overrides = photo_overrides(photos, tmp_path)
+    whole = []
+    a = flowfeed.Pipeline(PHOTOS, overrides, epochs=2)
+    for _ in range(2):
+        for images, labels in a:
+            whole.append(flowfeed_digest(images, labels))
+    b = flowfeed.Pipeline(PHOTOS, overrides, epochs=2)
+    taken = []
+    head = []
+    for images, labels in b._one_ahead(lambda batch: taken.append(1) or batch, lambda t: t):
+        head.append(flowfeed_digest(images, labels))
+        assert len(taken) == len(head) + 1  # the next one is already taken
+        if len(head) == 3:
+            break
+    state = b.state_dict()
+    assert (state["epoch"], state["batch"], state["position"]) == (0, 3, 48)
+    b.close()
+    c = flowfeed.Pipeline(PHOTOS, overrides, epochs=2)
+    c.load_state_dict(state)
+    tail = []
+    for _ in range(2):
+        for images, labels in c._one_ahead(lambda batch: batch, lambda t: t):
+            tail.append(flowfeed_digest(images, labels))
+        # At each epoch's end the resume point is the next epoch's start.
+        assert c.state_dict()["batch"] == 0
+    assert head + tail == whole
+
+
 def flowfeed_digest(images, labels):
     d = flowfeed.BatchDigest()
     d.add_batch(images.numpy(), labels.numpy(), images.shape[0])
