@@ -123,6 +123,7 @@ class Pipeline:
         self._cuda = self.device.startswith("cuda")
         self.pin_memory = self._cuda if pin_memory is None else bool(pin_memory)
         self._stream = None
+        self._ahead = None  # device path: the batch taken ahead, and the resume point after it
         # The resume point: the epoch being delivered, the samples of its order covered, and the
         # batches delivered of it.
         self._epoch = 0
@@ -222,22 +223,23 @@ class Pipeline:
         """The epoch's batches with the next one already taken and `start`ed (its device copy
         under way) while the current one is used; `hand_over` readies a started batch for the
         caller. The resume point follows the batches handed out, not the one taken ahead, so a
-        state_dict() taken in the loop resumes with the very next batch the loop would get."""
-        pending = None  # (started batch, the resume point after it)
+        state_dict() taken in the loop resumes with the very next batch the loop would get; and
+        the batch taken ahead is kept (self._ahead) for the next loop when this one is left
+        early, so leaving a loop loses no batch."""
         while True:
-            batch, after = self._take()
-            if batch is not None:
-                batch = start(batch)  # the host tensors may go once their copy is ordered
-            if pending is not None:
-                started, pending_after = pending
-                pending = None
-                self._epoch, self._position, self._batch = pending_after
-                yield hand_over(started)
-                del started
-            if batch is None:
+            if self._ahead is None:
+                batch, after = self._take()
+                self._ahead = (None if batch is None else start(batch), after)
+            started, after = self._ahead
+            if started is None:  # the epoch's end, seen ahead
+                self._ahead = None
                 self._epoch, self._position, self._batch = after
                 return
-            pending = (batch, after)
+            following, following_after = self._take()
+            self._ahead = (None if following is None else start(following), following_after)
+            self._epoch, self._position, self._batch = after
+            yield hand_over(started)
+            del started  # the host tensors may go once their copy is ordered
 
     # ---- resume ----
 
@@ -257,6 +259,7 @@ class Pipeline:
             raise ValueError(f"state_dict: epoch {epoch} is past the run's {self.epochs} epochs")
         self._impl.set_start(epoch, position, batch)
         self._epoch, self._position, self._batch = epoch, position, batch
+        self._ahead = None
 
     # ---- what it measured ----
 
@@ -280,6 +283,7 @@ class Pipeline:
         """Stops the pipeline's threads now (batches still held stay valid). Iterating again
         reopens it where it stopped, as load_state_dict(state_dict()) would."""
         self._impl.close()
+        self._ahead = None  # the reopened pipeline produces it again, from the resume point
         if self._epoch < self.epochs:
             self._impl.set_start(self._epoch, self._position, self._batch)
 

@@ -139,32 +139,42 @@ def test_resume_mid_epoch_gives_the_batches_that_would_have_come(photos, tmp_pat
 
 def test_one_batch_ahead_resumes_after_the_batch_handed_out(photos, tmp_path):
     """device="cuda" takes batch k+1 (and starts its copy) while the loop has batch k: the
-    resume point must follow k. The same bookkeeping, run here on the CPU with no copy."""
+    resume point must follow k, and a loop left early must not lose k+1. The same bookkeeping,
+    run here on the CPU with no copy."""
     overrides = photo_overrides(photos, tmp_path)
     whole = []
     a = flowfeed.Pipeline(PHOTOS, overrides, epochs=2)
     for _ in range(2):
         for images, labels in a:
             whole.append(flowfeed_digest(images, labels))
+
+    def ahead(pipe, taken):
+        return pipe._one_ahead(lambda batch: taken.append(1) or batch, lambda t: t)
+
     b = flowfeed.Pipeline(PHOTOS, overrides, epochs=2)
-    taken = []
-    head = []
-    for images, labels in b._one_ahead(lambda batch: taken.append(1) or batch, lambda t: t):
-        head.append(flowfeed_digest(images, labels))
-        assert len(taken) == len(head) + 1  # the next one is already taken
-        if len(head) == 3:
+    taken, got = [], []
+    for images, labels in ahead(b, taken):
+        got.append(flowfeed_digest(images, labels))
+        assert len(taken) == len(got) + 1  # the next one is already taken
+        if len(got) == 3:
             break
     state = b.state_dict()
     assert (state["epoch"], state["batch"], state["position"]) == (0, 3, 48)
-    b.close()
+    head = list(got)
+    # Left early and iterated again: it goes on with batch 4, the one taken ahead.
+    for _ in range(2):
+        for images, labels in ahead(b, taken):
+            got.append(flowfeed_digest(images, labels))
+        # At each epoch's end the resume point is the next epoch's start.
+        assert b.state_dict()["batch"] == 0
+    assert got == whole
+
     c = flowfeed.Pipeline(PHOTOS, overrides, epochs=2)
     c.load_state_dict(state)
     tail = []
     for _ in range(2):
-        for images, labels in c._one_ahead(lambda batch: batch, lambda t: t):
+        for images, labels in ahead(c, []):
             tail.append(flowfeed_digest(images, labels))
-        # At each epoch's end the resume point is the next epoch's start.
-        assert c.state_dict()["batch"] == 0
     assert head + tail == whole
 
 
