@@ -396,3 +396,129 @@ TEST(Cli, TraceIsChromeTraceEventJson) {
 
 }  // namespace
 }  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// `flowfeed dataset` refuses bad usage with exit 2 before writing anything.
+TEST(Cli, DatasetRefusesBadUsage) {
+  TempDir dir;
+  const std::string out = " --out " + dir / "out";
+  for (const std::string& args : std::vector<std::string>{
+           "dataset", "dataset photos", "dataset photos" + out + " --quality 0",
+           "dataset photos" + out + " --val-fraction 1", "dataset photos" + out + " --seed -1",
+           "dataset photos" + out + " --seed 99999999999999999999", "dataset photos --out ''",
+           "dataset photos" + out + " --bogus", "dataset shards" + out,
+           "dataset shards --from " + dir.path() + out + " --per-shard 0",
+           "dataset fashion-mnist --from ''"}) {
+    CliRun r = Flowfeed(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+  CliRun sides = Flowfeed("dataset photos" + out + " --min-side 400 --max-side 300");
+  EXPECT_EQ(sides.code, 2) << sides.output;
+  EXPECT_NE(sides.output.find("--min-side (400) is larger than --max-side (300)"),
+            std::string::npos)
+      << sides.output;
+  CliRun typo = Flowfeed("dataset photo --out " + dir / "out");
+  EXPECT_EQ(typo.code, 2) << typo.output;
+  EXPECT_NE(typo.output.find("flowfeed dataset: unknown command 'photo'; did you mean 'photos'?"),
+            std::string::npos)
+      << typo.output;
+}
+
+TEST(Cli, DatasetHelpListsEachCommandsOptions) {
+  CliRun r = Flowfeed("dataset --help");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* word : {"photos", "shards", "fashion-mnist"})
+    EXPECT_NE(r.output.find(word), std::string::npos) << word << "\n" << r.output;
+  r = Flowfeed("dataset photos --help");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* word : {"--out", "--count", "--seed", "--source", "--quality", "--min-side",
+                           "--max-side", "--val-fraction", "--threads", "--overwrite"})
+    EXPECT_NE(r.output.find(word), std::string::npos) << word << "\n" << r.output;
+}
+
+TEST(Cli, DatasetPhotosTakesItsOptions) {
+  TempDir dir;
+  test::WriteJpeg(dir / "src/harbour.jpg", test::PatternImage(200, 300, 3, 1));
+  test::WriteJpeg(dir / "src/hills.jpg", test::PatternImage(220, 280, 3, 2));
+  CliRun r = Flowfeed("dataset photos --source " + dir / "src" + " --out " + dir / "out" +
+                      " --count 8 --seed 3 --quality 80 --min-side 32 --max-side 48"
+                      " --val-fraction 0.5 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  int train = 0, val = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "out")) {
+    if (e.path().extension() != ".jpg") continue;
+    const std::string p = e.path().string();
+    (p.find("/out/train/") != std::string::npos ? train : val) += 1;
+  }
+  EXPECT_EQ(train + val, 8);
+  EXPECT_GT(val, 0);
+  EXPECT_GT(train, 0);
+}
+
+TEST(Cli, DatasetShardsWritesTheFolderAsShards) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "images", 2, 3);
+  CliRun r = Flowfeed("dataset shards --from " + dir / "images" + " --out " + dir / "shards" +
+                      " --per-shard 4 --prefix part --seed 5 --no-shuffle");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("6 samples, 2 classes"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "shards/part-000000.tar"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "shards/part-000001.tar"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "shards/part-000002.tar"));
+  // A non-empty folder is refused (a failure of the work, not of usage) unless --overwrite.
+  r = Flowfeed("dataset shards --from " + dir / "images" + " --out " + dir / "shards");
+  EXPECT_EQ(r.code, 1) << r.output;
+  r = Flowfeed("dataset shards --from " + dir / "images" + " --out " + dir / "shards" +
+               " --overwrite");
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// What each rank of `flowfeed launch` sees, one line per rank.
+const char* kPrintRank =
+    "sh -c 'echo \"R=$RANK L=$LOCAL_RANK W=$WORLD_SIZE LW=$LOCAL_WORLD_SIZE "
+    "A=$MASTER_ADDR P=$MASTER_PORT\"'";
+
+TEST(Cli, LaunchSetsTheRankVariables) {
+  CliRun r = Flowfeed(
+      "launch --nproc 2 --nnodes 2 --node-rank 1 --master-addr 10.1.2.3 "
+      "--master-port 1234 --grace 5 -- " +
+      std::string(kPrintRank));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("R=2 L=0 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("R=3 L=1 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+  CliRun defaults = Flowfeed("launch -- " + std::string(kPrintRank));
+  ASSERT_EQ(defaults.code, 0) << defaults.output;
+  EXPECT_NE(defaults.output.find("R=1 L=1 W=2 LW=2 A=127.0.0.1 P=29500"), std::string::npos)
+      << defaults.output;
+}
+
+// Everything after `--` is the command's, words that look like the launcher's options included.
+TEST(Cli, LaunchPassesTheCommandsArgumentsUntouched) {
+  CliRun r = Flowfeed(
+      "launch --nproc 1 -- sh -c 'printf \"[%s]\" \"$@\"' sh --nproc 5 -h -- "
+      "--help --master-port=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("[--nproc][5][-h][--][--help][--master-port=1]"), std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, LaunchRefusesBadUsageAndReportsARanksFailure) {
+  for (const char* args : {"launch", "launch --nproc 2", "launch --nproc 0 -- true",
+                           "launch --nnodes 2 --node-rank 2 -- true",
+                           "launch --master-port 70000 -- true", "launch --bogus -- true"}) {
+    CliRun r = Flowfeed(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+  }
+  CliRun failed = Flowfeed("launch --nproc 2 -- sh -c 'exit $((RANK + 3))'");
+  EXPECT_TRUE(failed.code == 3 || failed.code == 4) << failed.output;
+  EXPECT_NE(failed.output.find("exited with status"), std::string::npos) << failed.output;
+  CliRun help = Flowfeed("launch --help");
+  EXPECT_EQ(help.code, 0) << help.output;
+  EXPECT_NE(help.output.find("--grace"), std::string::npos) << help.output;
+}
+
+}  // namespace
+}  // namespace flowfeed

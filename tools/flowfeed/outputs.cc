@@ -1,5 +1,8 @@
 // outputs.cc: loading a run's config and writing what a run leaves behind (cli.h). Runs on the
 // command's main thread.
+#include <limits.h>
+#include <unistd.h>
+
 #include <iostream>
 
 #include "cli.h"
@@ -8,6 +11,13 @@
 #include "flowfeed/util/strings.h"
 
 namespace flowfeed::cli {
+
+std::string ProgramPath() {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "";
+  return std::string(self, size_t(n));
+}
 
 bool Load(const std::string& path, const std::vector<std::string>& sets,
           StageRegistry* registry, PipelineOptions* out) {
