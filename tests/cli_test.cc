@@ -12,12 +12,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "test_util.h"
 
@@ -503,6 +504,53 @@ TEST(Cli, LaunchPassesTheCommandsArgumentsUntouched) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("[--nproc][5][-h][--][--help][--master-port=1]"), std::string::npos)
       << r.output;
+}
+
+// torchrun's spellings of the options, and its command without `--`.
+TEST(Cli, LaunchTakesTorchrunsSpellings) {
+  for (const char* options :
+       {"--nproc_per_node 2 --nnodes=2 --node_rank 1 --master_addr 10.1.2.3 --master_port=1234",
+        "--nproc-per-node=2 --nnodes 2 --node-rank=1 --master-addr=10.1.2.3 --master-port 1234"}) {
+    CliRun r = Flowfeed(std::string("launch ") + options + " -- " + kPrintRank);
+    ASSERT_EQ(r.code, 0) << options << "\n" << r.output;
+    EXPECT_NE(r.output.find("R=2 L=0 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("R=3 L=1 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+  }
+  CliRun bare = Flowfeed("launch --nproc 1 sh -c 'printf \"[%s]\" \"$@\"' sh --nproc 5 -- -h");
+  ASSERT_EQ(bare.code, 0) << bare.output;
+  EXPECT_NE(bare.output.find("[--nproc][5][--][-h]"), std::string::npos) << bare.output;
+}
+
+// --standalone: one node, the rendezvous on loopback at a port the kernel says is free (from
+// its ephemeral range, which leaves out 29500), the same for every rank.
+TEST(Cli, LaunchStandalonePicksAFreeLocalPort) {
+  CliRun r = Flowfeed("launch --standalone --nproc 2 -- " + std::string(kPrintRank));
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::smatch m0, m1;
+  const std::string out = r.output;
+  ASSERT_TRUE(std::regex_search(out, m0, std::regex("R=0 L=0 W=2 LW=2 A=127\\.0\\.0\\.1 P=(\\d+)")))
+      << out;
+  ASSERT_TRUE(std::regex_search(out, m1, std::regex("R=1 L=1 W=2 LW=2 A=127\\.0\\.0\\.1 P=(\\d+)")))
+      << out;
+  EXPECT_EQ(m0[1].str(), m1[1].str());
+  EXPECT_NE(m0[1].str(), "29500");
+  EXPECT_NE(out.find("rendezvous 127.0.0.1:" + m0[1].str()), std::string::npos) << out;
+
+  CliRun two = Flowfeed("launch --standalone --nnodes 2 -- true");
+  EXPECT_EQ(two.code, 2) << two.output;
+  EXPECT_NE(two.output.find("--standalone runs a single node; it cannot be combined with "
+                            "--nnodes 2"),
+            std::string::npos)
+      << two.output;
+  for (const char* args : {"launch --standalone --node-rank 1 -- true",
+                           "launch --standalone --master-port 29501 -- true",
+                           "launch --standalone --master_addr 10.0.0.1 -- true"}) {
+    CliRun refused = Flowfeed(args);
+    EXPECT_EQ(refused.code, 2) << args << "\n" << refused.output;
+    EXPECT_NE(refused.output.find("--standalone"), std::string::npos) << refused.output;
+  }
+  CliRun one = Flowfeed("launch --standalone --nnodes 1 --nproc 1 -- true");
+  EXPECT_EQ(one.code, 0) << one.output;
 }
 
 TEST(Cli, LaunchRefusesBadUsageAndReportsARanksFailure) {

@@ -1,7 +1,8 @@
 // launch.cc: `flowfeed launch`, which starts the ranks of a data-parallel run on this host.
 //
-// AddLaunchCommand() (cli.h) registers the subcommand and its options. Each rank is a child process
-// with the variables torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR,
+// AddLaunchCommand() (cli.h) registers the subcommand and its options, torchrun's spellings
+// included (--nproc-per-node, --node_rank, --standalone, ...). Each rank is a child process with
+// the variables torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR,
 // MASTER_PORT), in a process group of its own so that a terminal's Ctrl-C reaches the launcher
 // alone, which passes it on once (a second Ctrl-C would abort the ranks' checkpoint).
 //
@@ -9,7 +10,10 @@
 // it break); whichever are still running after --grace seconds get SIGTERM, then SIGKILL. The
 // exit status is the first failing rank's (128 + signal for a signal), 0 when all succeed; 2 for
 // bad usage, before anything started.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,7 +41,10 @@ extern "C" void OnLauncherSignal(int sig) { g_forward = sig; }
 struct LaunchArgs {
   long nproc = 2, nnodes = 1, node_rank = 0, port = 29500, grace = 30;
   std::string addr = "127.0.0.1";
+  bool standalone = false;
   std::vector<std::string> command;
+  // Whether they were given: --standalone refuses them.
+  CLI::Option *addr_given = nullptr, *port_given = nullptr;
 };
 
 int Usage(const std::string& message) {
@@ -59,6 +66,48 @@ std::string Describe(int status) {
 
 bool IsFlowfeedSubcommand(const std::string& word) {
   return word == "train" || word == "bench" || word == "validate";
+}
+
+// A loopback TCP port nobody listens on now (the kernel's pick for port 0), or 0. Rank 0 binds
+// it moments later; another process could take it in between, as with torchrun's
+// --standalone, and the rendezvous then fails naming the address.
+long FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  long port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+// torchrun's --standalone, for a launcher without a rendezvous service: one node (node rank 0),
+// rank 0 on this host's loopback, on a free port instead of the fixed 29500, so that several
+// single-node runs on one host do not collide. What it decides, it refuses to be told.
+int ApplyStandalone(LaunchArgs* a) {
+  if (a->nnodes > 1)
+    return Usage("--standalone runs a single node; it cannot be combined with --nnodes " +
+                 std::to_string(a->nnodes) + " (drop --standalone and give --master-addr for " +
+                 "several hosts)");
+  if (a->node_rank > 0)
+    return Usage("--standalone runs a single node; it cannot be combined with --node-rank " +
+                 std::to_string(a->node_rank));
+  if (*a->addr_given || *a->port_given)
+    return Usage(
+        "--standalone picks the rendezvous itself (127.0.0.1 and a free port); it "
+        "cannot be combined with --master-addr or --master-port");
+  a->port = FreeLoopbackPort();
+  if (a->port == 0) {
+    std::cerr << "flowfeed launch: --standalone: no free loopback port: " << std::strerror(errno)
+              << "\n";
+    return kExitRuntime;
+  }
+  return kExitOk;
 }
 
 // Forks a.nproc ranks running `command` into `pids`; false (the ones started sent SIGTERM) when
@@ -148,10 +197,14 @@ int Supervise(const LaunchArgs& a, const std::vector<pid_t>& pids) {
   return result;
 }
 
-int Launch(const LaunchArgs& a) {
+int Launch(LaunchArgs& a) {
   if (a.command.empty())
     return Usage("no command (flowfeed launch [options] -- COMMAND [ARGS...])");
-  if (a.node_rank >= a.nnodes) return Usage("--node-rank must be below --nnodes");
+  if (a.standalone) {
+    if (int rc = ApplyStandalone(&a); rc != kExitOk) return rc;
+  } else if (a.node_rank >= a.nnodes) {
+    return Usage("--node-rank must be below --nnodes");
+  }
   std::vector<std::string> command = a.command;
   if (IsFlowfeedSubcommand(command[0])) {
     const std::string self = ProgramPath();
@@ -176,26 +229,35 @@ Subcommand AddLaunchCommand(CLI::App* program) {
   auto args = std::make_shared<LaunchArgs>();
   CLI::App* cmd = program->add_subcommand(
       "launch",
-      "Start N ranks of a command with RANK/WORLD_SIZE/... set (see: flowfeed launch --help)");
+      "Start N ranks of a command with RANK/WORLD_SIZE/... set, like torchrun (see: flowfeed "
+      "launch --help)");
   cmd->footer(
       "Starts --nproc ranks of COMMAND on this host. COMMAND may be a flowfeed subcommand\n"
-      "(`train configs/x.yaml`), run with this flowfeed binary, or any program. Everything\n"
-      "after `--` reaches COMMAND untouched, options included.");
-  cmd->add_option("--nproc", args->nproc, "ranks on this host")
+      "(`train configs/x.yaml`), run with this flowfeed binary, or any program; it goes after\n"
+      "`--` (as with torchrun, it may also follow the options directly). Everything after it\n"
+      "reaches COMMAND untouched, options included.");
+  // After the first word of COMMAND everything is COMMAND's, even words that look like ours.
+  cmd->positionals_at_end();
+  cmd->add_option("--nproc,--nproc-per-node,--nproc_per_node", args->nproc, "ranks on this host")
       ->check(CLI::Range(1L, 1024L))
       ->capture_default_str();
   cmd->add_option("--nnodes", args->nnodes, "hosts in the run")
       ->check(CLI::Range(1L, 1L << 16))
       ->capture_default_str();
-  cmd->add_option("--node-rank", args->node_rank,
+  cmd->add_option("--node-rank,--node_rank", args->node_rank,
                   "this host's number, 0..M-1; ranks are K*N .. K*N+N-1")
       ->check(CLI::Range(0L, 1L << 16))
       ->capture_default_str();
-  cmd->add_option("--master-addr", args->addr, "address of the host of rank 0")
-      ->capture_default_str();
-  cmd->add_option("--master-port", args->port, "its rendezvous port")
-      ->check(CLI::Range(1L, 65535L))
-      ->capture_default_str();
+  args->addr_given =
+      cmd->add_option("--master-addr,--master_addr", args->addr, "address of the host of rank 0")
+          ->capture_default_str();
+  args->port_given =
+      cmd->add_option("--master-port,--master_port", args->port, "its rendezvous port")
+          ->check(CLI::Range(1L, 65535L))
+          ->capture_default_str();
+  cmd->add_flag("--standalone", args->standalone,
+                "one host (--nnodes 1, --node-rank 0), rendezvous on 127.0.0.1 at a free port "
+                "instead of --master-addr/--master-port");
   cmd->add_option("--grace", args->grace,
                   "seconds the other ranks get to stop by themselves after one failed, before "
                   "SIGTERM")
