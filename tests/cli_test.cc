@@ -163,6 +163,42 @@ TEST(Cli, AMistypedCommandGetsASuggestion) {
   EXPECT_EQ(far.output.find("did you mean"), std::string::npos) << far.output;
 }
 
+// A bare plugin name that is neither beside the config nor in FLOWFEED_PLUGIN_PATH is found in
+// the program's own plugin folder: plugins/ beside the flowfeed binary (the build tree's
+// build/plugins, whatever the build folder is called). tests/sdk_test.cc: the installed one.
+TEST(Cli, ABarePluginNameIsFoundInTheProgramsPluginFolder) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  test::MakeImageFolder(dir / "images", 1, 2);
+  test::WriteText(dir / "c.yaml",
+                  "plugins: [grayscale.so]\n"
+                  "source: {type: image_folder, root: " +
+                      dir / "images" +
+                      "}\n"
+                      "pipeline:\n  - {type: decode}\n  - {type: grayscale}\n");
+  const std::string no_path = "env -u FLOWFEED_PLUGIN_PATH ";
+  CliRun r = test::Shell(no_path + FLOWFEED_BINARY + " validate " + dir / "c.yaml");
+  EXPECT_EQ(r.code, 0) << r.output;
+
+  // A copy of the program elsewhere looks beside itself, not in the build tree.
+  fs::create_directories(dir / "elsewhere");
+  fs::copy_file(FLOWFEED_BINARY, dir / "elsewhere/flowfeed");
+  r = test::Shell(no_path + dir / "elsewhere/flowfeed validate " + dir / "c.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("plugins[0]: plugin grayscale.so: no such file (looked for " +
+                          dir / "grayscale.so)"),
+            std::string::npos)
+      << r.output;
+  fs::create_directories(dir / "elsewhere/plugins");
+  fs::copy_file(FLOWFEED_PLUGIN_DIR "/grayscale.so", dir / "elsewhere/plugins/grayscale.so");
+  r = test::Shell(no_path + dir / "elsewhere/flowfeed validate " + dir / "c.yaml");
+  EXPECT_EQ(r.code, 0) << r.output;
+  // `stages --plugins` finds names the same way; it names the file each stage came from.
+  r = test::Shell(no_path + dir / "elsewhere/flowfeed stages --plugins grayscale.so");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(dir / "elsewhere/plugins/grayscale.so"), std::string::npos) << r.output;
+}
+
 TEST(Cli, ShippedConfigsValidate) {
   for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/fashion_mnist_images.yaml",
                           "configs/photos.yaml", "configs/photos_resize256.yaml",

@@ -74,9 +74,14 @@ Subcommand AddLaunchCommand(CLI::App* program);   // launch.cc
 
 // This program's file (/proc/self/exe, links resolved); "" when it cannot be read.
 std::string ProgramPath();
+// The program's own plugin folders, the last place a bare plugin name is looked for (plugin.h's
+// FindPlugin): plugins/ beside the program (the build tree's build/plugins), and the installed
+// plugin folder relative to the installed program (FLOWFEED_INSTALLED_PLUGIN_DIR, from CMake's
+// install rules). Only those that exist; none when the program's path cannot be read.
+std::vector<std::string> ProgramPluginDirs();
 
-// Loads the config and the plugins it lists into `registry`; prints every problem and returns
-// false on failure.
+// Loads the config and the plugins it lists into `registry` (bare names found in
+// ProgramPluginDirs() last); prints every problem and returns false on failure.
 bool Load(const std::string& path, const std::vector<std::string>& sets,
           StageRegistry* registry, PipelineOptions* out);
 // Load() plus what `bench` and `train` take from their own flags and the environment

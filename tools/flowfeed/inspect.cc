@@ -84,8 +84,14 @@ int PrintConfig(const std::string& config, const std::vector<std::string>& sets)
 int Stages(const std::vector<std::string>& plugins) {
   StageRegistry registry;
   RegisterBuiltinStages(&registry);
-  for (const std::string& path : plugins) {
-    auto loaded = LoadPlugin(path, &registry);
+  for (const std::string& name : plugins) {
+    // Found as a config's `plugins:` entry is, with the current directory for the config's.
+    const Result<std::string> path = FindPlugin(name, "", ProgramPluginDirs());
+    if (!path.ok()) {
+      std::cerr << "flowfeed: " << path.status().message() << "\n";
+      return kExitUsage;
+    }
+    auto loaded = LoadPlugin(path.value(), &registry);
     if (!loaded.ok()) {
       std::cerr << "flowfeed: " << loaded.status().message() << "\n";
       return kExitUsage;

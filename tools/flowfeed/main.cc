@@ -131,7 +131,9 @@ int main(int argc, char** argv) {
   CLI::App* stages = app.add_subcommand(
       "stages", "List the stage types and their parameters, then the source types and their keys");
   std::vector<std::string> plugin_files;
-  stages->add_option("--plugins", plugin_files, "Plugin files whose stages to list too");
+  stages->add_option("--plugins", plugin_files,
+                     "Plugin files whose stages to list too (looked for as a config's plugins: "
+                     "entries are, from the current directory)");
   CLI::App* options_cmd =
       app.add_subcommand("options", "Print the config key reference (docs/config.md's key tables)");
   const cli::Subcommand dataset = cli::AddDatasetCommand(&app);
