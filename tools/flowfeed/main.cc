@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
   ReportArgs report;
   CLI::App* report_cmd = AddReportCommand(&app, &report);
 
-  CLI::App* validate = app.add_subcommand("validate", "Check a config without running it");
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Check a config, and that its dataset folders exist, without running it");
   validate->add_option("config", run.config, "YAML config")->required();
   validate->add_option("--set", run.sets, "Override a config key: key.path=value (repeatable)");
 
