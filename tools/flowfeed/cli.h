@@ -1,8 +1,9 @@
 // cli.h: what the `flowfeed` commands share: exit codes, loading a run's config, the run's
 // outputs (reports, page, trace), and stopping on Ctrl-C / SIGTERM. One command per file:
-// bench.cc, train.cc, inspect.cc (validate, stages, options, report), dataset.cc, launch.cc;
-// main.cc parses the command line (CLI11) and calls them. dataset.cc and launch.cc register
-// their own subcommand and options (AddDatasetCommand, AddLaunchCommand).
+// bench.cc, train.cc, inspect.cc (validate, config, stages, report), dataset.cc, launch.cc
+// (`options` is one line in main.cc). main.cc parses the command line (CLI11) and calls them;
+// dataset.cc and launch.cc register their own subcommand and options (AddDatasetCommand,
+// AddLaunchCommand).
 //
 // Thread-safety: everything here runs on the command's main thread, except the signal handler
 // and the watcher thread StopOnSignals starts (both touch only atomics and Pipeline::Cancel()).

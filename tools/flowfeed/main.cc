@@ -1,4 +1,5 @@
-// The flowfeed command line: bench, train, report, validate, stages, options, dataset, launch.
+// The flowfeed command line: bench, train, report, validate, config, stages, options, dataset,
+// launch.
 // This file parses the command line and calls the command (cli.h names the file of each);
 // `dataset` and `launch` register their own options (AddDatasetCommand, AddLaunchCommand).
 //
