@@ -12,12 +12,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "test_util.h"
 
@@ -162,13 +163,115 @@ TEST(Cli, AMistypedCommandGetsASuggestion) {
   EXPECT_EQ(far.output.find("did you mean"), std::string::npos) << far.output;
 }
 
+// A bare plugin name that is neither beside the config nor in FLOWFEED_PLUGIN_PATH is found in
+// the program's own plugin folder: plugins/ beside the flowfeed binary (the build tree's
+// build/plugins, whatever the build folder is called). tests/sdk_test.cc: the installed one.
+TEST(Cli, ABarePluginNameIsFoundInTheProgramsPluginFolder) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  test::MakeImageFolder(dir / "images", 1, 2);
+  test::WriteText(dir / "c.yaml",
+                  "plugins: [grayscale.so]\n"
+                  "source: {type: image_folder, root: " +
+                      dir / "images" +
+                      "}\n"
+                      "pipeline:\n  - {type: decode}\n  - {type: grayscale}\n");
+  const std::string no_path = "env -u FLOWFEED_PLUGIN_PATH ";
+  CliRun r = test::Shell(no_path + FLOWFEED_BINARY + " validate " + dir / "c.yaml");
+  EXPECT_EQ(r.code, 0) << r.output;
+
+  // A copy of the program elsewhere looks beside itself, not in the build tree.
+  fs::create_directories(dir / "elsewhere");
+  fs::copy_file(FLOWFEED_BINARY, dir / "elsewhere/flowfeed");
+  r = test::Shell(no_path + dir / "elsewhere/flowfeed validate " + dir / "c.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("plugins[0]: plugin grayscale.so: no such file (looked for " +
+                          dir / "grayscale.so)"),
+            std::string::npos)
+      << r.output;
+  fs::create_directories(dir / "elsewhere/plugins");
+  fs::copy_file(FLOWFEED_PLUGIN_DIR "/grayscale.so", dir / "elsewhere/plugins/grayscale.so");
+  r = test::Shell(no_path + dir / "elsewhere/flowfeed validate " + dir / "c.yaml");
+  EXPECT_EQ(r.code, 0) << r.output;
+  // `stages --plugins` finds names the same way; it names the file each stage came from.
+  r = test::Shell(no_path + dir / "elsewhere/flowfeed stages --plugins grayscale.so");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(dir / "elsewhere/plugins/grayscale.so"), std::string::npos) << r.output;
+}
+
+// Every shipped config, on data the test makes: the configs name folders this machine may lack
+// (data/photos, build/data/fashion-mnist, Debian's Fashion-MNIST), which validate refuses.
 TEST(Cli, ShippedConfigsValidate) {
-  for (const char* cfg : {"configs/fashion_mnist.yaml", "configs/fashion_mnist_images.yaml",
-                          "configs/photos.yaml", "configs/photos_resize256.yaml",
-                          "configs/photos_plugins.yaml"}) {
-    CliRun r = Flowfeed(std::string("validate ") + FLOWFEED_SOURCE_DIR + "/" + cfg);
+  TempDir dir;
+  test::MakeImageFolder(dir / "photos", 2, 2);
+  test::WriteIdx(dir / "fm/train-images-idx3-ubyte.gz", dir / "fm/train-labels-idx1-ubyte.gz", 20,
+                 28, 28);
+  test::WriteIdx(dir / "fm/t10k-images-idx3-ubyte.gz", dir / "fm/t10k-labels-idx1-ubyte.gz", 10, 28,
+                 28);
+  const std::string photos = " --set source.root=" + dir / "photos";
+  const std::string fm =
+      " --set source.root=" + dir / "fm" + " --set eval.source.root=" + dir / "fm";
+  const std::string fm_images = photos + " --set eval.source.root=" + dir / "photos";
+  const std::vector<std::pair<std::string, std::string>> configs = {
+      {"configs/fashion_mnist.yaml", fm},
+      {"configs/fashion_mnist_images.yaml", fm_images},
+      {"configs/photos.yaml", photos},
+      {"configs/photos_resize256.yaml", photos},
+      {"configs/photos_plugins.yaml", photos}};
+  for (const auto& [cfg, data] : configs) {
+    CliRun r = Flowfeed(std::string("validate ") + FLOWFEED_SOURCE_DIR + "/" + cfg + data);
     EXPECT_EQ(r.code, 0) << cfg << "\n" << r.output;
   }
+  // Each of them is listed above.
+  size_t shipped = 0;
+  for (const auto& e : std::filesystem::directory_iterator(FLOWFEED_SOURCE_DIR "/configs"))
+    shipped += e.path().extension() == ".yaml";
+  EXPECT_EQ(shipped, configs.size());
+}
+
+// validate (and config, "checked like validate") refuse a dataset folder that does not exist,
+// naming the key and where it looked: a relative root is taken from the current directory, as
+// the run takes it, and the run says the same.
+TEST(Cli, ValidateRefusesAMissingSourceRoot) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "data", 1, 2);
+  std::filesystem::create_directories(dir / "sub");
+  test::WriteText(dir / "c.yaml",
+                  "source: {type: image_folder, root: data}\n"
+                  "pipeline: [{type: decode}, {type: center_crop, size: 8}]\n"
+                  "batch: {size: 2}\n");
+  const std::string bin = FLOWFEED_BINARY;
+  CliRun ok = test::Shell("cd " + dir.path() + " && " + bin + " validate c.yaml");
+  EXPECT_EQ(ok.code, 0) << ok.output;
+  const std::string missing =
+      "../c.yaml:1:1: source.root: data does not exist (relative to the current directory: " +
+      dir / "sub/data" + ")";
+  for (const char* command : {"validate", "config", "bench"}) {
+    CliRun r = test::Shell("cd " + dir / "sub" + " && " + bin + " " + command + " ../c.yaml");
+    EXPECT_EQ(r.code, 2) << command << "\n" << r.output;
+    // bench says it through the pipeline's open, without the config's line.
+    const std::string expected =
+        std::string(command) == "bench" ? missing.substr(missing.find("source.root")) : missing;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << command << "\n" << r.output;
+  }
+  CliRun absolute = Flowfeed("validate " + dir / "c.yaml" + " --set source.root=" + dir / "nope");
+  EXPECT_EQ(absolute.code, 2) << absolute.output;
+  EXPECT_NE(absolute.output.find("source.root: " + dir / "nope" + " does not exist"),
+            std::string::npos)
+      << absolute.output;
+  CliRun file = Flowfeed("validate " + dir / "c.yaml" + " --set source.root=" + dir / "c.yaml");
+  EXPECT_EQ(file.code, 2) << file.output;
+  EXPECT_NE(file.output.find("source.root: " + dir / "c.yaml" + " is not a directory"),
+            std::string::npos)
+      << file.output;
+  // The evaluation set's folder is checked too.
+  CliRun eval =
+      Flowfeed("validate " + dir / "c.yaml" + " --set source.root=" + dir / "data" +
+               " --set 'eval={source: {type: image_folder, root: " + dir / "gone" + "}}'");
+  EXPECT_EQ(eval.code, 2) << eval.output;
+  EXPECT_NE(eval.output.find("eval.source.root: " + dir / "gone" + " does not exist"),
+            std::string::npos)
+      << eval.output;
 }
 
 }  // namespace
@@ -392,6 +495,179 @@ TEST(Cli, TraceIsChromeTraceEventJson) {
   EXPECT_GT(names["wait for batch"], 0);
   EXPECT_TRUE(tracks.count("consumer"));
   EXPECT_TRUE(tracks.count("worker 0") || tracks.count("worker 1"));
+}
+
+}  // namespace
+}  // namespace flowfeed
+
+namespace flowfeed {
+namespace {
+
+// `flowfeed dataset` refuses bad usage with exit 2 before writing anything.
+TEST(Cli, DatasetRefusesBadUsage) {
+  TempDir dir;
+  const std::string out = " --out " + dir / "out";
+  for (const std::string& args : std::vector<std::string>{
+           "dataset", "dataset photos", "dataset photos" + out + " --quality 0",
+           "dataset photos" + out + " --val-fraction 1", "dataset photos" + out + " --seed -1",
+           "dataset photos" + out + " --seed 99999999999999999999", "dataset photos --out ''",
+           "dataset photos" + out + " --bogus", "dataset shards" + out,
+           "dataset shards --from " + dir.path() + out + " --per-shard 0",
+           "dataset fashion-mnist --from ''"}) {
+    CliRun r = Flowfeed(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+  CliRun sides = Flowfeed("dataset photos" + out + " --min-side 400 --max-side 300");
+  EXPECT_EQ(sides.code, 2) << sides.output;
+  EXPECT_NE(sides.output.find("--min-side (400) is larger than --max-side (300)"),
+            std::string::npos)
+      << sides.output;
+  CliRun typo = Flowfeed("dataset photo --out " + dir / "out");
+  EXPECT_EQ(typo.code, 2) << typo.output;
+  EXPECT_NE(typo.output.find("flowfeed dataset: unknown command 'photo'; did you mean 'photos'?"),
+            std::string::npos)
+      << typo.output;
+}
+
+TEST(Cli, DatasetHelpListsEachCommandsOptions) {
+  CliRun r = Flowfeed("dataset --help");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* word : {"photos", "shards", "fashion-mnist"})
+    EXPECT_NE(r.output.find(word), std::string::npos) << word << "\n" << r.output;
+  r = Flowfeed("dataset photos --help");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* word : {"--out", "--count", "--seed", "--source", "--quality", "--min-side",
+                           "--max-side", "--val-fraction", "--threads", "--overwrite"})
+    EXPECT_NE(r.output.find(word), std::string::npos) << word << "\n" << r.output;
+}
+
+TEST(Cli, DatasetPhotosTakesItsOptions) {
+  TempDir dir;
+  test::WriteJpeg(dir / "src/harbour.jpg", test::PatternImage(200, 300, 3, 1));
+  test::WriteJpeg(dir / "src/hills.jpg", test::PatternImage(220, 280, 3, 2));
+  CliRun r = Flowfeed("dataset photos --source " + dir / "src" + " --out " + dir / "out" +
+                      " --count 8 --seed 3 --quality 80 --min-side 32 --max-side 48"
+                      " --val-fraction 0.5 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  int train = 0, val = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "out")) {
+    if (e.path().extension() != ".jpg") continue;
+    const std::string p = e.path().string();
+    (p.find("/out/train/") != std::string::npos ? train : val) += 1;
+  }
+  EXPECT_EQ(train + val, 8);
+  EXPECT_GT(val, 0);
+  EXPECT_GT(train, 0);
+}
+
+TEST(Cli, DatasetShardsWritesTheFolderAsShards) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "images", 2, 3);
+  CliRun r = Flowfeed("dataset shards --from " + dir / "images" + " --out " + dir / "shards" +
+                      " --per-shard 4 --prefix part --seed 5 --no-shuffle");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("6 samples, 2 classes"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "shards/part-000000.tar"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "shards/part-000001.tar"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "shards/part-000002.tar"));
+  // A non-empty folder is refused (a failure of the work, not of usage) unless --overwrite.
+  r = Flowfeed("dataset shards --from " + dir / "images" + " --out " + dir / "shards");
+  EXPECT_EQ(r.code, 1) << r.output;
+  r = Flowfeed("dataset shards --from " + dir / "images" + " --out " + dir / "shards" +
+               " --overwrite");
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// What each rank of `flowfeed launch` sees, one line per rank.
+const char* kPrintRank =
+    "sh -c 'echo \"R=$RANK L=$LOCAL_RANK W=$WORLD_SIZE LW=$LOCAL_WORLD_SIZE "
+    "A=$MASTER_ADDR P=$MASTER_PORT\"'";
+
+TEST(Cli, LaunchSetsTheRankVariables) {
+  CliRun r = Flowfeed(
+      "launch --nproc 2 --nnodes 2 --node-rank 1 --master-addr 10.1.2.3 "
+      "--master-port 1234 --grace 5 -- " +
+      std::string(kPrintRank));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("R=2 L=0 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("R=3 L=1 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+  CliRun defaults = Flowfeed("launch -- " + std::string(kPrintRank));
+  ASSERT_EQ(defaults.code, 0) << defaults.output;
+  EXPECT_NE(defaults.output.find("R=1 L=1 W=2 LW=2 A=127.0.0.1 P=29500"), std::string::npos)
+      << defaults.output;
+}
+
+// Everything after `--` is the command's, words that look like the launcher's options included.
+TEST(Cli, LaunchPassesTheCommandsArgumentsUntouched) {
+  CliRun r = Flowfeed(
+      "launch --nproc 1 -- sh -c 'printf \"[%s]\" \"$@\"' sh --nproc 5 -h -- "
+      "--help --master-port=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("[--nproc][5][-h][--][--help][--master-port=1]"), std::string::npos)
+      << r.output;
+}
+
+// torchrun's spellings of the options, and its command without `--`.
+TEST(Cli, LaunchTakesTorchrunsSpellings) {
+  for (const char* options :
+       {"--nproc_per_node 2 --nnodes=2 --node_rank 1 --master_addr 10.1.2.3 --master_port=1234",
+        "--nproc-per-node=2 --nnodes 2 --node-rank=1 --master-addr=10.1.2.3 --master-port 1234"}) {
+    CliRun r = Flowfeed(std::string("launch ") + options + " -- " + kPrintRank);
+    ASSERT_EQ(r.code, 0) << options << "\n" << r.output;
+    EXPECT_NE(r.output.find("R=2 L=0 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("R=3 L=1 W=4 LW=2 A=10.1.2.3 P=1234"), std::string::npos) << r.output;
+  }
+  CliRun bare = Flowfeed("launch --nproc 1 sh -c 'printf \"[%s]\" \"$@\"' sh --nproc 5 -- -h");
+  ASSERT_EQ(bare.code, 0) << bare.output;
+  EXPECT_NE(bare.output.find("[--nproc][5][--][-h]"), std::string::npos) << bare.output;
+}
+
+// --standalone: one node, the rendezvous on loopback at a port the kernel says is free (from
+// its ephemeral range, which leaves out 29500), the same for every rank.
+TEST(Cli, LaunchStandalonePicksAFreeLocalPort) {
+  CliRun r = Flowfeed("launch --standalone --nproc 2 -- " + std::string(kPrintRank));
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::smatch m0, m1;
+  const std::string out = r.output;
+  ASSERT_TRUE(std::regex_search(out, m0, std::regex("R=0 L=0 W=2 LW=2 A=127\\.0\\.0\\.1 P=(\\d+)")))
+      << out;
+  ASSERT_TRUE(std::regex_search(out, m1, std::regex("R=1 L=1 W=2 LW=2 A=127\\.0\\.0\\.1 P=(\\d+)")))
+      << out;
+  EXPECT_EQ(m0[1].str(), m1[1].str());
+  EXPECT_NE(m0[1].str(), "29500");
+  EXPECT_NE(out.find("rendezvous 127.0.0.1:" + m0[1].str()), std::string::npos) << out;
+
+  CliRun two = Flowfeed("launch --standalone --nnodes 2 -- true");
+  EXPECT_EQ(two.code, 2) << two.output;
+  EXPECT_NE(two.output.find("--standalone runs a single node; it cannot be combined with "
+                            "--nnodes 2"),
+            std::string::npos)
+      << two.output;
+  for (const char* args : {"launch --standalone --node-rank 1 -- true",
+                           "launch --standalone --master-port 29501 -- true",
+                           "launch --standalone --master_addr 10.0.0.1 -- true"}) {
+    CliRun refused = Flowfeed(args);
+    EXPECT_EQ(refused.code, 2) << args << "\n" << refused.output;
+    EXPECT_NE(refused.output.find("--standalone"), std::string::npos) << refused.output;
+  }
+  CliRun one = Flowfeed("launch --standalone --nnodes 1 --nproc 1 -- true");
+  EXPECT_EQ(one.code, 0) << one.output;
+}
+
+TEST(Cli, LaunchRefusesBadUsageAndReportsARanksFailure) {
+  for (const char* args : {"launch", "launch --nproc 2", "launch --nproc 0 -- true",
+                           "launch --nnodes 2 --node-rank 2 -- true",
+                           "launch --master-port 70000 -- true", "launch --bogus -- true"}) {
+    CliRun r = Flowfeed(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+  }
+  CliRun failed = Flowfeed("launch --nproc 2 -- sh -c 'exit $((RANK + 3))'");
+  EXPECT_TRUE(failed.code == 3 || failed.code == 4) << failed.output;
+  EXPECT_NE(failed.output.find("exited with status"), std::string::npos) << failed.output;
+  CliRun help = Flowfeed("launch --help");
+  EXPECT_EQ(help.code, 0) << help.output;
+  EXPECT_NE(help.output.find("--grace"), std::string::npos) << help.output;
 }
 
 }  // namespace

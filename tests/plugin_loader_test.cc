@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <optional>
+#include <string>
 
 #include "flowfeed/config.h"
 #include "flowfeed/pipeline.h"
@@ -164,6 +166,27 @@ TEST(PluginLoader, PluginStagesInAConfigAndAPipeline) {
 namespace flowfeed {
 namespace {
 
+// FLOWFEED_PLUGIN_PATH set (or unset, for nullptr) while it lives; the old value comes back.
+class PluginPathSetTo {
+ public:
+  explicit PluginPathSetTo(const char* value) {
+    if (const char* old = std::getenv("FLOWFEED_PLUGIN_PATH")) old_ = old;
+    if (value)
+      setenv("FLOWFEED_PLUGIN_PATH", value, 1);
+    else
+      unsetenv("FLOWFEED_PLUGIN_PATH");
+  }
+  ~PluginPathSetTo() {
+    if (old_)
+      setenv("FLOWFEED_PLUGIN_PATH", old_->c_str(), 1);
+    else
+      unsetenv("FLOWFEED_PLUGIN_PATH");
+  }
+
+ private:
+  std::optional<std::string> old_;
+};
+
 // A bare plugin name is looked up beside the config, then in FLOWFEED_PLUGIN_PATH's folders.
 TEST(PluginLoader, SearchPath) {
   TempDir dir;
@@ -172,20 +195,55 @@ TEST(PluginLoader, SearchPath) {
                   "plugins: [good.so]\n"
                   "source: {type: idx, root: " + dir.path() + ", images: i.idx, labels: l.idx}\n"
                   "pipeline: [{type: test_invert}]\n");
-  const char* old = std::getenv("FLOWFEED_PLUGIN_PATH");
-  const std::string saved = old ? old : "";
-  setenv("FLOWFEED_PLUGIN_PATH", ("/nonexistent:" + std::string(FLOWFEED_TEST_PLUGIN_DIR)).c_str(), 1);
-  StageRegistry reg = Builtins();
-  auto o = LoadConfigWithPlugins(dir / "c.yaml", {}, &reg);
-  EXPECT_OK(o);
-  unsetenv("FLOWFEED_PLUGIN_PATH");
+  {
+    PluginPathSetTo path(("/nonexistent:" + std::string(FLOWFEED_TEST_PLUGIN_DIR)).c_str());
+    StageRegistry reg = Builtins();
+    auto o = LoadConfigWithPlugins(dir / "c.yaml", {}, &reg);
+    EXPECT_OK(o);
+  }
+  PluginPathSetTo unset(nullptr);
   StageRegistry reg2 = Builtins();
   std::vector<ConfigError> errors;
   auto missing = LoadConfigWithPlugins(dir / "c.yaml", {}, &reg2, &errors);
   EXPECT_FALSE(missing.ok());
   ASSERT_FALSE(errors.empty());
   EXPECT_NE(errors[0].ToString().find(dir / "good.so"), std::string::npos) << errors[0].ToString();
-  if (old) setenv("FLOWFEED_PLUGIN_PATH", saved.c_str(), 1);
+
+  // The caller's last places (the flowfeed program passes its plugin folders) come after those.
+  StageRegistry reg3 = Builtins();
+  auto last = LoadConfigWithPlugins(dir / "c.yaml", {}, &reg3, nullptr, nullptr,
+                                    {dir / "nowhere", FLOWFEED_TEST_PLUGIN_DIR});
+  EXPECT_OK(last);
+}
+
+// The order of the places, and a name found nowhere naming each of them.
+TEST(PluginLoader, FindPluginLooksBesideThenInThePathThenInTheLastPlaces) {
+  TempDir dir;
+  for (const char* folder : {"beside", "env", "last"})
+    test::WriteText(dir / (std::string(folder) + "/p.so"), "");
+  PluginPathSetTo path(("/nonexistent:" + dir / "env").c_str());
+  auto beside = FindPlugin("p.so", dir / "beside", {dir / "last"});
+  ASSERT_OK(beside);
+  EXPECT_EQ(beside.value(), dir / "beside/p.so");
+  auto env = FindPlugin("p.so", dir / "none", {dir / "last"});
+  ASSERT_OK(env);
+  EXPECT_EQ(env.value(), dir / "env/p.so");
+  {
+    PluginPathSetTo unset(nullptr);
+    auto last = FindPlugin("p.so", dir / "none", {dir / "empty", dir / "last"});
+    ASSERT_OK(last);
+    EXPECT_EQ(last.value(), dir / "last/p.so");
+  }
+  auto absolute = FindPlugin("/nonexistent/p.so", dir / "beside", {dir / "last"});
+  ASSERT_OK(absolute);
+  EXPECT_EQ(absolute.value(), "/nonexistent/p.so");
+
+  auto missing = FindPlugin("q.so", dir / "none", {dir / "last"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "plugin q.so: no such file (looked for " +
+                                            dir / "none/q.so" + ", /nonexistent/q.so, " +
+                                            dir / "env/q.so" + ", " + dir / "last/q.so" + ")");
 }
 
 }  // namespace

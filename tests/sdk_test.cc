@@ -115,6 +115,31 @@ TEST(Sdk, PluginBuiltOutOfTreeAgainstTheInstalledSdk) {
   out.clear();
   EXPECT_EQ(Shell("'" + prefix + "/bin/flowfeed' bench '" + dir / "run.yaml" + "'", &out), 0) << out;
   EXPECT_NE(out.find("posterize"), std::string::npos) << out;
+
+  // ... and finds the installed example plugins by their bare names (in its plugin folder,
+  // relative to itself), with nothing beside the config and no FLOWFEED_PLUGIN_PATH.
+  test::WriteText(dir / "gray.yaml",
+                  "plugins: [grayscale.so]\n"
+                  "source: {type: idx, root: " +
+                      dir / "data" +
+                      ", images: i.idx, labels: l.idx}\n"
+                      "pipeline: [{type: grayscale}]\n");
+  out.clear();
+  EXPECT_EQ(Shell("env -u FLOWFEED_PLUGIN_PATH '" + prefix +
+                      "/bin/flowfeed' stages --plugins "
+                      "grayscale.so",
+                  &out),
+            0)
+      << out;
+  // The installed file, named by its path.
+  EXPECT_NE(out.find(prefix + "/"), std::string::npos) << out;
+  EXPECT_NE(out.find("/flowfeed/plugins/grayscale.so"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(Shell("env -u FLOWFEED_PLUGIN_PATH '" + prefix + "/bin/flowfeed' validate '" +
+                      dir / "gray.yaml" + "'",
+                  &out),
+            0)
+      << out;
 }
 
 // A C++ program of a user's own that links the installed engine: it opens a pipeline from a

@@ -1,7 +1,9 @@
 // cli.h: what the `flowfeed` commands share: exit codes, loading a run's config, the run's
 // outputs (reports, page, trace), and stopping on Ctrl-C / SIGTERM. One command per file:
-// bench.cc, train.cc, inspect.cc (validate, stages, options, report), dataset.cc, launch.cc;
-// main.cc parses the command line and calls them.
+// bench.cc, train.cc, inspect.cc (validate, config, stages, report), dataset.cc, launch.cc
+// (`options` is one line in main.cc). main.cc parses the command line (CLI11) and calls them;
+// dataset.cc and launch.cc register their own subcommand and options (AddDatasetCommand,
+// AddLaunchCommand).
 //
 // Thread-safety: everything here runs on the command's main thread, except the signal handler
 // and the watcher thread StopOnSignals starts (both touch only atomics and Pipeline::Cancel()).
@@ -11,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -24,6 +27,9 @@
 #include "flowfeed/stats.h"
 #include "flowfeed/util/poller.h"
 
+namespace CLI {
+class App;
+}
 namespace flowfeed {
 class Trainer;
 }
@@ -54,13 +60,30 @@ int PrintConfig(const std::string& config, const std::vector<std::string>& sets)
 int Stages(const std::vector<std::string>& plugins);                 // inspect.cc
 int Report(const std::vector<std::string>& paths, std::string output,
            const std::vector<std::string>& labels, const std::string& title);  // inspect.cc
-int RunDatasetCommand(const std::vector<std::string>& args);         // dataset.cc
-int RunLaunchCommand(const std::vector<std::string>& args);          // launch.cc
+
+// A subcommand that registers its own options on the program's CLI::App: `app` is the
+// subcommand (true once the command line named it), `run` runs it after a successful parse and
+// returns the exit code (kExitUsage for what the parser's checks cannot see, such as options
+// that exclude each other).
+struct Subcommand {
+  CLI::App* app;
+  std::function<int()> run;
+};
+Subcommand AddDatasetCommand(CLI::App* program);  // dataset.cc: photos, shards, fashion-mnist
+Subcommand AddLaunchCommand(CLI::App* program);   // launch.cc
 
 // ---- Loading (outputs.cc) ----
 
-// Loads the config and the plugins it lists into `registry`; prints every problem and returns
-// false on failure.
+// This program's file (/proc/self/exe, links resolved); "" when it cannot be read.
+std::string ProgramPath();
+// The program's own plugin folders, the last place a bare plugin name is looked for (plugin.h's
+// FindPlugin): plugins/ beside the program (the build tree's build/plugins), and the installed
+// plugin folder relative to the installed program (FLOWFEED_INSTALLED_PLUGIN_DIR, from CMake's
+// install rules). Only those that exist; none when the program's path cannot be read.
+std::vector<std::string> ProgramPluginDirs();
+
+// Loads the config and the plugins it lists into `registry` (bare names found in
+// ProgramPluginDirs() last); prints every problem and returns false on failure.
 bool Load(const std::string& path, const std::vector<std::string>& sets,
           StageRegistry* registry, PipelineOptions* out);
 // Load() plus what `bench` and `train` take from their own flags and the environment

@@ -1,23 +1,25 @@
-// dataset.cc: `flowfeed dataset ...`, which makes or locates example datasets.
+// dataset.cc: `flowfeed dataset ...`, which makes or locates example datasets: `photos` (an
+// ImageNet-like folder cut from real photos), `shards` (an image folder as WebDataset tar
+// shards), `fashion-mnist` (Debian's IDX files, located or written as PNG folders).
 //
-// main.cc calls RunDatasetCommand() (cli.h) with the words after `flowfeed dataset` (e.g.
-// {"photos", "--out", "data/photos"}).
-// Returns 0 on success, 2 for bad usage, 1 when the work itself failed.
+// AddDatasetCommand() (cli.h) registers `dataset` and its three subcommands with their options.
+// Exit codes: 0 success, 2 bad usage, 1 when the work itself failed.
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <limits>
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "cli.h"
-#include "flowfeed/photo_dataset.h"
 #include "flowfeed/idx_folder.h"
-#include "flowfeed/source.h"
+#include "flowfeed/photo_dataset.h"
 #include "flowfeed/shards.h"
+#include "flowfeed/source.h"
 
 namespace flowfeed::cli {
 
@@ -25,229 +27,162 @@ namespace {
 
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
-void PrintUsage(std::ostream& out) {
-  const PhotoDatasetOptions d;
-  out << "usage: flowfeed dataset <command> [options]\n"
-         "\n"
-         "commands:\n"
-         "  photos --out DIR [options]   make an ImageNet-like image folder from real photos:\n"
-         "                               one class per source photo, random crops saved as JPEG\n"
-         "      --out DIR        output folder (required; must be missing or empty)\n"
-         "      --count N        images in total (default "
-      << d.count << ")\n"
-      << "      --seed S         random seed; the same seed gives identical files (default "
-      << d.seed << ")\n"
-      << "      --source DIR     folder searched for .jpg/.jpeg/.png photos\n"
-         "                       (default "
-      << d.source_dir << ")\n"
-      << "      --quality Q      JPEG quality 1..100 (default " << d.quality << ")\n"
-      << "      --min-side A     smallest output short side in pixels (default "
-      << d.min_short_side << ")\n"
-      << "      --max-side B     largest output short side in pixels (default "
-      << d.max_short_side << ")\n"
-      << "      --val-fraction F also write DIR/train and DIR/val with this share of each\n"
-         "                       class in val (default 0: DIR/<class>/...)\n"
-         "      --threads T      worker threads (default 0: up to 4)\n"
-         "      --overwrite      write into a non-empty DIR (emptied first when an earlier\n"
-         "                       `flowfeed dataset photos` made it)\n"
-         "  shards --from DIR --out DIR [options]\n"
-         "                               write an image folder as WebDataset tar shards\n"
-         "      --from DIR       image folder (class folders of images)\n"
-         "      --out DIR        output folder (required; must be missing or empty)\n"
-         "      --per-shard N    samples per shard (default 1000)\n"
-         "      --prefix P       file names P-000000.tar, ... (default shard)\n"
-         "      --seed S         order of the samples in the shards (default 0)\n"
-         "      --no-shuffle     keep the folder's order (classes stay together)\n"
-         "      --overwrite      write into a non-empty DIR\n"
-         "  fashion-mnist [--out DIR]    say where the Fashion-MNIST files are; with --out, write\n"
-         "                               them as PNG folders DIR/train/<class>/*.png (60,000) and\n"
-         "                               DIR/test/<class>/*.png (10,000), once: a complete DIR is\n"
-         "                               reused, an interrupted build is redone\n"
-         "      --from IDX_DIR   where the four IDX files are (default: Debian's\n"
-         "                       /usr/share/datasets/fashion-mnist)\n"
-         "      --overwrite      rewrite a complete DIR\n"
-         "      --threads T      worker threads (default 0: every core)\n"
-         "\n"
-         "  --help                       this text\n";
-}
-
 int Usage(const std::string& message) {
   std::cerr << "flowfeed dataset: " << message << "\n"
             << "run `flowfeed dataset --help` for usage\n";
-  return 2;
+  return kExitUsage;
 }
 
-bool ParseInt64(const std::string& s, int64_t lo, int64_t hi, int64_t* out) {
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (errno != 0 || end != s.c_str() + s.size() || v < lo || v > hi) return false;
-  *out = v;
-  return true;
+// Refuses an empty folder name (`--out ""`), which would otherwise mean the current directory.
+const CLI::Validator kFolder(
+    [](std::string& value) {
+      return value.empty() ? std::string("needs a folder") : std::string();
+    },
+    "DIR");
+
+// [0, 1): a share of each class, and not all of it (CLI::Range includes its upper end, and
+// lets NaN through).
+const CLI::Validator kFraction(
+    [](std::string& value) {
+      char* end = nullptr;
+      const double f = std::strtod(value.c_str(), &end);
+      const bool ok = !value.empty() && *end == '\0' && f >= 0.0 && f < 1.0;
+      return ok ? std::string() : "must be a number in [0, 1), got '" + value + "'";
+    },
+    "in [0, 1)");
+
+// CLI11 reads "-1", or a number past 2^64 - 1, into an unsigned integer as a wrapped value.
+const CLI::Validator kSeed(
+    [](std::string& value) {
+      errno = 0;
+      char* end = nullptr;
+      std::strtoull(value.c_str(), &end, 10);
+      const bool ok =
+          !value.empty() && value[0] >= '0' && value[0] <= '9' && *end == '\0' && errno == 0;
+      return ok ? std::string() : "must be a non-negative integer, got '" + value + "'";
+    },
+    "SEED");
+
+struct DatasetArgs {
+  PhotoDatasetOptions photos;
+  ShardWriterOptions shards;
+  std::string shards_from;
+  bool no_shuffle = false;
+  IdxFolderOptions fashion = FashionMnistFolder(kFashionMnistDir, "");
+  CLI::App *photos_cmd = nullptr, *shards_cmd = nullptr, *fashion_cmd = nullptr;
+};
+
+CLI::App* AddPhotos(CLI::App* dataset, PhotoDatasetOptions* o) {
+  CLI::App* cmd = dataset->add_subcommand(
+      "photos",
+      "make an ImageNet-like image folder from real photos: one class per source photo, random "
+      "crops saved as JPEG");
+  cmd->add_option("--out", o->out_dir, "output folder (must be missing or empty)")
+      ->required()
+      ->check(kFolder);
+  cmd->add_option("--count", o->count, "images in total")
+      ->check(CLI::Range(1, INT_MAX))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "random seed; the same seed gives identical files")
+      ->check(kSeed)
+      ->capture_default_str();
+  cmd->add_option("--source", o->source_dir, "folder searched for .jpg/.jpeg/.png photos")
+      ->check(kFolder)
+      ->capture_default_str();
+  cmd->add_option("--quality", o->quality, "JPEG quality 1..100")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--min-side", o->min_short_side, "smallest output short side in pixels")
+      ->check(CLI::Range(1, 16384))
+      ->capture_default_str();
+  cmd->add_option("--max-side", o->max_short_side, "largest output short side in pixels")
+      ->check(CLI::Range(1, 16384))
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", o->val_fraction,
+                  "also write DIR/train and DIR/val with this share of each class in val, in "
+                  "[0, 1) (0: DIR/<class>/...)")
+      ->check(kFraction)
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "worker threads (0: up to 4)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  cmd->add_flag("--overwrite", o->overwrite,
+                "write into a non-empty DIR (emptied first when an earlier `flowfeed dataset "
+                "photos` made it)");
+  return cmd;
 }
 
-bool ParseUInt64(const std::string& s, uint64_t* out) {
-  if (s.empty() || s[0] < '0' || s[0] > '9') return false;
-  errno = 0;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (errno != 0 || end != s.c_str() + s.size()) return false;
-  *out = v;
-  return true;
+CLI::App* AddShards(CLI::App* dataset, DatasetArgs* a) {
+  CLI::App* cmd =
+      dataset->add_subcommand("shards", "write an image folder as WebDataset tar shards");
+  cmd->add_option("--from", a->shards_from, "image folder (class folders of images)")
+      ->required()
+      ->check(kFolder);
+  cmd->add_option("--out", a->shards.out_dir, "output folder (must be missing or empty)")
+      ->required()
+      ->check(kFolder);
+  cmd->add_option("--per-shard", a->shards.samples_per_shard, "samples per shard")
+      ->check(CLI::Range(int64_t(1), INT64_MAX))
+      ->capture_default_str();
+  cmd->add_option("--prefix", a->shards.prefix, "file names P-000000.tar, ...")
+      ->capture_default_str();
+  cmd->add_option("--seed", a->shards.seed, "order of the samples in the shards")
+      ->check(kSeed)
+      ->capture_default_str();
+  cmd->add_flag("--no-shuffle", a->no_shuffle, "keep the folder's order (classes stay together)");
+  cmd->add_flag("--overwrite", a->shards.overwrite, "write into a non-empty DIR");
+  return cmd;
 }
 
-bool ParseDouble(const std::string& s, double* out) {
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  if (errno != 0 || end != s.c_str() + s.size()) return false;
-  *out = v;
-  return true;
+CLI::App* AddFashionMnist(CLI::App* dataset, IdxFolderOptions* o) {
+  CLI::App* cmd = dataset->add_subcommand(
+      "fashion-mnist",
+      "say where the Fashion-MNIST files are; with --out, write them as PNG folders "
+      "DIR/train/<class>/*.png (60,000) and DIR/test/<class>/*.png (10,000), once: a complete "
+      "DIR is reused, an interrupted build is redone");
+  cmd->add_option("--out", o->out_dir, "write the PNG folders here")->check(kFolder);
+  cmd->add_option("--from", o->idx_root, "where the four IDX files are")
+      ->check(kFolder)
+      ->capture_default_str();
+  cmd->add_flag("--overwrite", o->overwrite, "rewrite a complete DIR");
+  cmd->add_option("--threads", o->threads, "worker threads (0: every core)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  return cmd;
 }
 
-bool IsHelp(const std::string& a) { return a == "--help" || a == "-h" || a == "help"; }
-
-int RunPhotos(const std::vector<std::string>& args) {
-  PhotoDatasetOptions options;
-  bool have_out = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool has_value = false;
-    if (IsHelp(flag)) {
-      PrintUsage(std::cout);
-      return 0;
-    }
-    if (flag.rfind("--", 0) == 0) {
-      const size_t eq = flag.find('=');
-      if (eq != std::string::npos) {
-        value = flag.substr(eq + 1);
-        flag = flag.substr(0, eq);
-        has_value = true;
-      }
-    }
-    if (flag == "--overwrite") {
-      if (has_value) return Usage("--overwrite takes no value");
-      options.overwrite = true;
-      continue;
-    }
-    const bool known = flag == "--out" || flag == "--count" || flag == "--seed" ||
-                       flag == "--source" || flag == "--quality" || flag == "--min-side" ||
-                       flag == "--max-side" || flag == "--val-fraction" || flag == "--threads";
-    if (!known) {
-      if (flag.rfind("-", 0) == 0) return Usage("photos: unknown option " + flag);
-      return Usage("photos: unexpected argument '" + flag + "'");
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) return Usage("photos: " + flag + " needs a value");
-      value = args[++i];
-    }
-    int64_t n = 0;
-    const int64_t kIntMax = std::numeric_limits<int>::max();
-    if (flag == "--out") {
-      if (value.empty()) return Usage("photos: --out needs a folder");
-      options.out_dir = value;
-      have_out = true;
-    } else if (flag == "--source") {
-      if (value.empty()) return Usage("photos: --source needs a folder");
-      options.source_dir = value;
-    } else if (flag == "--count") {
-      if (!ParseInt64(value, 1, kIntMax, &n))
-        return Usage("photos: --count must be a positive integer, got '" + value + "'");
-      options.count = int(n);
-    } else if (flag == "--seed") {
-      if (!ParseUInt64(value, &options.seed))
-        return Usage("photos: --seed must be a non-negative integer, got '" + value + "'");
-    } else if (flag == "--quality") {
-      if (!ParseInt64(value, 1, 100, &n))
-        return Usage("photos: --quality must be an integer in [1, 100], got '" + value + "'");
-      options.quality = int(n);
-    } else if (flag == "--min-side") {
-      if (!ParseInt64(value, 1, 16384, &n))
-        return Usage("photos: --min-side must be an integer in [1, 16384], got '" + value + "'");
-      options.min_short_side = int(n);
-    } else if (flag == "--max-side") {
-      if (!ParseInt64(value, 1, 16384, &n))
-        return Usage("photos: --max-side must be an integer in [1, 16384], got '" + value + "'");
-      options.max_short_side = int(n);
-    } else if (flag == "--val-fraction") {
-      double f = 0;
-      if (!ParseDouble(value, &f) || !(f >= 0.0 && f < 1.0))
-        return Usage("photos: --val-fraction must be a number in [0, 1), got '" + value + "'");
-      options.val_fraction = f;
-    } else if (flag == "--threads") {
-      if (!ParseInt64(value, 0, 256, &n))
-        return Usage("photos: --threads must be an integer in [0, 256], got '" + value + "'");
-      options.threads = int(n);
-    }
-  }
-  if (!have_out) return Usage("photos: --out DIR is required");
+int RunPhotos(const PhotoDatasetOptions& options) {
   if (options.min_short_side > options.max_short_side)
     return Usage("photos: --min-side (" + std::to_string(options.min_short_side) +
                  ") is larger than --max-side (" + std::to_string(options.max_short_side) + ")");
-
   const Status s = BuildPhotoDataset(options, std::cout);
   if (!s.ok()) {
     std::cerr << "flowfeed dataset photos: " << s.ToString() << "\n";
-    return 1;
+    return kExitRuntime;
   }
-  return 0;
+  return kExitOk;
 }
 
-int RunShards(const std::vector<std::string>& args) {
-  ShardWriterOptions options;
-  std::string from;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (IsHelp(flag)) {
-      PrintUsage(std::cout);
-      return 0;
-    }
-    if (flag == "--overwrite") {
-      options.overwrite = true;
-      continue;
-    }
-    if (flag == "--no-shuffle") {
-      options.shuffle = false;
-      continue;
-    }
-    if (flag != "--from" && flag != "--out" && flag != "--per-shard" && flag != "--prefix" &&
-        flag != "--seed")
-      return Usage("shards: unknown option or argument '" + flag + "'");
-    if (i + 1 >= args.size()) return Usage("shards: " + flag + " needs a value");
-    const std::string& value = args[++i];
-    if (flag == "--from") from = value;
-    else if (flag == "--out") options.out_dir = value;
-    else if (flag == "--prefix") options.prefix = value;
-    else if (flag == "--per-shard") {
-      if (!ParseInt64(value, 1, std::numeric_limits<int64_t>::max(), &options.samples_per_shard))
-        return Usage("shards: --per-shard must be a positive integer, got '" + value + "'");
-    } else if (!ParseUInt64(value, &options.seed)) {
-      return Usage("shards: --seed must be a non-negative integer, got '" + value + "'");
-    }
-  }
-  if (from.empty() || options.out_dir.empty()) return Usage("shards: --from DIR and --out DIR are required");
+int RunShards(const std::string& from, const ShardWriterOptions& options) {
   SourceOptions so;
   so.type = "image_folder";
   so.root = from;
   auto source = OpenImageFolder(so);
   if (!source.ok()) {
     std::cerr << "flowfeed dataset shards: " << source.status().ToString() << "\n";
-    return 1;
+    return kExitRuntime;
   }
   std::string pattern;
   const Status s = WriteShards(*source.value(), options, std::cout, &pattern);
   if (!s.ok()) {
     std::cerr << "flowfeed dataset shards: " << s.ToString() << "\n";
-    return 1;
+    return kExitRuntime;
   }
   std::cout << "shards: " << options.out_dir << "/" << pattern << " (" << source.value()->size()
             << " samples, " << source.value()->classes().size()
             << " classes); use it as\n  source: {type: tar, root: " << options.out_dir
             << ", shards: '" << pattern << "'}\n";
-  return 0;
+  return kExitOk;
 }
 
 bool IsFile(const std::string& path) {
@@ -255,52 +190,16 @@ bool IsFile(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int RunFashionMnist(const std::vector<std::string>& args) {
-  IdxFolderOptions options = FashionMnistFolder(kFashionMnistDir, "");
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string flag = args[i], value;
-    if (IsHelp(flag)) {
-      PrintUsage(std::cout);
-      return 0;
-    }
-    const size_t eq = flag.find('=');
-    const bool has_value = flag.rfind("--", 0) == 0 && eq != std::string::npos;
-    if (has_value) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    }
-    if (flag == "--overwrite" && !has_value) {
-      options.overwrite = true;
-      continue;
-    }
-    if (flag != "--out" && flag != "--from" && flag != "--threads")
-      return Usage("fashion-mnist: unexpected argument '" + args[i] + "'");
-    if (!has_value) {
-      if (i + 1 >= args.size()) return Usage("fashion-mnist: " + flag + " needs a value");
-      value = args[++i];
-    }
-    int64_t n = 0;
-    if (flag == "--out") {
-      if (value.empty()) return Usage("fashion-mnist: --out needs a folder");
-      options.out_dir = value;
-    } else if (flag == "--from") {
-      if (value.empty()) return Usage("fashion-mnist: --from needs a folder");
-      options.idx_root = value;
-    } else if (!ParseInt64(value, 0, 256, &n)) {
-      return Usage("fashion-mnist: --threads must be an integer in [0, 256], got '" + value + "'");
-    } else {
-      options.threads = int(n);
-    }
-  }
+int RunFashionMnist(const IdxFolderOptions& options) {
   if (!options.out_dir.empty()) {
     const Status s = WriteIdxAsImageFolder(options, std::cout);
     if (!s.ok()) {
       std::cerr << "flowfeed dataset fashion-mnist: " << s.ToString() << "\n";
       if (s.code() == StatusCode::kNotFound && options.idx_root == kFashionMnistDir)
         std::cerr << "install Debian's Fashion-MNIST with: apt-get install dataset-fashion-mnist\n";
-      return 1;
+      return kExitRuntime;
     }
-    return 0;
+    return kExitOk;
   }
   const std::string& dir = options.idx_root;
   const char* files[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -320,29 +219,33 @@ int RunFashionMnist(const std::vector<std::string>& args) {
                  "  source: {type: idx, root: "
               << dir
               << ", images: t10k-images-idx3-ubyte.gz, labels: t10k-labels-idx1-ubyte.gz}\n";
-    return 0;
+    return kExitOk;
   }
   std::cerr << "Fashion-MNIST is not (completely) installed; install it with\n"
                "  apt-get install dataset-fashion-mnist\n";
-  return 1;
+  return kExitRuntime;
 }
 
 }  // namespace
 
-int RunDatasetCommand(const std::vector<std::string>& args) {
-  if (args.empty()) {
-    PrintUsage(std::cerr);
-    return 2;
-  }
-  const std::string& cmd = args[0];
-  if (IsHelp(cmd)) {
-    PrintUsage(std::cout);
-    return 0;
-  }
-  if (cmd == "photos") return RunPhotos(args);
-  if (cmd == "fashion-mnist") return RunFashionMnist(args);
-  if (cmd == "shards") return RunShards(args);
-  return Usage("unknown command '" + cmd + "' (expected photos or fashion-mnist)");
+Subcommand AddDatasetCommand(CLI::App* program) {
+  auto args = std::make_shared<DatasetArgs>();
+  CLI::App* cmd = program->add_subcommand(
+      "dataset",
+      "Build datasets from Debian's real data, write tar shards (see: flowfeed dataset "
+      "--help)");
+  cmd->require_subcommand(1);
+  args->photos_cmd = AddPhotos(cmd, &args->photos);
+  args->shards_cmd = AddShards(cmd, args.get());
+  args->fashion_cmd = AddFashionMnist(cmd, &args->fashion);
+  return {cmd, [args] {
+            if (*args->photos_cmd) return RunPhotos(args->photos);
+            if (*args->shards_cmd) {
+              args->shards.shuffle = !args->no_shuffle;
+              return RunShards(args->shards_from, args->shards);
+            }
+            return RunFashionMnist(args->fashion);
+          }};
 }
 
 }  // namespace flowfeed::cli

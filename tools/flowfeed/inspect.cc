@@ -1,4 +1,5 @@
-// inspect.cc: the commands that run nothing: `validate` (a config checked), `stages` (the stage
+// inspect.cc: the commands that run nothing: `validate` (a config checked, its dataset folders
+// included), `config` (the same checks, then the config as a run reads it), `stages` (the stage
 // and source types with their parameters and keys), `report` (JSON reports drawn as one page).
 // Run on the command's main thread.
 #include <iostream>
@@ -57,13 +58,36 @@ void PrintSourceTypes() {
   }
 }
 
+// What a run checks first beyond the config itself: that the dataset folders it names exist
+// (CheckSourceRoot, the check opening a source makes). Prints each problem at the config's
+// `source:` (or `eval: source:`) section; false when there was one.
+bool CheckSourceRoots(const PipelineOptions& options) {
+  bool ok = true;
+  const auto check = [&ok](const SourceOptions& source, const std::string& key) {
+    const Status s = CheckSourceRoot(source, key);
+    if (s.ok()) return;
+    std::cerr << "flowfeed: " << (source.where.file.empty() ? "" : source.where.ToString() + ": ")
+              << s.message() << "\n";
+    ok = false;
+  };
+  check(options.source, "source.root");
+  if (options.train.eval.enabled) check(options.train.eval.source, "eval.source.root");
+  return ok;
+}
+
+// The checks of `validate` and `config`: the config read (plugins loaded), then its folders.
+bool LoadChecked(const std::string& config, const std::vector<std::string>& sets,
+                 PipelineOptions* options) {
+  StageRegistry registry;
+  RegisterBuiltinStages(&registry);
+  return Load(config, sets, &registry, options) && CheckSourceRoots(*options);
+}
+
 }  // namespace
 
 int Validate(const std::string& config, const std::vector<std::string>& sets) {
-  StageRegistry registry;
-  RegisterBuiltinStages(&registry);
   PipelineOptions options;
-  if (!Load(config, sets, &registry, &options)) return kExitUsage;
+  if (!LoadChecked(config, sets, &options)) return kExitUsage;
   std::cout << config << ": ok (" << options.source.type << " source, "
             << options.pipeline.size() << " stages, batch " << options.batch.size << ", "
             << options.epochs << " epochs)\n";
@@ -73,10 +97,8 @@ int Validate(const std::string& config, const std::vector<std::string>& sets) {
 // `flowfeed config FILE --set ...`: the config as a run would read it, overrides applied, after
 // the same checks as `validate`.
 int PrintConfig(const std::string& config, const std::vector<std::string>& sets) {
-  StageRegistry registry;
-  RegisterBuiltinStages(&registry);
   PipelineOptions options;
-  if (!Load(config, sets, &registry, &options)) return kExitUsage;
+  if (!LoadChecked(config, sets, &options)) return kExitUsage;
   std::cout << options.resolved_config;
   return kExitOk;
 }
@@ -84,8 +106,14 @@ int PrintConfig(const std::string& config, const std::vector<std::string>& sets)
 int Stages(const std::vector<std::string>& plugins) {
   StageRegistry registry;
   RegisterBuiltinStages(&registry);
-  for (const std::string& path : plugins) {
-    auto loaded = LoadPlugin(path, &registry);
+  for (const std::string& name : plugins) {
+    // Found as a config's `plugins:` entry is, with the current directory for the config's.
+    const Result<std::string> path = FindPlugin(name, "", ProgramPluginDirs());
+    if (!path.ok()) {
+      std::cerr << "flowfeed: " << path.status().message() << "\n";
+      return kExitUsage;
+    }
+    auto loaded = LoadPlugin(path.value(), &registry);
     if (!loaded.ok()) {
       std::cerr << "flowfeed: " << loaded.status().message() << "\n";
       return kExitUsage;

@@ -1,5 +1,7 @@
-// The flowfeed command line: bench, train, report, validate, stages, options, dataset, launch.
-// This file parses the command line and calls the command (cli.h names the file of each).
+// The flowfeed command line: bench, train, report, validate, config, stages, options, dataset,
+// launch.
+// This file parses the command line and calls the command (cli.h names the file of each);
+// `dataset` and `launch` register their own options (AddDatasetCommand, AddLaunchCommand).
 //
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running, 128 + the
 // signal's number for a run a signal stopped.
@@ -75,32 +77,36 @@ CLI::App* AddReportCommand(CLI::App* app, ReportArgs* args) {
   return cmd;
 }
 
-// A word where the command goes that names none: says which one was meant, and returns true.
-// (CLI11 alone would only say that a subcommand is required.)
+// A word where a command goes that names none (`flowfeed bnech`, `flowfeed dataset photo`): says
+// which one was meant and returns true. (CLI11 alone would only say that a subcommand is
+// required, or that the word was not expected.) Descends only into commands that require a
+// subcommand, so that a command's own positionals are left to CLI11.
 bool RefuseUnknownCommand(CLI::App& app, int argc, char** argv) {
-  if (argc < 2 || argv[1][0] == '-') return false;
-  std::vector<std::string> names;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-    names.push_back(sub->get_name());
-  if (std::find(names.begin(), names.end(), argv[1]) != names.end()) return false;
-  const std::string guess = flowfeed::ClosestMatch(argv[1], names);
-  std::cerr << "flowfeed: unknown command '" << argv[1] << "'"
-            << (guess.empty() ? "" : "; did you mean '" + guess + "'?") << " (commands: ";
-  for (size_t i = 0; i < names.size(); ++i) std::cerr << (i ? ", " : "") << names[i];
-  std::cerr << ")\n";
-  return true;
+  const CLI::App* at = &app;
+  std::string path = "flowfeed";
+  for (int i = 1; i < argc && argv[i][0] != '-'; ++i) {
+    if (at != &app && at->get_require_subcommand_min() == 0) return false;
+    std::vector<std::string> names;
+    for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+      names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[i]) == names.end()) {
+      const std::string guess = flowfeed::ClosestMatch(argv[i], names);
+      std::cerr << path << ": unknown command '" << argv[i] << "'"
+                << (guess.empty() ? "" : "; did you mean '" + guess + "'?") << " (commands: ";
+      for (size_t j = 0; j < names.size(); ++j) std::cerr << (j ? ", " : "") << names[j];
+      std::cerr << ")\n";
+      return true;
+    }
+    at = at->get_subcommand(argv[i]);
+    path += std::string(" ") + argv[i];
+  }
+  return false;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   namespace cli = flowfeed::cli;
-  // These two parse their own arguments (their --help too).
-  if (argc >= 2 && std::string(argv[1]) == "dataset")
-    return cli::RunDatasetCommand(std::vector<std::string>(argv + 2, argv + argc));
-  if (argc >= 2 && std::string(argv[1]) == "launch")
-    return cli::RunLaunchCommand(std::vector<std::string>(argv + 2, argv + argc));
-
   CLI::App app{"flowfeed: a data pipeline for deep-learning training"};
   app.set_version_flag("--version", std::string("flowfeed ") + FLOWFEED_VERSION);
   app.require_subcommand(1);
@@ -119,7 +125,8 @@ int main(int argc, char** argv) {
   ReportArgs report;
   CLI::App* report_cmd = AddReportCommand(&app, &report);
 
-  CLI::App* validate = app.add_subcommand("validate", "Check a config without running it");
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Check a config, and that its dataset folders exist, without running it");
   validate->add_option("config", run.config, "YAML config")->required();
   validate->add_option("--set", run.sets, "Override a config key: key.path=value (repeatable)");
 
@@ -131,11 +138,13 @@ int main(int argc, char** argv) {
   CLI::App* stages = app.add_subcommand(
       "stages", "List the stage types and their parameters, then the source types and their keys");
   std::vector<std::string> plugin_files;
-  stages->add_option("--plugins", plugin_files, "Plugin files whose stages to list too");
+  stages->add_option("--plugins", plugin_files,
+                     "Plugin files whose stages to list too (looked for as a config's plugins: "
+                     "entries are, from the current directory)");
   CLI::App* options_cmd =
       app.add_subcommand("options", "Print the config key reference (docs/config.md's key tables)");
-  app.add_subcommand("dataset", "Build datasets from Debian's real data, write tar shards (see: flowfeed dataset --help)");
-  app.add_subcommand("launch", "Start N ranks of a command with RANK/WORLD_SIZE/... set (see: flowfeed launch --help)");
+  const cli::Subcommand dataset = cli::AddDatasetCommand(&app);
+  const cli::Subcommand launch = cli::AddLaunchCommand(&app);
 
   if (RefuseUnknownCommand(app, argc, argv)) return kExitUsage;
   try {
@@ -151,6 +160,8 @@ int main(int argc, char** argv) {
     if (*validate) return cli::Validate(run.config, run.sets);
     if (*config_cmd) return cli::PrintConfig(run.config, run.sets);
     if (*stages) return cli::Stages(plugin_files);
+    if (*dataset.app) return dataset.run();
+    if (*launch.app) return launch.run();
     if (*options_cmd) {
       std::cout << flowfeed::ConfigReference();
       return kExitOk;

@@ -1,6 +1,11 @@
 // outputs.cc: loading a run's config and writing what a run leaves behind (cli.h). Runs on the
 // command's main thread.
+#include <limits.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
+#include <system_error>
 
 #include "cli.h"
 #include "flowfeed/report_html.h"
@@ -9,9 +14,30 @@
 
 namespace flowfeed::cli {
 
+std::string ProgramPath() {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "";
+  return std::string(self, size_t(n));
+}
+
+std::vector<std::string> ProgramPluginDirs() {
+  namespace fs = std::filesystem;
+  const std::string program = ProgramPath();
+  if (program.empty()) return {};
+  const fs::path dir = fs::path(program).parent_path();
+  std::vector<std::string> dirs;
+  for (const fs::path& d : {dir / "plugins", dir / FLOWFEED_INSTALLED_PLUGIN_DIR}) {
+    std::error_code ec;
+    // Normalised, so that messages say prefix/lib/... rather than prefix/bin/../lib/...
+    if (fs::is_directory(d, ec)) dirs.push_back(d.lexically_normal().string());
+  }
+  return dirs;
+}
+
 bool Load(const std::string& path, const std::vector<std::string>& sets,
           StageRegistry* registry, PipelineOptions* out) {
-  auto r = LoadConfigWithPlugins(path, sets, registry);
+  auto r = LoadConfigWithPlugins(path, sets, registry, nullptr, nullptr, ProgramPluginDirs());
   if (!r.ok()) {
     std::cerr << "flowfeed: " << r.status().message() << "\n";
     return false;

@@ -43,15 +43,17 @@ Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::str
                                     std::vector<ConfigError>* errors = nullptr);
 
 // Like LoadConfig, but first loads the plugins the config lists under `plugins:` into
-// `registry`, so the pipeline can use their stages. Each entry is a file: absolute; else beside
-// the config file; else found in FLOWFEED_PLUGIN_PATH (colon-separated folders). A plugin that
-// fails to load is a config error at its line, with the loader's message (plugin.h).
-// LoadConfig and ParseConfig accept `plugins:` but load nothing.
-Result<PipelineOptions> LoadConfigWithPlugins(const std::string& path,
-                                              const std::vector<std::string>& overrides,
-                                              StageRegistry* registry,
-                                              std::vector<ConfigError>* errors = nullptr,
-                                              std::vector<LoadedPlugin>* plugins = nullptr);
+// `registry`, so the pipeline can use their stages. Each entry is a file, found as FindPlugin
+// (plugin.h) says: absolute; else beside the config file; else in FLOWFEED_PLUGIN_PATH
+// (colon-separated folders); else in `last_plugin_dirs` (the flowfeed program passes its own
+// plugin folders; none by default). An entry found nowhere, or a plugin that fails to load, is a
+// config error at its line, naming the places looked at or with the loader's message (plugin.h).
+// `plugins` (when given) receives each plugin loaded. LoadConfig and ParseConfig accept
+// `plugins:` but load nothing.
+Result<PipelineOptions> LoadConfigWithPlugins(
+    const std::string& path, const std::vector<std::string>& overrides, StageRegistry* registry,
+    std::vector<ConfigError>* errors = nullptr, std::vector<LoadedPlugin>* plugins = nullptr,
+    const std::vector<std::string>& last_plugin_dirs = {});
 
 // Fills options->distributed's rank, world_size, local_rank, master_addr and master_port from
 // the variables torchrun-style launchers set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,

@@ -84,6 +84,17 @@ struct LoadedPlugin {
   std::vector<std::string> stages;  // the stage types it added
 };
 
+// The file a plugin name (a config's `plugins:` entry, `flowfeed stages --plugins`) stands for.
+// An absolute `entry` is returned as it is. Otherwise the first of these that exists:
+//   1. `base_dir`/entry (for a config: the config file's folder; "" is the current directory);
+//   2. entry in each folder of FLOWFEED_PLUGIN_PATH (colon-separated), in order;
+//   3. entry in each of `last_dirs`, in order (the flowfeed program passes its own plugin
+//      folders; a library caller such as the Python module passes none by default).
+// NotFound naming `entry` and every place looked at, in order, when none exists. Reads the
+// environment: call it from one thread while nothing changes FLOWFEED_PLUGIN_PATH.
+Result<std::string> FindPlugin(const std::string& entry, const std::string& base_dir,
+                               const std::vector<std::string>& last_dirs = {});
+
 // Loads the plugin at `path` and adds its stages to `registry`, all or nothing. Errors name the
 // file (and the stage, where one is at fault): NotFound (no such file), InvalidArgument (not a
 // shared library, missing entry points, ABI or C++ library mismatch, a stage name already

@@ -54,6 +54,17 @@ class Source {
 // Opens the source that `options.type` names.
 Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options);
 
+// The first thing opening a source checks (OpenSource, for every type that takes a root), on
+// its own so that `flowfeed validate` reports a missing dataset folder exactly as a run would:
+// that `options.root`, when set, is an existing folder. Reads nothing in it. A relative root is
+// taken from the current directory, as the sources take it (SourceOptions::root); the message
+// then also names the folder it resolved to. `key` names the option ("source.root",
+// "eval.source.root"). Ok for an empty root (optional for tar; image_folder says it is
+// required when opened). NotFound: "source.root: data/photos does not exist (relative to the
+// current directory: /home/me/data/photos)", or "... is not a directory"; IoError naming the path
+// and the system's reason when it cannot be examined (permissions).
+Status CheckSourceRoot(const SourceOptions& options, const std::string& key = "source.root");
+
 Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options);
 Result<std::unique_ptr<Source>> OpenFileList(const SourceOptions& options);
 Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options);

@@ -107,7 +107,9 @@ const SourceInfo* FindSourceInfo(std::string_view type);
 bool SourceGivesPixels(std::string_view type);
 
 // Opens the source that `options.type` names in `registry`. An unknown type is InvalidArgument
-// (as Lookup(), prefixed with "source.type: " and options.where when set).
+// (as Lookup(), prefixed with "source.type: " and options.where when set). For a type that
+// accepts `root`, a root that is set but is not an existing folder fails first, the same way for
+// every type (CheckSourceRoot in source.h).
 // OpenSource(options) in source.h is this with BuiltinSources().
 Result<std::unique_ptr<Source>> OpenSource(const SourceRegistry& registry,
                                            const SourceOptions& options);

@@ -31,33 +31,19 @@ std::string ConfigError::ToString() const {
 namespace config {
 namespace {
 
-// A `plugins:` entry as a file: absolute as written; else beside the config file; else the
-// first match in FLOWFEED_PLUGIN_PATH (colon-separated folders); else beside the config file
-// (where the loader then reports it missing).
-std::string ResolvePlugin(const std::string& entry, const std::string& config_path) {
-  namespace fs = std::filesystem;
-  if (fs::path(entry).is_absolute()) return entry;
-  fs::path beside = fs::path(config_path).parent_path() / entry;
-  std::error_code ec;
-  if (fs::exists(beside, ec)) return beside.string();
-  if (const char* search = std::getenv("FLOWFEED_PLUGIN_PATH")) {
-    std::string dirs = search;
-    size_t start = 0;
-    while (start <= dirs.size()) {
-      size_t end = dirs.find(':', start);
-      if (end == std::string::npos) end = dirs.size();
-      fs::path candidate = fs::path(dirs.substr(start, end - start)) / entry;
-      if (end > start && fs::exists(candidate, ec)) return candidate.string();
-      start = end + 1;
-    }
-  }
-  return beside.string();
-}
+// What reading a config does with its `plugins:` list.
+struct PluginLoading {
+  // Where to load them; nullptr: nowhere (the caller's registry has them already, or the caller
+  // asked for no loading), so only the entries' form is checked.
+  StageRegistry* registry = nullptr;
+  const std::vector<std::string>* last_dirs = nullptr;  // FindPlugin's last places; may be null
+  std::vector<LoadedPlugin>* loaded = nullptr;          // receives each plugin loaded; may be null
+};
 
-// Loads the files of the config's `plugins:` list into `loadable` (when not null: otherwise the
-// caller's registry has them already); each failure is a problem at its entry's line.
-void LoadPlugins(const YAML::Node& root, const std::string& display_name, StageRegistry* loadable,
-                 ConfigReader* reader, std::vector<LoadedPlugin>* plugins) {
+// Loads the files of the config's `plugins:` list as `how` says; each failure is a problem at
+// its entry's line.
+void LoadPlugins(const YAML::Node& root, const std::string& display_name, const PluginLoading& how,
+                 ConfigReader* reader) {
   const YAML::Node list = root["plugins"];
   if (!list) return;
   if (!list.IsSequence()) {
@@ -65,6 +51,7 @@ void LoadPlugins(const YAML::Node& root, const std::string& display_name, StageR
                           "plugins: expected a list of plugin files, got " + Got(list));
     return;
   }
+  static const std::vector<std::string> kNoDirs;
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node entry = list[i];
     const std::string where = "plugins[" + std::to_string(i) + "]: ";
@@ -72,13 +59,19 @@ void LoadPlugins(const YAML::Node& root, const std::string& display_name, StageR
       reader->DocumentError(entry.Mark(), where + "expected a plugin file, got " + Got(entry));
       continue;
     }
-    if (!loadable) continue;
-    const std::string file = ResolvePlugin(entry.Scalar(), display_name);
-    Result<LoadedPlugin> loaded = LoadPlugin(file, loadable);
+    if (!how.registry) continue;
+    const Result<std::string> file =
+        FindPlugin(entry.Scalar(), std::filesystem::path(display_name).parent_path().string(),
+                   how.last_dirs ? *how.last_dirs : kNoDirs);
+    if (!file.ok()) {
+      reader->DocumentError(entry.Mark(), where + file.status().message());
+      continue;
+    }
+    Result<LoadedPlugin> loaded = LoadPlugin(file.value(), how.registry);
     if (!loaded.ok())
       reader->DocumentError(entry.Mark(), where + loaded.status().message());
-    else if (plugins)
-      plugins->push_back(loaded.value());
+    else if (how.loaded)
+      how.loaded->push_back(loaded.value());
   }
 }
 
@@ -103,9 +96,8 @@ void CheckWhole(const PipelineOptions& options, const StageRegistry& registry,
 Result<PipelineOptions> ParseConfigImpl(const std::string& yaml_text,
                                         const std::string& display_name,
                                         const std::vector<std::string>& overrides,
-                                        StageRegistry* loadable, const StageRegistry& registry,
-                                        std::vector<ConfigError>* errors,
-                                        std::vector<LoadedPlugin>* plugins) {
+                                        const PluginLoading& plugins, const StageRegistry& registry,
+                                        std::vector<ConfigError>* errors) {
   if (errors) errors->clear();
   ConfigReader reader(display_name, registry);
   PipelineOptions options;
@@ -117,7 +109,7 @@ Result<PipelineOptions> ParseConfigImpl(const std::string& yaml_text,
     for (const std::string& o : overrides) reader.ApplyOverride(root, o);
     // Read through a const node: operator[] on a non-const one would add missing keys.
     const YAML::Node& const_root = root;
-    LoadPlugins(const_root, display_name, loadable, &reader, plugins);
+    LoadPlugins(const_root, display_name, plugins, &reader);
     reader.ReadTop(const_root, &options);
     YAML::Emitter resolved;
     resolved << const_root;
@@ -159,19 +151,19 @@ Result<PipelineOptions> ParseConfig(const std::string& yaml_text, const std::str
                                     const std::vector<std::string>& overrides,
                                     const StageRegistry& registry,
                                     std::vector<ConfigError>* errors) {
-  return config::ParseConfigImpl(yaml_text, display_name, overrides, nullptr, registry, errors,
-                                 nullptr);
+  return config::ParseConfigImpl(yaml_text, display_name, overrides, {}, registry, errors);
 }
 
 Result<PipelineOptions> LoadConfigWithPlugins(const std::string& path,
                                               const std::vector<std::string>& overrides,
                                               StageRegistry* registry,
                                               std::vector<ConfigError>* errors,
-                                              std::vector<LoadedPlugin>* plugins) {
+                                              std::vector<LoadedPlugin>* plugins,
+                                              const std::vector<std::string>& last_plugin_dirs) {
   Result<std::string> text = config::ReadConfigText(path, errors);
   if (!text.ok()) return text.status();
-  return config::ParseConfigImpl(text.value(), path, overrides, registry, *registry, errors,
-                                 plugins);
+  return config::ParseConfigImpl(text.value(), path, overrides,
+                                 {registry, &last_plugin_dirs, plugins}, *registry, errors);
 }
 
 Result<PipelineOptions> LoadConfig(const std::string& path,
@@ -180,7 +172,7 @@ Result<PipelineOptions> LoadConfig(const std::string& path,
                                    std::vector<ConfigError>* errors) {
   Result<std::string> text = config::ReadConfigText(path, errors);
   if (!text.ok()) return text.status();
-  return config::ParseConfigImpl(text.value(), path, overrides, nullptr, registry, errors, nullptr);
+  return config::ParseConfigImpl(text.value(), path, overrides, {}, registry, errors);
 }
 
 Status ApplyDistributedEnvironment(PipelineOptions* options) {

@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -248,16 +250,28 @@ Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out) {
   return ReadFile(path, out);
 }
 
+Status CheckSourceRoot(const SourceOptions& options, const std::string& key) {
+  const std::string& root = options.root;
+  if (root.empty()) return Status::Ok();
+  struct stat st;
+  const bool exists = stat(root.c_str(), &st) == 0;
+  const int err = exists ? 0 : errno;
+  if (exists && S_ISDIR(st.st_mode)) return Status::Ok();
+  if (!exists && err != ENOENT && err != ENOTDIR)
+    return Status::IoError(key + ": " + ErrnoMessage(root, err));
+  std::string message = key + ": " + root + (exists ? " is not a directory" : " does not exist");
+  // A relative root depends on where the command runs: say where that made it look.
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(root, ec);
+  if (root[0] != '/' && !ec)
+    message += " (relative to the current directory: " + absolute.lexically_normal().string() + ")";
+  return Status::NotFound(message);
+}
+
 Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options) {
   const std::string& root = options.root;
   if (root.empty()) return Status::InvalidArgument("source.root: required for image_folder");
-  struct stat st;
-  if (stat(root.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      return Status::NotFound("source.root: " + root + " does not exist");
-    return Status::IoError("source.root: " + ErrnoMessage(root, errno));
-  }
-  if (!S_ISDIR(st.st_mode)) return Status::NotFound("source.root: " + root + " is not a directory");
+  FLOWFEED_RETURN_IF_ERROR(CheckSourceRoot(options));
 
   std::vector<DirEntry> top;
   Status s = ListDir(root, &top);

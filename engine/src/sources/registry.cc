@@ -188,6 +188,7 @@ Result<std::unique_ptr<Source>> OpenSource(const SourceRegistry& registry,
     if (!options.where.file.empty()) msg = options.where.ToString() + ": " + msg;
     return Status::InvalidArgument(msg);
   }
+  if ((*info)->Accepts("root")) FLOWFEED_RETURN_IF_ERROR(CheckSourceRoot(options));
   return (*info)->factory(options);
 }
 

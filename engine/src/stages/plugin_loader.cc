@@ -1,9 +1,12 @@
-// Loading plugins: the only file that calls dlopen.
+// Finding and loading plugins: the only file that calls dlopen.
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
+#include <system_error>
 
 #include "flowfeed/plugin.h"
 
@@ -43,6 +46,30 @@ std::mutex g_mu;
 std::vector<void*>* g_handles = new std::vector<void*>;  // leaked on purpose, like the handles
 
 }  // namespace
+
+Result<std::string> FindPlugin(const std::string& entry, const std::string& base_dir,
+                               const std::vector<std::string>& last_dirs) {
+  namespace fs = std::filesystem;
+  if (fs::path(entry).is_absolute()) return entry;
+  std::vector<std::string> places = {(fs::path(base_dir) / entry).string()};
+  if (const char* search = std::getenv("FLOWFEED_PLUGIN_PATH")) {
+    const std::string dirs = search;
+    for (size_t start = 0; start <= dirs.size();) {
+      size_t end = dirs.find(':', start);
+      if (end == std::string::npos) end = dirs.size();
+      if (end > start)
+        places.push_back((fs::path(dirs.substr(start, end - start)) / entry).string());
+      start = end + 1;
+    }
+  }
+  for (const std::string& dir : last_dirs) places.push_back((fs::path(dir) / entry).string());
+  std::error_code ec;
+  for (const std::string& place : places)
+    if (fs::exists(place, ec)) return place;
+  std::string looked;
+  for (const std::string& place : places) looked += (looked.empty() ? "" : ", ") + place;
+  return Status::NotFound("plugin " + entry + ": no such file (looked for " + looked + ")");
+}
 
 Result<LoadedPlugin> LoadPlugin(const std::string& path, StageRegistry* registry) {
   struct stat st;
