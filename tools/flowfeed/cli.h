@@ -3,7 +3,7 @@
 // bench.cc, train.cc, inspect.cc (validate, config, stages, report), dataset.cc, launch.cc
 // (`options` is one line in main.cc). main.cc parses the command line (CLI11) and calls them;
 // dataset.cc and launch.cc register their own subcommand and options (AddDatasetCommand,
-// AddLaunchCommand).
+// AddLaunchCommand). metrics_out.cc turns bench's and train's figures into metrics records.
 //
 // Thread-safety: everything here runs on the command's main thread, except the signal handler
 // and the watcher thread StopOnSignals starts (both touch only atomics and Pipeline::Cancel()).
