@@ -18,7 +18,8 @@ DEPS=${1:-.offline-deps}
 # FLOWFEED_OPENCV_IMGCODECS=OFF there); libopencv-dev, with OpenCV's CMake package, is left out
 # on purpose, see the top-level CMakeLists.txt.
 ROOTS=(
-  libtbb-dev libtbb12 libtbbmalloc2
+  # libtbbbind: nothing links it, but TBB's CMake package checks that its file exists.
+  libtbb-dev libtbb12 libtbbmalloc2 libtbbbind-2-5
   libyaml-cpp-dev libyaml-cpp0.7
   libturbojpeg0-dev libturbojpeg0 libjpeg62-turbo-dev libjpeg62-turbo
   libopencv-core-dev libopencv-core406 libopencv-imgproc-dev libopencv-imgproc406

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# check.sh: proves on a Debian machine that has every -dev package installed that the offline
+# recipe (docs/offline.md) needs none of them: fetches the bundle (tools/offline/fetch.sh), then
+# in a private mount namespace hides every header, CMake package, .pc file and library of the
+# system that the bundle also carries (plus OpenCV's CMake package and its other modules), runs
+# tools/offline/build.sh, and runs the built flowfeed on 20 photos and the engine's unit tests.
+#
+#   bash tools/offline/check.sh        # as root (unshare -m), else through unshare --map-root-user
+#
+# Environment: DEPS (default .offline-deps), BUILD_DIR (default build-offline), JOBS.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+DEPS=$(realpath -m "${DEPS:-.offline-deps}")
+BUILD_DIR=${BUILD_DIR:-build-offline}
+MULTIARCH=x86_64-linux-gnu
+
+if [ -z "${FLOWFEED_OFFLINE_HIDDEN:-}" ]; then
+  start=$(date +%s)
+  bash tools/offline/fetch.sh "$DEPS"
+  # Unpacked here, outside the namespace, only to list what to hide; build.sh reuses it.
+  if [ ! -f "$DEPS/.unpacked" ] || [ -n "$(find "$DEPS/debs" -name '*.deb' -newer "$DEPS/.unpacked")" ]; then
+    rm -rf "$DEPS/usr" "$DEPS/lib" "$DEPS/etc"
+    for d in "$DEPS"/debs/*.deb; do dpkg -x "$d" "$DEPS"; done
+    touch "$DEPS/.unpacked"
+  fi
+  ns=(unshare --mount)
+  [ "$(id -u)" -eq 0 ] || ns=(unshare --mount --map-root-user)
+  status=0
+  FLOWFEED_OFFLINE_HIDDEN=1 "${ns[@]}" bash "$0" "$@" || status=$?
+  echo "check.sh: $([ $status = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - start)) s"
+  exit "$status"
+fi
+
+# --- inside the namespace ---
+# What the system has that the bundle carries too: each top-level header, header folder, CMake
+# package folder, .pc file and library file. Folders get an empty tmpfs, files /dev/null.
+hide=()
+for rel in usr/include usr/include/$MULTIARCH usr/lib/$MULTIARCH/cmake usr/share/cmake \
+           usr/lib/$MULTIARCH/pkgconfig usr/share/pkgconfig usr/lib/$MULTIARCH; do
+  [ -d "$DEPS/$rel" ] || continue
+  for p in "$DEPS/$rel"/*; do
+    name=${p##*/}
+    [ "$rel/$name" = usr/include/$MULTIARCH ] && continue  # glibc's bits/ live there
+    case "$rel/$name" in usr/lib/$MULTIARCH/cmake|usr/lib/$MULTIARCH/pkgconfig) continue ;; esac
+    # A symlink is never mounted over (the mount would land on its target): one to a hidden file
+    # is hidden with it, and the others (libz.so -> libz.so.1) point at the base system's.
+    [ -e "/$rel/$name" ] && [ ! -L "/$rel/$name" ] && hide+=("/$rel/$name")
+  done
+done
+# Not in the bundle, hidden so that the build cannot fall back on them: OpenCV's CMake package
+# and .pc file (FLOWFEED_OPENCV_IMGCODECS=OFF must not need them) and its other modules' headers
+# and libraries.
+for p in /usr/lib/$MULTIARCH/cmake/opencv4 /usr/lib/$MULTIARCH/pkgconfig/opencv4.pc \
+         /usr/lib/$MULTIARCH/libopencv_*; do
+  [ -e "$p" ] && [ ! -L "$p" ] && hide+=("$p")
+done
+mapfile -t hide < <(printf '%s\n' "${hide[@]}" | sort -u)
+echo "check.sh: hiding ${#hide[@]} system paths:"
+for p in "${hide[@]}"; do
+  if [ -d "$p" ]; then mount -t tmpfs -o size=1m,mode=755 none "$p"
+  else mount --bind /dev/null "$p"
+  fi
+  echo "  $p"
+done
+
+TORCH=0 TARGETS="flowfeed flowfeed_tests" \
+  CMAKE_ARGS="-DCMAKE_CXX_COMPILER_LAUNCHER=$(command -v ccache || true)" \
+  bash tools/offline/build.sh "$DEPS" "$BUILD_DIR"
+LIB=$DEPS/usr/lib/$MULTIARCH
+export LD_LIBRARY_PATH="$LIB:$LIB/blas:$LIB/lapack"
+
+if ldd "$BUILD_DIR/flowfeed" | grep "not found"; then
+  echo "check.sh: the program needs libraries neither the bundle nor the system has" >&2
+  exit 1
+fi
+echo "check.sh: libraries flowfeed loads from the bundle:"
+ldd "$BUILD_DIR/flowfeed" | grep -F "$DEPS" | awk '{ print "  " $1 }'
+
+photos=$BUILD_DIR/offline-photos
+"$BUILD_DIR/flowfeed" dataset photos --out "$photos" --count 20
+"$BUILD_DIR/flowfeed" bench configs/photos.yaml --set source.root="$photos" --epochs 1
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${JOBS:-$(nproc)}"
