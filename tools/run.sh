@@ -16,6 +16,9 @@
 #                             # build-torch2/venv) in build-torch2/ and run the trainer tests
 #                             # there; `test` runs this too, so code that compiles only against
 #                             # Debian's LibTorch 1.13 cannot land
+#   bash tools/run.sh offline # the offline build (docs/offline.md): fetch the Debian packages into
+#                             # .offline-deps, build build-offline/ with the system's copies
+#                             # hidden, run flowfeed on 20 photos and the unit tests there
 #
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
 # SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite. The asan and
@@ -173,8 +176,12 @@ case "$cmd" in
     install_missing "${TEST_PACKAGES[@]}"
     torch2_suite
     ;;
+  offline)
+    install_missing
+    bash tools/offline/check.sh
+    ;;
   *)
-    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2]" >&2
+    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|offline]" >&2
     exit 2
     ;;
 esac
