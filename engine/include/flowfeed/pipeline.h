@@ -35,6 +35,7 @@
 #include <memory>
 #include <vector>
 
+#include "flowfeed/batch_memory.h"
 #include "flowfeed/image.h"
 #include "flowfeed/options.h"
 #include "flowfeed/registry.h"
@@ -77,7 +78,9 @@ int64_t EpochLength(const PipelineOptions& options, int64_t dataset_size);
 // ranks by the shard policy (options.h).
 std::vector<int64_t> EpochOrder(const PipelineOptions& options, const Source& source, int epoch);
 
-// A collated batch. Its storage is recycled when the last reference goes away.
+// A collated batch. Its storage is recycled when the last reference goes away. Its pixels are in
+// the memory PipelineOptions::batch_memory gives (the heap by default; a copy of a batch is on
+// the heap).
 class Batch {
  public:
   int epoch = 0;        // 0-based
@@ -99,7 +102,7 @@ class Batch {
   // Shape as the layout says: {N, C, H, W} or {N, H, W, C}.
   std::vector<int64_t> shape() const;
 
-  std::vector<uint8_t> data_;  // capacity grows to the largest batch, then stays
+  BatchStorage data_;  // grows to the largest batch, then stays
 };
 
 using BatchPtr = std::shared_ptr<const Batch>;
