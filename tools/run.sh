@@ -184,10 +184,14 @@ cuda_suite() {
     cuda_toolkit_from_wheels "$site/nvidia" "$toolkit" || return 1
   fi
   if [ ! -f "$dir/CMakeCache.txt" ]; then
-    # Without a GPU to ask, Torch's CMake would guess the architectures: the GPU machines' H100
-    # and H200 are 9.0.
+    # The torch package's folder as the prefix, not torch.utils.cmake_prefix_path: TorchConfig
+    # looks for libtorch.so in <prefix>/lib only after the system's folders, where Debian's
+    # 1.13 would be linked in beside 2.11's other libraries (the tests then crash). Without a
+    # GPU to ask, Torch's CMake would guess the architectures: the GPU machines' H100 and H200
+    # are 9.0.
     TORCH_CUDA_ARCH_LIST=9.0 cmake -S . -B "$dir" "${GEN[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
-      -DFLOWFEED_WITH_TORCH=ON -DCMAKE_PREFIX_PATH="$site/torch/share/cmake" \
+      -DFLOWFEED_WITH_TORCH=ON -DCMAKE_PREFIX_PATH="$site/torch" \
+      -DTorch_DIR="$site/torch/share/cmake/Torch" \
       -DCUDA_TOOLKIT_ROOT_DIR="$toolkit" -DCUDAToolkit_ROOT="$toolkit" \
       -DCMAKE_CUDA_COMPILER="$toolkit/bin/nvcc" || return 1
   fi
