@@ -51,15 +51,7 @@ class RecordingMemory : public BatchAllocator {
 };
 
 PipelineOptions Options(const TempDir& dir) {
-  test::WriteIdx(dir / "img.idx", dir / "lab.idx", 50, 6, 5);
-  PipelineOptions o;
-  o.source.type = "idx";
-  o.source.root = dir.path();
-  o.source.images = "img.idx";
-  o.source.labels = "lab.idx";
-  o.batch.size = 8;
-  o.threads = 2;
-  o.epochs = 2;
+  PipelineOptions o = test::IdxOptions(dir, 50, 6, 5);
   StageSpec flip;
   flip.type = "random_horizontal_flip";
   o.pipeline.push_back(flip);
