@@ -69,6 +69,12 @@ std::vector<std::string> StageNames(const std::vector<StageSpec>& pipeline);
 // options.distributed.uneven says (the same on every rank, except with `all`).
 int64_t EpochLength(const PipelineOptions& options, int64_t dataset_size);
 
+// What produced a run, as Pipeline::Open records it in RunStats::provenance: the version and
+// commit flowfeed was built from, the time and host now, the options' config path, resolved
+// config and command line, and the versions of the libraries the engine runs on. Public for a
+// consumer that needs it before the pipeline opens (the Python module's metrics logs).
+Provenance MakeProvenance(const PipelineOptions& options);
+
 // The dataset indices this rank draws in `epoch` (0-based), in order, EpochLength() of them. A
 // pure function of (options.seed, shuffle, source listing, shuffle_buffer, distributed rank,
 // world size and policies, epoch): the same on every run, thread count and host. Unshuffled:

@@ -6,7 +6,6 @@
 #include <algorithm>
 
 #include "flowfeed/util/clock.h"
-#include "pipeline/provenance.h"
 
 namespace flowfeed {
 
