@@ -8,6 +8,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
 
@@ -22,6 +23,9 @@ class CudaStepsImpl final : public CudaSteps {
   explicit CudaStepsImpl(const torch::Device& device)
       : device_(device.index() < 0 ? 0 : device.index()),
         copy_(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_)) {
+    // The rank's GPU becomes this thread's current device: what LibTorch and NCCL create
+    // without naming a device lands there, not on GPU 0.
+    c10::cuda::set_device(device_);
     c10::cuda::CUDACachingAllocator::resetPeakStats(device_);
   }
 

@@ -29,9 +29,10 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
   if (!resume.empty()) FLOWFEED_RETURN_IF_ERROR(ReadResume(resume, &resumed, &resumed_signature));
   report_.start_epoch = start_epoch_;
   report_.start_position = options_.start_position;
-  FLOWFEED_RETURN_IF_ERROR(JoinRanks());
   ChooseThreads();
+  // The device first: it decides the ranks' backend (NCCL on GPUs) and NCCL's GPU.
   FLOWFEED_RETURN_IF_ERROR(ChooseDevice());
+  FLOWFEED_RETURN_IF_ERROR(JoinRanks());
   FLOWFEED_RETURN_IF_ERROR(PlanDeviceNormalize(registry));
   FLOWFEED_RETURN_IF_ERROR(OpenPipelines(registry));
   FLOWFEED_RETURN_IF_ERROR(BuildModelForFirstBatch());
@@ -76,7 +77,7 @@ Status TorchTrainer::JoinRanks() {
   report_.world_size = dist.world_size;
   if (dist.world_size > 1) {
     auto t0 = Clock::now();
-    auto comm = Communicator::Create(dist);
+    auto comm = Communicator::Create(dist, device_);
     if (!comm.ok()) return comm.status();
     comm_ = std::move(comm.value());
     report_.backend = comm_->backend();
@@ -110,7 +111,15 @@ Status TorchTrainer::ChooseDevice() {
   if (t.device == "cuda" && !have_cuda)
     return Status::InvalidArgument("device: cuda was asked for, but LibTorch sees no GPU");
   const bool cuda = t.device == "cuda" || (t.device == "auto" && have_cuda);
-  device_ = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  // One GPU per rank of a host: its LOCAL_RANK (0 for a single process).
+  const int local_rank = options_.distributed.world_size > 1 ? options_.distributed.local_rank : 0;
+  if (cuda && local_rank >= int(torch::cuda::device_count()))
+    return Status::InvalidArgument(
+        "distributed: LOCAL_RANK is " + std::to_string(local_rank) + " but this host has " +
+        std::to_string(torch::cuda::device_count()) +
+        " GPU(s); start at most one rank per GPU on a host (or use device: cpu)");
+  device_ = cuda ? torch::Device(torch::kCUDA, c10::DeviceIndex(local_rank))
+                 : torch::Device(torch::kCPU);
   report_.device = device_.str();
   report_.precision = t.amp ? "bf16 autocast" : "float32";
   channels_last_ = t.channels_last == "true" || (t.channels_last == "auto" && cuda);
