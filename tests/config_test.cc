@@ -430,10 +430,11 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
             "a.yaml:2:1: thread: unknown key; did you mean \"threads\"?");
   // Nothing close: the known keys are listed instead.
   const std::string e = OnlyError(kSource + "colour: red\n");
-  EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, checkpoint, "
-               "checkpoint_every, device, digest, distributed, epochs, eval, fuse, loss, "
-               "max_in_flight, max_skipped, model, optimizer, pipeline, plugins, prefetch, "
-               "record_indices, schedule, seed, shuffle, source, threads)");
+  EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, channels_last, "
+               "checkpoint, checkpoint_every, cudnn_benchmark, device, digest, distributed, "
+               "epochs, eval, fuse, loss, max_in_flight, max_skipped, model, "
+               "normalize_on_device, optimizer, pipeline, plugins, prefetch, record_indices, "
+               "schedule, seed, shuffle, source, threads)");
 }
 
 TEST(ConfigErrors, UnknownNestedKey) {

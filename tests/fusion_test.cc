@@ -365,13 +365,29 @@ TEST(Fusion, NoRegionDecodeWhereTheCacheKeepsTheDecodedImage) {
   o.fuse = true;
   o.pipeline = {Spec("decode"), Spec("resize", {{"size", std::vector<int64_t>{50}}}),
                 Spec("random_resized_crop", {{"size", std::vector<int64_t>{32}}})};
-  Output resized = RunPipeline(o);
-  EXPECT_EQ(resized.stats.cache_placement, "resize");
-  EXPECT_EQ(Find(resized.stats.epochs[0], "decode")->fused, 6);
-  // Epoch 2 may start before epoch 1 inserted its last samples (epochs overlap): those miss.
-  const EpochStats& e2 = resized.stats.epochs[1];
-  EXPECT_GT(e2.cache.hits, 0);
-  EXPECT_EQ(Find(e2, "decode")->count, 6 - e2.cache.hits);
+  // Which epoch a sample's lookup (and so its decode) counts in depends on scheduling: the
+  // pipeline prefetches across the epoch boundary, so epoch 2's copy of a sample may be
+  // computed and inserted before epoch 1's copy looks it up, which then hits and is not decoded
+  // in epoch 1 (docs/cache.md, "Measuring it honestly"; under ASan on a loaded machine epoch 1
+  // once showed 5 region decodes). Fewer tokens narrow that window but cannot close it (a
+  // batch's tokens come back while the epoch's last sample may still wait for its lookup). What
+  // holds whatever the schedule: every lookup is a hit or a miss, every miss is decoded and
+  // region-decoded in the epoch it counts in, each sample is computed at least once (an index's
+  // first lookup finds nothing), and the batches do not depend on which copy was computed.
+  Output overlapped = RunPipeline(o);
+  EXPECT_EQ(overlapped.stats.cache_placement, "resize");
+  ASSERT_EQ(overlapped.stats.epochs.size(), 2u);
+  int64_t misses = 0;
+  for (const EpochStats& e : overlapped.stats.epochs) {
+    EXPECT_EQ(e.cache.hits + e.cache.misses, 6) << "epoch " << e.epoch;
+    EXPECT_EQ(Find(e, "decode")->count, e.cache.misses) << "epoch " << e.epoch;
+    EXPECT_EQ(Find(e, "decode")->fused, e.cache.misses) << "epoch " << e.epoch;
+    misses += e.cache.misses;
+  }
+  EXPECT_GE(misses, 6);
+  EXPECT_LT(misses, 12);  // the second epoch is served, at least in part, from the cache
+  EXPECT_EQ(overlapped.stats.cache.memory_entries, 6);
+  EXPECT_EQ(RunPipeline(o).pixels, overlapped.pixels);
 }
 
 }  // namespace

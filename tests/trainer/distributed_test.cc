@@ -157,6 +157,66 @@ TEST(Distributed, BadEnvironmentIsNamed) {
   EXPECT_NE(r.output.find("WORLD_SIZE=\"two\""), std::string::npos) << r.output;
 }
 
+// ---------------------------------------------------------------------- backends
+
+TEST(Backend, NcclForGpuRanksWhereBuiltGlooOtherwise) {
+  const torch::Device cpu(torch::kCPU), gpu(torch::kCUDA, 0);
+  EXPECT_EQ(ChooseBackend("auto", cpu), "gloo");
+  EXPECT_EQ(ChooseBackend("auto", gpu), HaveNccl() ? "nccl" : "gloo");
+  EXPECT_EQ(ChooseBackend("gloo", gpu), "gloo");
+  EXPECT_EQ(ChooseBackend("nccl", cpu), "nccl");
+}
+
+// NCCL asked for where it cannot run is refused before any rendezvous, saying why.
+TEST(Backend, NcclWithoutAGpuOrWithoutTheBuildIsNamed) {
+  DistributedOptions o;
+  o.world_size = 2;
+  o.master_port = FreePort();
+  o.timeout_seconds = 2;
+  o.backend = "nccl";
+  auto c = Communicator::Create(o, torch::Device(torch::kCPU));
+  ASSERT_FALSE(c.ok());
+  if (HaveNccl()) {
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find("nccl carries CUDA tensors"), std::string::npos)
+        << c.status().ToString();
+  } else {
+    EXPECT_EQ(c.status().code(), StatusCode::kUnsupported);
+    EXPECT_NE(c.status().message().find("nccl is not built into this flowfeed"),
+              std::string::npos)
+        << c.status().ToString();
+  }
+}
+
+// One rank of NCCL on the GPU: the collectives give back what they were given (a sum over one
+// rank), in place, for tensors on the CPU and on the GPU, and for the doubles of the metrics.
+TEST(TrainerCuda, NcclCollectivesOfOneRank) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible to LibTorch";
+  if (!HaveNccl()) GTEST_SKIP() << "this build has no c10d NCCL";
+  DistributedOptions o;
+  o.world_size = 1;
+  o.master_port = FreePort();
+  o.timeout_seconds = 30;
+  o.backend = "nccl";
+  auto c = Communicator::Create(o, torch::Device(torch::kCUDA, 0));
+  ASSERT_OK(c);
+  Communicator& comm = *c.value();
+  EXPECT_EQ(comm.backend(), "nccl");
+  torch::Tensor on_cpu = torch::arange(10, torch::kFloat32);
+  torch::Tensor on_gpu = torch::arange(6, torch::kFloat32).view({2, 3}).cuda();
+  std::vector<torch::Tensor> t{on_cpu, on_gpu};
+  ASSERT_OK(comm.AllReduceSum(t, "test all-reduce", /*bucket_bytes=*/16));
+  EXPECT_TRUE(t[0].device().is_cpu());
+  EXPECT_TRUE(torch::equal(t[0], torch::arange(10, torch::kFloat32)));
+  EXPECT_TRUE(t[1].device().is_cuda());
+  EXPECT_TRUE(torch::equal(t[1].cpu(), torch::arange(6, torch::kFloat32).view({2, 3})));
+  std::vector<double> v{1.5, -2};
+  ASSERT_OK(comm.AllReduceSum(&v, "test metrics"));
+  EXPECT_EQ(v, (std::vector<double>{1.5, -2}));
+  ASSERT_OK(comm.Broadcast(t, "test broadcast"));
+  EXPECT_TRUE(torch::equal(t[0], torch::arange(10, torch::kFloat32)));
+}
+
 // ---------------------------------------------------------------------- mid-epoch resume
 
 PipelineOptions Options(const TempDir& dir, int epochs, const std::string& extra = "") {

@@ -17,47 +17,15 @@
 #include "flowfeed/env.h"
 #include "flowfeed/util/clock.h"
 #include "test_util.h"
+#include "tiny_training.h"
 
 namespace flowfeed {
 namespace {
 
+using test::TinyOptions;
+using test::Train;
+
 using test::TempDir;
-
-PipelineOptions TinyOptions(const TempDir& dir, int epochs) {
-  test::WriteBandIdx(dir / "train-images", dir / "train-labels", 256, 1);
-  test::WriteBandIdx(dir / "test-images", dir / "test-labels", 64, 2);
-  const std::string yaml =
-      "seed: 3\n"
-      "threads: 2\n"
-      "epochs: " + std::to_string(epochs) + "\n"
-      "source: {type: idx, root: " + dir.path() + ", images: train-images, labels: train-labels}\n"
-      "pipeline:\n"
-      "  - {type: random_horizontal_flip}\n"
-      "  - {type: normalize, mean: [0.4], std: [0.3]}\n"
-      "batch: {size: 32}\n"
-      "model: {type: mlp, hidden: [32]}\n"
-      "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
-      "schedule: {type: constant}\n"
-      "eval:\n"
-      "  source: {type: idx, root: " + dir.path() + ", images: test-images, labels: test-labels}\n"
-      "  pipeline: [{type: normalize, mean: [0.4], std: [0.3]}]\n"
-      "checkpoint: " + dir / "ckpt/model.pt" + "\n";
-  StageRegistry reg;
-  RegisterBuiltinStages(&reg);
-  auto r = ParseConfig(yaml, "tiny.yaml", {}, reg);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? r.value() : PipelineOptions{};
-}
-
-Result<TrainReport> Train(const PipelineOptions& o, const std::string& resume = "") {
-  StageRegistry reg;
-  RegisterBuiltinStages(&reg);
-  auto t = Trainer::Create(o, reg, resume);
-  if (!t.ok()) return t.status();
-  Status st = t.value()->Run();
-  if (!st.ok()) return st;
-  return t.value()->report();
-}
 
 // Every tensor of an archive and its nested archives (LibTorch saves a module's children as
 // nested archives), by dotted name.
@@ -302,15 +270,8 @@ TEST(Trainer, TraceHasTheTrainersStepsAndThePipelinesStages) {
 namespace flowfeed {
 namespace {
 
-TEST(Trainer, MixedPrecisionIsRefusedUntilImplemented) {
-  TempDir dir;
-  PipelineOptions o = TinyOptions(dir, 1);
-  o.train.amp = true;
-  auto r = Train(o);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(r.status().message().find("amp"), std::string::npos);
-}
+using test::TinyOptions;
+using test::Train;
 
 // uint8 batches (a quarter of the bytes of float32) are scaled to [0, 1] by the trainer.
 TEST(Trainer, TrainsOnUint8Batches) {
@@ -325,7 +286,7 @@ TEST(Trainer, TrainsOnUint8Batches) {
   EXPECT_GT(r->epochs[2].eval_accuracy, 0.8);
 }
 
-// The CUDA path (pinned staging, non-blocking copy, uint8 batches scaled on the device) trains
+// The CUDA path (pinned batches, copies on the copy stream, uint8 batches scaled on the device) trains
 // like the CPU one. Runs where LibTorch sees a GPU; skipped, and says so, elsewhere.
 TEST(TrainerCuda, TrainsOnTheGpuWithUint8Batches) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible to LibTorch";
@@ -338,7 +299,8 @@ TEST(TrainerCuda, TrainsOnTheGpuWithUint8Batches) {
   auto r = Train(o);
   ASSERT_OK(r);
   EXPECT_EQ(r->device.substr(0, 4), "cuda");
-  EXPECT_TRUE(r->synchronized_timing);
+  EXPECT_FALSE(r->synchronized_timing);
+  EXPECT_EQ(r->timing, "cuda events");
   EXPECT_LT(r->epochs[2].loss, r->epochs[0].loss);
 }
 
@@ -411,6 +373,9 @@ TEST(Trainer, AStopDuringEvaluationAbandonsIt) {
 namespace flowfeed {
 namespace {
 
+using test::TinyOptions;
+using test::Train;
+
 // Trainer::live() during Run(): the training pipeline's epoch, timed by the training loop, from
 // the step callback and from another thread; at each epoch's end it agrees with the reports.
 TEST(Trainer, LiveStatsFollowTheTrainingLoop) {
@@ -473,6 +438,9 @@ TEST(Trainer, LiveStatsFollowTheTrainingLoop) {
 // failure is reported naming the file, and the previous checkpoint is left intact.
 namespace flowfeed {
 namespace {
+
+using test::TinyOptions;
+using test::Train;
 
 // Trains one epoch cleanly, then resumes for a second with `env` in place; the second run's
 // checkpoint write must fail with an IoError whose message contains `part` (the file it names),

@@ -3,6 +3,7 @@
 //
 // Threads: the thread that drives the trainer (Init opens the pipeline, Run() evaluates).
 
+#include "autocast.h"
 #include "flowfeed/util/clock.h"
 #include "trainer_impl.h"
 
@@ -41,9 +42,13 @@ Status TorchTrainer::Evaluate(TrainEpochStats* es) {
     BatchPtr b;
     FLOWFEED_RETURN_IF_ERROR(NextOrStop(eval_.get(), &b, &abandoned).WithContext("eval"));
     if (!b) break;
-    torch::Tensor x = Input(*b);
-    torch::Tensor y = Labels(*b);
-    torch::Tensor logits = model_->forward(x);
+    torch::Tensor x, y, logits;
+    Inputs(*b, /*slot=*/-1, &x, &y);
+    {
+      AutocastScope autocast(device_, options_.train.amp);
+      logits = model_->forward(x);
+    }
+    // .item() waits for the device, so the batch (read by the copy) is released after it.
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y,
                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))

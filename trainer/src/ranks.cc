@@ -60,7 +60,8 @@ Status TorchTrainer::AverageGradients(double mine, double total) {
   std::vector<torch::Tensor> params = model_->parameters();
   for (auto& p : params) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad().to(torch::kCPU) * (total > 0 ? mine / total : 0.0));
+    // On the model's device: the communicator moves the buckets where its backend needs them.
+    grads.push_back(p.grad() * (total > 0 ? mine / total : 0.0));
   }
   FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(grads, "all-reduce of the gradients"));
   for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad().copy_(grads[i]);
@@ -74,7 +75,7 @@ Status TorchTrainer::AverageBuffers() {
   std::vector<torch::Tensor> floats;
   std::vector<torch::Tensor> buffers = model_->buffers();
   for (auto& b : buffers)
-    if (b.is_floating_point()) floats.push_back(b.detach().to(torch::kCPU).clone());
+    if (b.is_floating_point()) floats.push_back(b.detach().clone());
   if (floats.empty()) return Status::Ok();
   FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(floats, "averaging the batch-norm statistics"));
   torch::NoGradGuard no_grad;

@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <thread>
 
+#include "autocast.h"
 #include "flowfeed/util/clock.h"
+#include "foreach_sgd.h"
 #include "trainer_impl.h"
 
 namespace flowfeed {
@@ -27,14 +29,17 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
   if (!resume.empty()) FLOWFEED_RETURN_IF_ERROR(ReadResume(resume, &resumed, &resumed_signature));
   report_.start_epoch = start_epoch_;
   report_.start_position = options_.start_position;
-  FLOWFEED_RETURN_IF_ERROR(JoinRanks());
   ChooseThreads();
+  // The device first: it decides the ranks' backend (NCCL on GPUs) and NCCL's GPU.
   FLOWFEED_RETURN_IF_ERROR(ChooseDevice());
+  FLOWFEED_RETURN_IF_ERROR(JoinRanks());
+  FLOWFEED_RETURN_IF_ERROR(PlanDeviceNormalize(registry));
   FLOWFEED_RETURN_IF_ERROR(OpenPipelines(registry));
   FLOWFEED_RETURN_IF_ERROR(BuildModelForFirstBatch());
   FLOWFEED_RETURN_IF_ERROR(BuildOptimizer());
   if (!resume.empty()) FLOWFEED_RETURN_IF_ERROR(RestoreState(resume, resumed, resumed_signature));
   if (comm_) FLOWFEED_RETURN_IF_ERROR(BroadcastParameters());
+  WarmUpDevice();
   steps_per_epoch_ = pipeline_->batches_per_epoch();
   return Status::Ok();
 }
@@ -72,7 +77,7 @@ Status TorchTrainer::JoinRanks() {
   report_.world_size = dist.world_size;
   if (dist.world_size > 1) {
     auto t0 = Clock::now();
-    auto comm = Communicator::Create(dist);
+    auto comm = Communicator::Create(dist, device_);
     if (!comm.ok()) return comm.status();
     comm_ = std::move(comm.value());
     report_.backend = comm_->backend();
@@ -105,18 +110,110 @@ Status TorchTrainer::ChooseDevice() {
   report_.setup.push_back({"device_probe", SecondsSince(tp)});
   if (t.device == "cuda" && !have_cuda)
     return Status::InvalidArgument("device: cuda was asked for, but LibTorch sees no GPU");
-  if (t.amp)
-    return Status::Unsupported("amp: mixed precision is not implemented yet; remove `amp: true`");
   const bool cuda = t.device == "cuda" || (t.device == "auto" && have_cuda);
-  device_ = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  // One GPU per rank of a host: its LOCAL_RANK (0 for a single process).
+  const int local_rank = options_.distributed.world_size > 1 ? options_.distributed.local_rank : 0;
+  if (cuda && local_rank >= int(torch::cuda::device_count()))
+    return Status::InvalidArgument(
+        "distributed: LOCAL_RANK is " + std::to_string(local_rank) + " but this host has " +
+        std::to_string(torch::cuda::device_count()) +
+        " GPU(s); start at most one rank per GPU on a host (or use device: cpu)");
+  device_ = cuda ? torch::Device(torch::kCUDA, c10::DeviceIndex(local_rank))
+                 : torch::Device(torch::kCPU);
   report_.device = device_.str();
-  report_.synchronized_timing = cuda;
+  report_.precision = t.amp ? "bf16 autocast" : "float32";
+  channels_last_ = t.channels_last == "true" || (t.channels_last == "auto" && cuda);
   if (cuda) {
     auto t0 = Clock::now();
     torch::empty({1}, torch::TensorOptions().device(device_));  // creates the context
     Sync();
     report_.setup.push_back({"cuda_context", SecondsSince(t0)});
+    at::globalContext().setBenchmarkCuDNN(t.cudnn_benchmark);
+    cuda_ = CudaSteps::Create(device_);
+    report_.synchronized_timing = !cuda_;
+    report_.timing = cuda_ ? "cuda events" : "synchronized";
+    for (int i = 0; i < CudaSteps::kSlots && cuda_; ++i) {
+      auto pinned = torch::TensorOptions().pinned_memory(true);
+      loss_host_.push_back(torch::zeros({}, pinned.dtype(torch::kFloat32)));
+      correct_host_.push_back(torch::zeros({}, pinned.dtype(torch::kInt64)));
+    }
   }
+  return Status::Ok();
+}
+
+// normalize_on_device: the training pipeline's trailing `normalize` (followed at most by
+// random_horizontal_flip, which commutes with it) leaves the pipeline and runs on the device
+// after the copy, and batches travel as uint8. Only where that gives the same numbers: every
+// stage before it is a built-in one (they keep uint8 pixels uint8; a plugin may not), the batch
+// is float32, the cache does not keep its output, and an evaluation pipeline ends with the same
+// normalize (which leaves it too). `auto` does it on CUDA where allowed; `true` fails naming
+// what prevents it.
+Status TorchTrainer::PlanDeviceNormalize(const StageRegistry& registry) {
+  const std::string& want = options_.train.normalize_on_device;
+  if (want == "false" || (want == "auto" && !device_.is_cuda())) return Status::Ok();
+  auto trailing_normalize = [&](const std::vector<StageSpec>& stages, std::string* why) -> int {
+    int at = int(stages.size()) - 1;
+    while (at >= 0 && stages[size_t(at)].type == "random_horizontal_flip") --at;
+    if (at < 0 || stages[size_t(at)].type != "normalize") {
+      *why = "the pipeline does not end with normalize (random_horizontal_flip may follow it)";
+      return -1;
+    }
+    for (int i = 0; i < at; ++i) {
+      const StageInfo* info = registry.Find(stages[size_t(i)].type);
+      if (!info || info->origin != "built-in" || stages[size_t(i)].type == "normalize") {
+        *why = "stage '" + stages[size_t(i)].name + "' before normalize is " +
+               (info ? info->origin : std::string("unknown")) +
+               ", and only built-in stages are known to keep pixels uint8";
+        return -1;
+      }
+    }
+    return at;
+  };
+  std::string why;
+  const int at = trailing_normalize(options_.pipeline, &why);
+  const StageSpec* spec = at >= 0 ? &options_.pipeline[size_t(at)] : nullptr;
+  int eval_at = -1;
+  if (spec && options_.batch.dtype != DType::kFloat32) {
+    why = "the batch dtype is uint8 already";
+    spec = nullptr;
+  }
+  if (spec && !options_.cache.after.empty() && options_.cache.after == spec->name) {
+    why = "cache.after names '" + spec->name + "'";
+    spec = nullptr;
+  }
+  if (spec && options_.train.eval.enabled) {
+    std::string eval_why;
+    eval_at = trailing_normalize(options_.train.eval.pipeline, &eval_why);
+    if (eval_at < 0 ||
+        options_.train.eval.pipeline[size_t(eval_at)].params.ToString() != spec->params.ToString()) {
+      why = "the eval pipeline does not end with the same normalize";
+      spec = nullptr;
+    }
+  }
+  if (!spec) {
+    if (want == "true")
+      return Status::InvalidArgument("normalize_on_device: true, but " + why);
+    return Status::Ok();
+  }
+  const StageParams& p = spec->params;
+  std::vector<double> mean = p.FloatList("mean"), stdev = p.FloatList("std");
+  const double scale = p.Float("scale");
+  // The stage's own coefficients (builtin/pixel.cc): float(scale / std), float(-mean / std).
+  std::vector<float> a, b;
+  for (size_t c = 0; c < mean.size(); ++c) {
+    a.push_back(float(scale / stdev[c]));
+    b.push_back(float(-mean[c] / stdev[c]));
+  }
+  auto channel_view = [&](const std::vector<float>& v) {
+    return torch::tensor(v).view({1, int64_t(v.size()), 1, 1}).to(device_);
+  };
+  scale_ = channel_view(a);
+  shift_ = channel_view(b);
+  options_.pipeline.erase(options_.pipeline.begin() + at);
+  if (eval_at >= 0)
+    options_.train.eval.pipeline.erase(options_.train.eval.pipeline.begin() + eval_at);
+  options_.batch.dtype = DType::kUInt8;
+  report_.normalize_on_device = true;
   return Status::Ok();
 }
 
@@ -166,16 +263,34 @@ Status TorchTrainer::BuildModelForFirstBatch() {
 
   t0 = Clock::now();
   model_->to(device_);
+  ToChannelsLast();
   Sync();
   report_.setup.push_back({"model_to_device", SecondsSince(t0)});
   return Status::Ok();
+}
+
+// channels_last: the 4-d weights (convolutions) in NHWC order, as `model.to(memory_format=
+// torch.channels_last)` does in Python; LibTorch's Module::to has no memory format. A model
+// without any (the MLP) stays as it is.
+void TorchTrainer::ToChannelsLast() {
+  bool any = false;
+  if (channels_last_) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->parameters()) {
+      if (p.dim() != 4) continue;
+      p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+      any = true;
+    }
+  }
+  channels_last_ = any;
+  report_.memory_format = any ? "channels_last" : "contiguous";
 }
 
 Status TorchTrainer::BuildOptimizer() {
   auto t0 = Clock::now();
   const OptimizerOptions& o = options_.train.optimizer;
   if (o.type == "sgd") {
-    optimizer_ = std::make_unique<torch::optim::SGD>(
+    optimizer_ = std::make_unique<ForeachSGD>(
         model_->parameters(), torch::optim::SGDOptions(o.lr)
                                   .momentum(o.momentum)
                                   .nesterov(o.nesterov)
@@ -190,6 +305,28 @@ Status TorchTrainer::BuildOptimizer() {
   }
   report_.setup.push_back({"optimizer", SecondsSince(t0)});
   return Status::Ok();
+}
+
+// On CUDA, the first step's one-time costs (cuDNN's algorithm search for every convolution
+// shape, the caching allocator's growth to the step's working set, lazy kernel loading) are
+// paid here, as the set-up part "cuda_warmup", instead of inside the first step: one forward and
+// backward pass on the first batch in eval mode, which changes no weight, no batch-norm
+// statistic and draws no random number; its gradients are dropped.
+void TorchTrainer::WarmUpDevice() {
+  if (!device_.is_cuda()) return;
+  auto t0 = Clock::now();
+  model_->eval();
+  torch::Tensor x, y, loss;
+  Inputs(*first_, /*slot=*/-1, &x, &y);
+  {
+    AutocastScope autocast(device_, options_.train.amp);
+    loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
+  }
+  loss.backward();
+  for (auto& p : model_->parameters()) p.mutable_grad() = torch::Tensor();
+  model_->train();
+  Sync();
+  report_.setup.push_back({"cuda_warmup", SecondsSince(t0)});
 }
 
 }  // namespace flowfeed

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "autocast.h"
 #include "flowfeed/util/clock.h"
 #include "trainer_impl.h"
 
@@ -38,35 +39,61 @@ void TorchTrainer::SetLearningRate(double lr) {
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
 }
 
-// The batch as a device tensor: float pixels as they are; uint8 pixels scaled to [0, 1] on
-// the device (a quarter of the bytes over the bus). On CUDA the batch was collated into pinned
-// host memory (OpenPipelines) and is copied without blocking the host.
-torch::Tensor TorchTrainer::Input(const Batch& b) {
+// The batch's pixels as a host tensor over its memory (no copy), in NCHW order.
+torch::Tensor TorchTrainer::HostView(const Batch& b) const {
   std::vector<int64_t> shape = b.shape();
   if (b.layout == Layout::kNHWC) shape = {b.size, b.height, b.width, b.channels};
   auto dtype = b.dtype == DType::kUInt8 ? torch::kUInt8 : torch::kFloat32;
   torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(b.data()), shape,
                                      torch::TensorOptions().dtype(dtype));
-  if (device_.is_cuda()) {
-    // The batch is in pinned memory already (OpenPipelines): copied without blocking the host.
-    // It goes back to the pipeline only after the step's Sync(), so the copy has finished.
-    x = x.to(device_, /*non_blocking=*/true);
-  }
-  if (b.layout == Layout::kNHWC) x = x.permute({0, 3, 1, 2});
-  if (b.dtype == DType::kUInt8) x = x.to(torch::kFloat32).div_(255.0);
-  return x.contiguous();
+  return x;
 }
 
-// The batch's labels as a device tensor.
-torch::Tensor TorchTrainer::Labels(const Batch& b) {
+torch::Tensor TorchTrainer::Labels(const Batch& b) const {
   return torch::from_blob(const_cast<int64_t*>(b.labels.data()), {b.size},
-                          torch::TensorOptions().dtype(torch::kInt64))
-      .to(device_);
+                          torch::TensorOptions().dtype(torch::kInt64));
+}
+
+// The model's input from the batch's pixels, once they are on the device: NCHW shape, float32;
+// uint8 pixels normalised (normalize_on_device) or scaled to [0, 1]; channels_last memory
+// order when the model uses it.
+torch::Tensor TorchTrainer::OnDevice(torch::Tensor x, const Batch& b) const {
+  if (b.layout == Layout::kNHWC) x = x.permute({0, 3, 1, 2});
+  if (b.dtype == DType::kUInt8) {
+    // Two roundings (multiply, then add), as the normalize stage's conversion does.
+    x = scale_.defined() ? x.to(torch::kFloat32).mul_(scale_).add_(shift_)
+                         : x.to(torch::kFloat32).div_(255.0);
+  }
+  return x.contiguous(channels_last_ ? torch::MemoryFormat::ChannelsLast
+                                     : torch::MemoryFormat::Contiguous);
+}
+
+// The step's inputs on the device. On CUDA with a CudaSteps, the copy from the batch's pinned
+// memory and the conversion run on the copy stream, ahead of the compute that uses them (slot:
+// the step's). Otherwise the copy is on the current stream (non-blocking from pinned memory on
+// CUDA; the batch is kept until the work that reads it has finished).
+void TorchTrainer::Inputs(const Batch& b, int slot, torch::Tensor* x, torch::Tensor* y) {
+  if (cuda_ && slot >= 0) {
+    auto on_device = cuda_->Stage(slot, {HostView(b), Labels(b)},
+                                  [&](std::vector<torch::Tensor> t) {
+                                    t[0] = OnDevice(t[0], b);
+                                    return t;
+                                  });
+    *x = on_device[0];
+    *y = on_device[1];
+    return;
+  }
+  const bool cuda = device_.is_cuda();
+  *x = OnDevice(cuda ? HostView(b).to(device_, /*non_blocking=*/true) : HostView(b), b);
+  *y = cuda ? Labels(b).to(device_, /*non_blocking=*/true) : Labels(b);
 }
 
 // One epoch of steps. With other ranks, each step starts with a small all-reduce in which
 // the ranks agree on whether anyone still has a batch, on the global batch size (gradients
 // are weighted by it) and on whether to stop; so every rank runs the same steps.
+// A step is queued (TrainStep), then completed (CompleteStep: its loss, accuracy and times read
+// back): at once on the CPU; one step later with CUDA events, so that the host takes and queues
+// step N+1 (its copy overlapping step N on the GPU) before it waits for step N to end.
 Status TorchTrainer::TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on_step,
                                 bool* stopped) {
   model_->train();
@@ -82,49 +109,52 @@ Status TorchTrainer::TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on
   position_ = resumed_epoch ? options_.start_position : 0;
   batches_done_ = resumed_epoch ? options_.start_batch : 0;
   bool exhausted = false;  // this rank's epoch ended; the next Next() would start the next one
+  std::unique_ptr<PendingStep> pending;  // queued, not yet completed (CUDA events only)
+  int64_t queued = 0;
+  auto complete_pending = [&] {
+    if (pending) CompleteStep(epoch, pending.get(), &tally, es, on_step);
+    pending.reset();
+  };
   while (true) {
-    StepClock c;
-    c.t0 = Clock::now();
+    auto s = std::make_unique<PendingStep>();
+    s->c.t0 = Clock::now();
     BatchPtr b;
     bool interrupted = false;  // a stop request came before (or during) the wait
     FLOWFEED_RETURN_IF_ERROR(TakeBatch(&exhausted, &b, &interrupted));
-    c.wait = SecondsSince(c.t0);
-    c.ta = Clock::now();
+    s->c.wait = SecondsSince(s->c.t0);
+    s->c.ta = Clock::now();
     StepAgreement agreed;
     FLOWFEED_RETURN_IF_ERROR(AgreeOnStep(b.get(), interrupted, &agreed));
-    c.agree_seconds = SecondsSince(c.ta);
+    s->c.agree_seconds = SecondsSince(s->c.ta);
     if (!agreed.anyone_has_data) break;  // every rank's epoch is over
     if (agreed.stop) {
       // Stop at a step boundary: the checkpoint says exactly where.
       *stopped = true;
+      complete_pending();
       if (!options_.train.checkpoint.empty()) FLOWFEED_RETURN_IF_ERROR(MidEpochCheckpoint(epoch));
       break;
     }
-    StepRecord step;
-    step.lr = LearningRate(global_step_);
-    FLOWFEED_RETURN_IF_ERROR(TrainStep(b.get(), agreed.global_batch, &c, &tally, es, &step));
-    b.reset();  // the batch's buffer goes back to the pipeline
-    RecordStep(epoch, c, &tally, es);
-    ++es->steps;
-    ++global_step_;
-    if (on_step) {
-      step.epoch = epoch + 1;
-      step.step = es->steps;
-      step.steps_per_epoch = steps_per_epoch_;
-      step.global_step = global_step_;
-      step.seconds = tally.step_seconds.back() + c.wait;
-      step.data_wait_seconds = c.wait;
-      step.wall_time = WallSeconds();
-      on_step(step);
+    if (cuda_) {
+      s->slot = int(queued % CudaSteps::kSlots);
+      s->previous = pending ? pending->slot : -1;
     }
+    s->record.lr = LearningRate(global_step_);
+    FLOWFEED_RETURN_IF_ERROR(TrainStep(std::move(b), agreed.global_batch, s.get(), es));
+    ++queued;
+    s->record.global_step = ++global_step_;
+    complete_pending();  // the step before (CUDA), while this one runs
+    pending = std::move(s);
+    if (!cuda_) complete_pending();
     if (options_.train.checkpoint_every > 0 && !options_.train.checkpoint.empty() &&
-        es->steps % options_.train.checkpoint_every == 0) {
+        queued % options_.train.checkpoint_every == 0) {
+      complete_pending();
       auto tc = Clock::now();
       FLOWFEED_RETURN_IF_ERROR(MidEpochCheckpoint(epoch));
       es->checkpoint_seconds += SecondsSince(tc);
       Span("checkpoint", tc, Clock::now(), epoch + 1);
     }
   }
+  complete_pending();
   return FinishEpoch(epoch, epoch_start, tally, *stopped, es);
 }
 
@@ -156,70 +186,125 @@ Status TorchTrainer::AgreeOnStep(const Batch* b, bool interrupted, StepAgreement
   return Status::Ok();
 }
 
-// One step on `b` (null: this rank has no batch, but steps with the others, adding zero
-// gradients). Device synchronisations between the parts keep each part's time its own.
-Status TorchTrainer::TrainStep(const Batch* b, double global_batch, StepClock* c,
-                               EpochTally* tally, TrainEpochStats* es, StepRecord* step) {
+// Queues one step on `b` (null: this rank has no batch, but steps with the others, adding zero
+// gradients). On the CPU each part has run when its clock is read. On CUDA with a CudaSteps the
+// host only queues the work and the parts are timed by events; without one (a CUDA LibTorch is
+// needed for events) the device is synchronised between the parts, which keeps each part's time
+// its own at the cost of the overlap.
+Status TorchTrainer::TrainStep(BatchPtr b, double global_batch, PendingStep* s,
+                               TrainEpochStats* es) {
+  StepClock* c = &s->c;
+  const int slot = s->slot;
+  auto mark = [&](CudaSteps::Mark m) {
+    if (cuda_)
+      cuda_->Record(slot, m);
+    else
+      Sync();
+  };
   c->t1 = Clock::now();
   torch::Tensor x, y;
-  if (b) {
-    x = Input(*b);
-    y = Labels(*b);
-  }
-  Sync();
+  if (cuda_) cuda_->Record(slot, CudaSteps::kArrive);
+  if (b) Inputs(*b, slot, &x, &y);
+  mark(CudaSteps::kStart);
   c->t2 = Clock::now();
-  SetLearningRate(step->lr);
+  SetLearningRate(s->record.lr);
   torch::Tensor logits, loss;
   if (b) {
+    AutocastScope autocast(device_, options_.train.amp);
     logits = model_->forward(x);
     loss = torch::nn::functional::cross_entropy(
         logits, y,
         torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
             options_.train.label_smoothing));
   }
-  Sync();
+  mark(CudaSteps::kForward);
   c->t3 = Clock::now();
   optimizer_->zero_grad();
   if (b) loss.backward();
-  Sync();
+  mark(CudaSteps::kBackward);
   c->t4 = Clock::now();
   if (comm_) FLOWFEED_RETURN_IF_ERROR(AverageGradients(b ? double(b->size) : 0.0, global_batch));
+  mark(CudaSteps::kAllReduce);
   c->t4b = Clock::now();
   optimizer_->step();
-  Sync();
+  if (b) {
+    torch::Tensor correct = logits.argmax(1).eq(y).sum();
+    if (cuda_) {
+      // Read back when the step is completed, without a synchronisation now.
+      s->loss = loss_host_[size_t(slot)].copy_(loss.detach().to(torch::kFloat32), true);
+      s->correct = correct_host_[size_t(slot)].copy_(correct, true);
+    } else {
+      s->loss = loss.detach();
+      s->correct = correct;
+    }
+  }
+  mark(CudaSteps::kEnd);
   c->t5 = Clock::now();
   if (b) {
-    step->loss = loss.item<double>();
-    const int64_t correct = logits.argmax(1).eq(y).sum().item<int64_t>();
-    tally->correct += correct;
-    tally->loss_sum += step->loss * double(b->size);
-    step->samples = b->size;
-    step->accuracy = b->size > 0 ? double(correct) / double(b->size) : 0;
+    s->record.samples = b->size;
     es->samples += b->size;
     if (options_.train.record_indices)
       es->indices.insert(es->indices.end(), b->indices.begin(), b->indices.end());
     position_ = b->end_position;
     batches_done_ = b->number + 1;
   }
+  s->batch = std::move(b);
   return Status::Ok();
 }
 
-// The step's parts into the epoch's sums and the trace.
-void TorchTrainer::RecordStep(int epoch, const StepClock& c, EpochTally* tally,
-                              TrainEpochStats* es) {
+// Reads a queued step's results back (on CUDA: waits for its end on the device), adds its parts
+// to the epoch's sums and the trace, gives its batch back to the pipeline and reports the step.
+void TorchTrainer::CompleteStep(int epoch, PendingStep* s, EpochTally* tally,
+                                TrainEpochStats* es, const OnStep& on_step) {
+  const StepClock& c = s->c;
+  // The parts: from the device's events, or from the host's clock.
+  double wait = c.wait, h2d = SecondsBetween(c.t1, c.t2), forward = SecondsBetween(c.t2, c.t3),
+         backward = SecondsBetween(c.t3, c.t4), allreduce = SecondsBetween(c.t4, c.t4b),
+         optimizer = SecondsBetween(c.t4b, c.t5);
+  if (cuda_) {
+    const CudaSteps::Times t = cuda_->Finish(s->slot, s->previous);
+    // The device's idle time before the step is its wait for data; an epoch's first step has
+    // no step before it, so the host's wait stands for it.
+    if (s->previous >= 0) wait = t.idle;
+    h2d = t.h2d;
+    forward = t.forward;
+    backward = t.backward;
+    allreduce = t.allreduce;
+    optimizer = t.optimizer;
+  }
+  StepRecord& step = s->record;
+  if (s->loss.defined()) {
+    step.loss = s->loss.item<double>();
+    const int64_t correct = s->correct.item<int64_t>();
+    tally->correct += correct;
+    tally->loss_sum += step.loss * double(step.samples);
+    step.accuracy = step.samples > 0 ? double(correct) / double(step.samples) : 0;
+  }
+  s->batch.reset();  // its memory goes back to the pipeline: nothing reads it any more
   Span("wait for batch", c.t0, c.ta, epoch + 1);
   Span("to device", c.t1, c.t2, epoch + 1);
   Span("forward", c.t2, c.t3, epoch + 1);
   Span("backward", c.t3, c.t4, epoch + 1);
   if (comm_) Span("all-reduce", c.t4, c.t4b, epoch + 1);
   Span("optimizer", c.t4b, c.t5, epoch + 1);
-  es->data_wait_seconds += c.wait;
-  es->h2d_seconds += SecondsBetween(c.t1, c.t2);
-  es->forward_seconds += SecondsBetween(c.t2, c.t3);
-  es->backward_seconds += SecondsBetween(c.t3, c.t4);
-  es->allreduce_seconds += SecondsBetween(c.t4, c.t4b) + c.agree_seconds;
-  es->optimizer_seconds += SecondsBetween(c.t4b, c.t5);
-  tally->step_seconds.push_back(SecondsBetween(c.t1, c.t5) + c.agree_seconds);
+  es->data_wait_seconds += wait;
+  es->h2d_seconds += h2d;
+  es->forward_seconds += forward;
+  es->backward_seconds += backward;
+  es->allreduce_seconds += allreduce + c.agree_seconds;
+  es->optimizer_seconds += optimizer;
+  tally->step_seconds.push_back(h2d + forward + backward + allreduce + optimizer +
+                                c.agree_seconds);
+  ++es->steps;
+  if (on_step) {
+    step.epoch = epoch + 1;
+    step.step = es->steps;
+    step.steps_per_epoch = steps_per_epoch_;
+    step.seconds = tally->step_seconds.back() + wait;
+    step.data_wait_seconds = wait;
+    step.wall_time = WallSeconds();
+    on_step(step);
+  }
 }
 
 // The epoch's end: its clock stops, its metrics are reduced over the ranks (a stopped epoch's

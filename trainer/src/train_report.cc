@@ -148,8 +148,10 @@ ReportDoc TrainReportDoc(const TrainReport& r) {
   doc.first_epoch_gap = std::move(gap);
   doc.ledger = ReportLedger{r.wall_seconds, setup.seconds, epochs, r.unexplained_seconds};
   doc.setup = std::move(setup);
-  doc.trainer = ReportTrainer{r.device,      r.torch_threads,    r.model,       r.synchronized_timing,
-                              r.start_epoch, r.start_position,   r.wall_seconds};
+  doc.trainer = ReportTrainer{r.device,        r.torch_threads,  r.model,
+                              r.synchronized_timing, r.start_epoch, r.start_position,
+                              r.wall_seconds,  r.precision,      r.memory_format,
+                              r.normalize_on_device, r.timing, r.device_memory};
   doc.distributed = ReportDistributed{r.rank, r.world_size,
                                       r.world_size > 1 ? r.backend : std::string("none"),
                                       r.shard_policy, r.uneven};

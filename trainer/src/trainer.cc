@@ -139,6 +139,8 @@ TrainReport TorchTrainer::report() const {
     r.pipeline.provenance.libraries.emplace_back("LibTorch", TORCH_VERSION);
   }
   if (!finished_) r.wall_seconds = SecondsSince(created_);
+  if (cuda_)
+    for (const auto& [name, value] : cuda_->MemoryStats()) r.device_memory[name] = value;
   double parts = 0;
   for (const auto& p : r.setup) parts += p.seconds;
   for (const auto& e : r.epochs) parts += e.seconds + e.eval_seconds + e.checkpoint_seconds;

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_steps.h"
 #include "distributed.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/trainer.h"
@@ -74,6 +75,15 @@ class TorchTrainer final : public Trainer {
     double global_batch = 0;       // samples in this step over all ranks
     bool stop = false;             // some rank was asked to stop
   };
+  // A step whose work is queued on the device and not yet read back (train_epoch.cc). On CUDA
+  // a step is completed one step late, so the host queues the next while the GPU runs it.
+  struct PendingStep {
+    BatchPtr batch;  // kept until the step has ended: its copy to the device reads it
+    StepClock c;
+    StepRecord record;
+    torch::Tensor loss, correct;  // CPU: the step's scalars; CUDA: pinned host copies of them
+    int slot = -1, previous = -1;  // CudaSteps slots (-1: host clock timing)
+  };
   // An epoch's running sums (train_epoch.cc).
   struct EpochTally {
     std::vector<double> step_seconds;
@@ -93,21 +103,26 @@ class TorchTrainer final : public Trainer {
   Status JoinRanks();
   void ChooseThreads();
   Status ChooseDevice();
+  Status PlanDeviceNormalize(const StageRegistry& registry);
   Status OpenPipelines(const StageRegistry& registry);
   Status BuildModelForFirstBatch();
+  void ToChannelsLast();
   Status BuildOptimizer();
+  void WarmUpDevice();
 
   // train_epoch.cc
   double LearningRate(int64_t step) const;
   void SetLearningRate(double lr);
-  torch::Tensor Input(const Batch& b);
-  torch::Tensor Labels(const Batch& b);
+  torch::Tensor HostView(const Batch& b) const;
+  torch::Tensor Labels(const Batch& b) const;
+  torch::Tensor OnDevice(torch::Tensor x, const Batch& b) const;
+  void Inputs(const Batch& b, int slot, torch::Tensor* x, torch::Tensor* y);
   Status TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on_step, bool* stopped);
   Status TakeBatch(bool* exhausted, BatchPtr* b, bool* interrupted);
   Status AgreeOnStep(const Batch* b, bool interrupted, StepAgreement* agreement);
-  Status TrainStep(const Batch* b, double global_batch, StepClock* c, EpochTally* tally,
-                   TrainEpochStats* es, StepRecord* step);
-  void RecordStep(int epoch, const StepClock& c, EpochTally* tally, TrainEpochStats* es);
+  Status TrainStep(BatchPtr b, double global_batch, PendingStep* s, TrainEpochStats* es);
+  void CompleteStep(int epoch, PendingStep* s, EpochTally* tally, TrainEpochStats* es,
+                    const OnStep& on_step);
   Status FinishEpoch(int epoch, Clock::time_point epoch_start, const EpochTally& tally,
                      bool stopped, TrainEpochStats* es);
 
@@ -136,6 +151,12 @@ class TorchTrainer final : public Trainer {
   PipelineOptions options_;
   Clock::time_point created_;
   torch::Device device_{torch::kCPU};
+  std::unique_ptr<CudaSteps> cuda_;  // set on CUDA with a CUDA LibTorch: event-timed steps
+  bool channels_last_ = false;
+  // normalize on the device: out = pixel * scale_[c] + shift_[c] (float32, [1, C, 1, 1] on the
+  // device); undefined when the pipeline normalises.
+  torch::Tensor scale_, shift_;
+  std::vector<torch::Tensor> loss_host_, correct_host_;  // per CudaSteps slot, pinned
   std::unique_ptr<Pipeline> pipeline_, eval_;
   BatchPtr first_;
   std::shared_ptr<ClassifierImpl> model_;

@@ -157,7 +157,19 @@ struct TrainOptions {
   // rank sharding; large for big datasets).
   bool record_indices = false;
   std::string device = "auto";  // auto | cpu | cuda
-  bool amp = false;            // mixed precision on CUDA
+  // bf16 autocast around the forward pass and the loss (weights, gradients and the optimiser
+  // stay float32), on CUDA or the CPU.
+  bool amp = false;
+  // Weights and inputs of a convolutional model in NHWC memory order: auto | true | false;
+  // auto: on CUDA only (tensor cores want NHWC; CPU kernels differ by model).
+  std::string channels_last = "auto";
+  // cuDNN tries the convolution algorithms for each new shape and keeps the fastest (CUDA only;
+  // the choice, and so the last bits of the results, may differ between runs).
+  bool cudnn_benchmark = true;
+  // A trailing `normalize` stage runs on the device: batches travel as uint8 (a quarter of the
+  // float32 bytes, and a uint8 cache) and are normalised after the copy. auto | true | false;
+  // auto: on CUDA, where the pipeline allows it (docs/training.md).
+  std::string normalize_on_device = "auto";
 };
 
 // Data-parallel runs (several processes, one per rank): which part of every epoch this process

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,15 @@ struct ReportTrainer {
   int start_epoch = 0;
   int64_t start_position = 0;
   double wall_seconds = 0;
+  // How the steps ran: "float32" or "bf16 autocast"; "contiguous" or "channels_last"; whether
+  // a trailing normalize ran on the device (batches travelled as uint8); "host clock",
+  // "synchronized" or "cuda events" for how the step parts were timed.
+  std::string precision = "float32";
+  std::string memory_format = "contiguous";
+  bool normalize_on_device = false;
+  std::string timing = "host clock";
+  // CUDA's caching allocator after the run (bytes and counts); empty on the CPU.
+  std::map<std::string, double> device_memory;
 };
 
 // "distributed": this rank in its world. `backend` is "none" for a single process.

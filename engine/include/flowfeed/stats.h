@@ -5,6 +5,13 @@
 // Process() call (and around Source::Read for the "read" stage, the copy into the batch for
 // "batch"); busy_seconds adds up over threads, so it can exceed the epoch's wall time.
 //
+// With a cache, which epoch computes a sample can shift near an epoch boundary: a sample of the
+// next epoch, prefetched, may be computed (a miss) before the same sample of this epoch looks it
+// up (then a hit, and this epoch runs none of the cached stages on it). So a first epoch may
+// show a few hits and a few samples fewer in its cached stages (docs/cache.md). What holds for
+// every epoch: cache.hits + cache.misses is its lookups, and the stages up to the cache point
+// run on its misses only. The batches do not change (the cached stages being deterministic).
+//
 // These are plain values, safe to copy and to read from any thread.
 #pragma once
 

@@ -87,7 +87,17 @@ const std::vector<OptionSpec<PipelineOptions>>& Options<PipelineOptions>() {
         "train: the report lists the sample indices each epoch trained on"),
       R("device", Kind::kChoice, FF_FIELD(train.device), "train: where the model runs")
           .Choices({{"auto", 0}, {"cpu", 0}, {"cuda", 0}}),
-      R("amp", Kind::kBool, FF_FIELD(train.amp), "train: mixed precision on CUDA"),
+      R("amp", Kind::kBool, FF_FIELD(train.amp),
+        "train: bf16 autocast for the forward pass and loss (CUDA or CPU)"),
+      R("channels_last", Kind::kChoice, FF_FIELD(train.channels_last),
+        "train: NHWC weights and inputs for convolutional models; auto: on CUDA")
+          .Choices({{"auto", 0}, {"true", 0}, {"false", 0}}),
+      R("cudnn_benchmark", Kind::kBool, FF_FIELD(train.cudnn_benchmark),
+        "train: cuDNN picks the fastest convolution algorithm per shape (CUDA)"),
+      R("normalize_on_device", Kind::kChoice, FF_FIELD(train.normalize_on_device),
+        "train: a trailing normalize runs on the device, batches travel as uint8; auto: on CUDA "
+        "where the pipeline allows")
+          .Choices({{"auto", 0}, {"true", 0}, {"false", 0}}),
       R("plugins", Kind::kSection, FF_SECTION,
         "plugin files whose stages the pipeline may use (loaded by `flowfeed` before the rest "
         "is read)"),

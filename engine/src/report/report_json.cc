@@ -174,7 +174,12 @@ void AddTrainerSections(const ReportDoc& doc, json* j) {
                        {"synchronized_timing", t->synchronized_timing},
                        {"start_epoch", t->start_epoch},
                        {"start_position", t->start_position},
-                       {"wall_seconds", t->wall_seconds}};
+                       {"wall_seconds", t->wall_seconds},
+                       {"precision", t->precision},
+                       {"memory_format", t->memory_format},
+                       {"normalize_on_device", t->normalize_on_device},
+                       {"timing", t->timing},
+                       {"device_memory", t->device_memory}};
   if (const auto& d = doc.distributed)
     (*j)["distributed"] = {{"rank", d->rank},
                            {"world_size", d->world_size},

@@ -237,11 +237,25 @@ void ReadTrainerSections(const json& j, ReportDoc* doc) {
   if (const json& l = Get(j, "ledger"); HasNum(l, "wall_seconds"))
     doc->ledger = ReportLedger{Num(l, "wall_seconds"), Num(l, "setup_seconds"),
                                Num(l, "epochs_seconds"), Num(l, "unexplained_seconds")};
-  if (const json& t = Get(j, "trainer"); t.is_object())
-    doc->trainer = ReportTrainer{Str(t, "device"),          int(Int(t, "torch_threads")),
-                                 Str(t, "model"),           Bool(t, "synchronized_timing"),
-                                 int(Int(t, "start_epoch")), Int(t, "start_position"),
-                                 Num(t, "wall_seconds")};
+  if (const json& t = Get(j, "trainer"); t.is_object()) {
+    ReportTrainer& rt = doc->trainer.emplace();
+    rt.device = Str(t, "device");
+    rt.torch_threads = int(Int(t, "torch_threads"));
+    rt.model = Str(t, "model");
+    rt.synchronized_timing = Bool(t, "synchronized_timing");
+    rt.start_epoch = int(Int(t, "start_epoch"));
+    rt.start_position = Int(t, "start_position");
+    rt.wall_seconds = Num(t, "wall_seconds");
+    // Reports written before these fields existed keep the defaults.
+    if (Get(t, "precision").is_string()) rt.precision = Str(t, "precision");
+    if (Get(t, "memory_format").is_string()) rt.memory_format = Str(t, "memory_format");
+    rt.normalize_on_device = Bool(t, "normalize_on_device");
+    if (Get(t, "timing").is_string()) rt.timing = Str(t, "timing");
+    else if (rt.synchronized_timing) rt.timing = "synchronized";
+    if (const json& m = Get(t, "device_memory"); m.is_object())
+      for (const auto& [name, v] : m.items())
+        if (v.is_number()) rt.device_memory[name] = v.get<double>();
+  }
   if (const json& d = Get(j, "distributed"); d.is_object())
     doc->distributed =
         ReportDistributed{int(Int(d, "rank")), HasNum(d, "world_size") ? int(Int(d, "world_size")) : 1,

@@ -36,6 +36,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,7 +108,13 @@ struct StepRecord {
 struct TrainReport {
   std::string device;  // "cpu", "cuda:0"
   std::string model;   // "cnn (421,642 parameters)"
-  bool synchronized_timing = false;
+  bool synchronized_timing = false;  // the device was synchronised between a step's parts
+  // How the steps ran (report.h ReportTrainer says what each value means).
+  std::string precision = "float32";
+  std::string memory_format = "contiguous";
+  bool normalize_on_device = false;
+  std::string timing = "host clock";
+  std::map<std::string, double> device_memory;
   int torch_threads = 0;  // LibTorch's intra-op threads
   int start_epoch = 0;  // 0-based epoch the run started at (resumed runs: > 0)
   int64_t start_position = 0;  // mid-epoch resume: samples of start_epoch already trained on
