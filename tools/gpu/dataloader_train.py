@@ -12,7 +12,7 @@ What it does, and where each choice comes from:
   persistent_workers=True, drop_last=False), as the DataLoader docs and PyTorch's performance
   tuning guide advise (workers, pinned memory, non_blocking copies);
 - model: torchvision.models.resnet18(num_classes=<classes in the folder>), channels_last memory
-  format for the model and each batch, bf16 autocast (torch.autocast("cuda", torch.bfloat16),
+  format for the model and each batch on CUDA (as flowfeed's `channels_last: auto`), bf16 autocast (torch.autocast("cuda", torch.bfloat16),
   no GradScaler: bf16 needs none), torch.backends.cudnn.benchmark = True (the performance tuning
   guide; torchvision's references/classification/train.py sets it unless deterministic);
 - optimiser: SGD with the flowfeed config's lr, momentum and weight decay, a constant learning
@@ -85,7 +85,8 @@ def main():
 
     t = time.perf_counter()
     model = torchvision.models.resnet18(num_classes=len(dataset.classes))
-    model = model.to(device, memory_format=torch.channels_last)
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    model = model.to(device, memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
     criterion = torch.nn.CrossEntropyLoss()
@@ -99,7 +100,7 @@ def main():
 
     print(f"dataloader: resnet18 at {args.size} px, batch {args.batch}, {args.workers} workers, "
           f"{len(dataset)} images in {len(dataset.classes)} classes, device {device}, "
-          f"bf16 autocast {'on' if args.amp else 'off'}, channels_last, cudnn.benchmark, "
+          f"bf16 autocast {'on' if args.amp else 'off'}, {'channels_last' if cuda else 'contiguous'}, cudnn.benchmark, "
           f"torch {torch.__version__}, torchvision {torchvision.__version__}", flush=True)
     model.train()
     epochs = []
@@ -110,7 +111,7 @@ def main():
         iter_start = time.perf_counter() - start
         wait = 0.0
         images = steps = 0
-        first_step = None
+        first_step = first_wait = None
         loss = None
         while True:
             t0 = time.perf_counter()
@@ -119,8 +120,10 @@ def main():
             except StopIteration:
                 break
             wait += time.perf_counter() - t0
+            if first_wait is None:
+                first_wait = time.perf_counter() - start  # iter() and the first batch
             t1 = time.perf_counter()
-            x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+            x = x.to(device, non_blocking=True, memory_format=fmt)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.amp):
                 loss = criterion(model(x), y)
@@ -141,6 +144,7 @@ def main():
              "images_per_second": round(images / seconds, 1),
              "data_wait_seconds": round(wait, 4), "data_wait_share": round(wait / seconds, 4),
              "iter_start_seconds": round(iter_start, 4),
+             "first_batch_wait_seconds": round(first_wait, 4) if first_wait is not None else None,
              "first_step_seconds": round(first_step, 4) if first_step is not None else None,
              "mean_later_step_seconds": round(rest, 5) if rest is not None else None,
              "loss": round(loss.item(), 4) if loss is not None else None}

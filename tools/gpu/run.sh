@@ -13,8 +13,8 @@
 #               carried Debian packages with this machine's LibTorch and nvcc
 #   tests       the trainer's tests: TrainerCuda.* (the GPU ones) first, then the others
 #   photos      `flowfeed dataset photos` cuts the photo folder from the carried photographs
-#   train       `flowfeed train`: ResNet-18, 224 px, batch 256, 16 threads, CUDA, amp (bf16);
-#               retried without amp if this binary refuses it
+#   train       `flowfeed train`: ResNet-18, 224 px, batch 256, 16 threads, CUDA, bf16 amp,
+#               channels_last, cuDNN benchmark, normalisation on the device (uint8 batches)
 #   dataloader  the same model and epochs fed by PyTorch's DataLoader (tools/gpu/dataloader_train.py)
 #   bench       `flowfeed bench` (the pipeline alone) at 1, 2, 4, 8 and 16 threads
 #   table       tools/gpu/table.py: $OUT/summary.md (the table for docs/benchmarks.md)
@@ -22,11 +22,11 @@
 # report, log and config, refreshed after each phase, so a run cut short keeps what it did).
 #
 # FLOWFEED_GPU_REHEARSAL=1 runs the same phases small on a machine without a GPU (device cpu,
-# 256 images of 64 px, batch 32, 2 epochs, threads 1 and 2): tools/gpu/rehearse.sh.
+# 256 images of 64 px, batch 32, 2 epochs, threads 1 and 2, float32): tools/gpu/rehearse.sh.
 # Other environment: PYTHON (default python3), CARRY (default .gpu-carry), FLOWFEED_GPU_WORK (the
 # scratch folder, default a new one under /tmp), FLOWFEED_GPU_IMAGES, _EPOCHS, _THREADS,
-# _SCALING (thread counts of the bench), FLOWFEED_GPU_BUILD=1 (build here even if the carried
-# binary starts), FLOWFEED_GPU_BUILD_LIMIT (that build's time limit, default 330 s).
+# _SCALING (thread counts of the bench), _AMP (true or false), FLOWFEED_GPU_BUILD=1 (build here
+# even if the carried binary starts), FLOWFEED_GPU_BUILD_LIMIT (that build's limit, default 330 s).
 set -uo pipefail  # no -e: a failing phase is recorded, and the next one runs
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
@@ -41,22 +41,25 @@ export CARRY
 BUDGET_S=${FLOWFEED_GPU_BUDGET_S:-450}
 export REHEARSAL=${FLOWFEED_GPU_REHEARSAL:-0}
 if [ "$REHEARSAL" = 1 ]; then
-  defaults=(256 2 2 "1 2" 64 32 cpu)
+  defaults=(256 2 2 "1 2" 64 32 cpu false)
 else
-  defaults=(10240 4 16 "1 2 4 8 16" 224 256 cuda)
+  defaults=(10240 4 16 "1 2 4 8 16" 224 256 cuda true)
 fi
 export IMAGES=${FLOWFEED_GPU_IMAGES:-${defaults[0]}}
 export EPOCHS=${FLOWFEED_GPU_EPOCHS:-${defaults[1]}}
 export THREADS=${FLOWFEED_GPU_THREADS:-${defaults[2]}}
 export SCALING=${FLOWFEED_GPU_SCALING:-${defaults[3]}}
 export SIZE=${defaults[4]} BATCH=${defaults[5]} DEVICE=${defaults[6]}
+# bf16 autocast for both loaders; a rehearsal trains in float32 (bf16 on a CPU is slow or
+# emulated, and the figures mean nothing there).
+export AMP=${FLOWFEED_GPU_AMP:-${defaults[7]}}
 # The optimiser of both runs: torchvision's ImageNet recipe for ResNet (lr 0.1 at batch 256,
 # momentum 0.9, weight decay 1e-4), at a constant rate.
 export LR=0.1 MOMENTUM=0.9 WD=1.0e-4
 
 T0=$(date +%s)
 printf '%s\n' "images=$IMAGES" "epochs=$EPOCHS" "threads=$THREADS" "scaling=${SCALING// /,}" \
-  "size=$SIZE" "batch=$BATCH" "device=$DEVICE" "rehearsal=$REHEARSAL" "lr=$LR" \
+  "size=$SIZE" "batch=$BATCH" "device=$DEVICE" "amp=$AMP" "rehearsal=$REHEARSAL" "lr=$LR" \
   "momentum=$MOMENTUM" "weight_decay=$WD" > "$WORK/settings.txt"
 printf 'phase\tstatus\tseconds\tlimit\n' > "$WORK/phases.tsv"
 date -u +%Y-%m-%dT%H:%M:%SZ > "$WORK/started"
@@ -116,7 +119,16 @@ stop_gpu() {
   [ -f "$WORK/gpu-util-$1.pid" ] && kill "$(cat "$WORK/gpu-util-$1.pid")" 2> /dev/null
   rm -f "$WORK/gpu-util-$1.pid"
 }
-export -f ff load_env sample_gpu stop_gpu
+# The folders of the machine's LibTorch: torch/lib and the lib/ folders of the nvidia-* wheels
+# beside it (CUDA runtime, cuDNN, NCCL, ...). libtorch_cuda finds the wheels' libraries through
+# its $ORIGIN rpath, but flowfeed links NCCL itself, and its own rpath names the build machine's
+# folders: the loader must be told.
+torch_libs() {
+  "$PY" -c 'import glob, os, torch
+d = os.path.dirname(torch.__file__)
+print(":".join([os.path.join(d, "lib")] + sorted(glob.glob(os.path.join(os.path.dirname(d), "nvidia", "*", "lib")))))'
+}
+export -f ff load_env sample_gpu stop_gpu torch_libs
 
 phase_facts() {
   set -x
@@ -160,8 +172,8 @@ phase_binary() {
   tar -xzf "$CARRY/flowfeed-gpu.tar.gz" -C "$WORK/carry" || return 1
   cp "$CARRY/MANIFEST.txt" "$WORK/MANIFEST.txt"
   sed -n '1,9p' "$CARRY/MANIFEST.txt"
-  local torch_lib want have
-  torch_lib=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || return 1
+  local torch_libs want have
+  torch_libs=$(torch_libs) || return 1
   # The sources the binary was built from against this tree's: a mismatch means prepare.sh was
   # not run after the last change, and the figures are not this tree's.
   want=$(awk '/^source_hash:/ { print $2 }' "$CARRY/MANIFEST.txt")
@@ -175,7 +187,7 @@ phase_binary() {
     echo "differs: carried $want, tree $have" > "$WORK/source_match"
   fi
   # The machine's own LD_LIBRARY_PATH stays behind ours: the driver's libcuda may be found there.
-  local ld="$torch_lib:$WORK/carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  local ld="$torch_libs:$WORK/carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   LD_LIBRARY_PATH=$ld ldd "$WORK/carry/bin/flowfeed" | tee "$WORK/ldd-flowfeed.txt"
   if grep -q 'not found' "$WORK/ldd-flowfeed.txt"; then
     echo "binary: libraries not found (above)"
@@ -192,10 +204,11 @@ EOF
 }
 
 phase_build() {
-  local torch_lib deps=$CARRY/deps
+  local torch_lib torch_libs deps=$CARRY/deps
   compgen -G "$deps/debs/*.deb" > /dev/null ||
     { echo "build: no Debian packages carried in $deps/debs (prepare.sh with GPU_CARRY_DEBS=1)"; return 1; }
-  torch_lib=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || return 1
+  torch_libs=$(torch_libs) || return 1
+  torch_lib=${torch_libs%%:*}
   # build.sh asks `python3` for LibTorch: the one this script uses.
   mkdir -p "$WORK/pybin"
   printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v "$PY")" > "$WORK/pybin/python3"
@@ -213,7 +226,7 @@ phase_build() {
   lib=$(realpath "$deps")/usr/lib/x86_64-linux-gnu
   cat > "$WORK/env.sh" <<EOF
 export FF_BIN=$REPO/build-gpu-device/flowfeed FF_TESTS=$REPO/build-gpu-device/tests/flowfeed_trainer_tests
-export FF_LD=$torch_lib:$lib:$lib/blas:$lib/lapack${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} FF_KIND=built-here
+export FF_LD=$torch_libs:$lib:$lib/blas:$lib/lapack${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} FF_KIND=built-here
 EOF
   ff --version
 }
@@ -245,7 +258,8 @@ phase_photos() {
 write_config() {
   cat > "$WORK/train.yaml" <<EOF
 # configs/photos.yaml's pipeline (torchvision's ImageNet training transform) with the trainer of
-# tools/gpu/run.sh: ResNet-18 (ImageNet stem), SGD as torchvision's recipe at a constant rate.
+# tools/gpu/run.sh: ResNet-18 (ImageNet stem), SGD as torchvision's recipe at a constant rate,
+# and the GPU switches the DataLoader run also uses (docs/training.md).
 seed: 0
 epochs: $EPOCHS
 threads: $THREADS
@@ -261,7 +275,10 @@ model: {type: resnet18, stem: imagenet}
 optimizer: {type: sgd, lr: $LR, momentum: $MOMENTUM, nesterov: false, weight_decay: $WD}
 schedule: {type: constant, warmup_epochs: 0}
 device: $DEVICE
-amp: true
+amp: $AMP
+channels_last: auto        # on CUDA: NHWC weights and inputs (the DataLoader run does the same)
+cudnn_benchmark: true      # as the DataLoader run's torch.backends.cudnn.benchmark
+normalize_on_device: auto  # on CUDA: the trailing normalize runs after the copy, batches are uint8
 EOF
 }
 export -f write_config
@@ -270,20 +287,11 @@ phase_train() {
   load_env || return 1
   write_config
   cd "$WORK" || return 1
-  rm -rf "$WORK/cache-train" "$WORK/amp_refused"
+  rm -rf "$WORK/cache-train"
   sample_gpu train
   ff train "$WORK/train.yaml" --report "$WORK/train.json" --html "$WORK/train.html" 2>&1 |
     tee "$WORK/train.log"
   local rc=${PIPESTATUS[0]}
-  # flowfeed's own error lines start with "flowfeed: "; one naming amp means the flag failed.
-  if [ "$rc" != 0 ] && grep -E '^flowfeed: ' "$WORK/train.log" | grep -qw amp; then
-    echo "train: amp: true failed (above): again with amp=false"
-    grep -E '^flowfeed: ' "$WORK/train.log" | grep -w amp | head -3 > "$WORK/amp_refused"
-    rm -rf "$WORK/cache-train"
-    ff train "$WORK/train.yaml" --set amp=false --report "$WORK/train.json" \
-      --html "$WORK/train.html" 2>&1 | tee "$WORK/train-noamp.log"
-    rc=${PIPESTATUS[0]}
-  fi
   stop_gpu train
   return "$rc"
 }
@@ -305,7 +313,7 @@ export -f check_shm
 
 phase_dataloader() {
   local amp=() rc
-  [ "$REHEARSAL" = 1 ] && amp=(--no-amp)  # bf16 convolutions on a CPU without bf16 units crawl
+  [ "$AMP" = true ] || amp=(--no-amp)
   cd "$WORK" || return 1
   check_shm
   sample_gpu dataloader
@@ -315,21 +323,6 @@ phase_dataloader() {
     --json "$WORK/dataloader.json"
   rc=$?
   stop_gpu dataloader
-  return "$rc"
-}
-
-# The float32 DataLoader run, only when flowfeed trained without amp: the like-for-like pair.
-phase_dataloader_fp32() {
-  local rc
-  cd "$WORK" || return 1
-  check_shm
-  sample_gpu dataloader-fp32
-  PYTHONUNBUFFERED=1 "$PY" "$REPO/tools/gpu/dataloader_train.py" --root "$WORK/photos" \
-    --epochs "$EPOCHS" --batch "$BATCH" --workers "$THREADS" --size "$SIZE" --lr "$LR" \
-    --momentum "$MOMENTUM" --weight-decay "$WD" --device "$DEVICE" --no-amp \
-    --json "$WORK/dataloader-fp32.json"
-  rc=$?
-  stop_gpu dataloader-fp32
   return "$rc"
 }
 
@@ -349,7 +342,7 @@ phase_bench() {
   return "$rc"
 }
 export -f phase_facts phase_binary phase_build phase_tests phase_photos phase_train \
-  phase_dataloader phase_dataloader_fp32 phase_bench
+  phase_dataloader phase_bench
 
 # Everything printed goes to $OUT/run.log as well.
 main() {
@@ -365,8 +358,6 @@ main() {
   phase train 180
   phase dataloader 180
   phase bench 180
-  # (Not in a rehearsal: its DataLoader run is float32 already.)
-  [ -f "$WORK/amp_refused" ] && [ "$REHEARSAL" != 1 ] && phase dataloader_fp32 150
   echo "=== done in $(( $(date +%s) - T0 )) s"
   pack
   cat "$OUT/summary.md" 2>/dev/null || { echo "no summary: $WORK/table.log says"; cat "$WORK/table.log"; }

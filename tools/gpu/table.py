@@ -47,6 +47,9 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+START_PARTS = ("pipeline_open", "first_batch", "cuda_warmup")
+
+
 def flowfeed_train(t):
     """Per-run figures from `flowfeed train --report`."""
     if not t or not t.get("epochs"):
@@ -66,10 +69,12 @@ def flowfeed_train(t):
                     "optimizer_seconds": tr.get("optimizer_seconds"),
                     "loss": tr.get("loss"), "cache_hits": (e.get("cache") or {}).get("hits")})
     e1 = eps[0]
-    # Epoch 1 counted like the DataLoader's: from opening the pipeline (listing the folder, the
-    # cache's probe, starting the threads) and waiting for the first batch, which flowfeed's
-    # ledger books as set-up, to the end of the epoch's last step.
-    start = parts.get("pipeline_open", 0) + parts.get("first_batch", 0)
+    # Epoch 1 counted like the DataLoader's, whose epoch 1 starts its workers, waits for their
+    # first batches and pays cuDNN's algorithm search in its first step: flowfeed's ledger books
+    # the same as set-up (opening the pipeline, the first batch, and on CUDA `cuda_warmup`, one
+    # forward and backward pass that pays the search up front), so they are added back. The CUDA
+    # context and building the model are left out on both sides.
+    start = sum(parts.get(k, 0) for k in START_PARTS)
     e1_incl = ratio(e1["samples"], (e1["seconds"] or 0) + start) if e1["samples"] else None
     later = eps[1:]
     return {"epochs": eps, "setup": parts, "setup_seconds": t.get("setup", {}).get("seconds"),
@@ -81,6 +86,7 @@ def flowfeed_train(t):
             "wait_later_median": median([e["data_wait_share"] for e in later]),
             "first_step": e1["first_step_seconds"], "median_step": e1["median_step_seconds"],
             "median_step_later": median([e["median_step_seconds"] for e in later]),
+            "start_seconds": start,
             "trainer": t.get("trainer", {}), "cache": t.get("cache", {}),
             "gap": t.get("first_epoch_gap", {})}
 
@@ -168,10 +174,8 @@ def main():
     env = text(w, "env.sh") or ""
     kind = "built on the GPU machine from the carried Debian packages" if "built-here" in env else (
         "carried (tools/gpu/prepare.sh)" if "carried" in env else "none")
-    amp_refused = text(w, "amp_refused")
     ff = flowfeed_train(load(w, "train.json"))
     dl = dataloader(load(w, "dataloader.json"))
-    dl32 = dataloader(load(w, "dataloader-fp32.json"))
     sc = bench(w, threads)
     tests = {"cuda": gtest(w, "tests-cuda.json"), "rest": gtest(w, "tests-rest.json")}
     ph = phases(w)
@@ -199,17 +203,21 @@ def main():
              f"weight decay {settings.get('weight_decay')}, constant rate; {settings.get('threads', '?')} pipeline threads / "
              f"DataLoader workers; device {settings.get('device', '?')}.")
     if ff:
-        amp = "amp refused by this build, so float32: " + amp_refused.replace("\n", " ") if amp_refused else "amp: true"
-        L.append(f"flowfeed: {amp}; synchronized timing {ff['trainer'].get('synchronized_timing')}; "
+        tr = ff["trainer"]
+        mem = tr.get("device_memory") or {}
+        peak = mem.get("peak_reserved_bytes")
+        L.append(f"flowfeed: precision {tr.get('precision', '?')}, memory format {tr.get('memory_format', '?')}, "
+                 f"normalize on device {tr.get('normalize_on_device', '?')}, step timing {tr.get('timing', '?')}"
+                 f"{', peak GPU memory reserved ' + num(peak / 2**30, 1) + ' GiB' if peak else ''}; "
                  f"cache store {ff['cache'].get('store')} ({ff['cache'].get('decision', '')[:160]}...).")
     L.append("")
 
     # Training, side by side.
-    L.append("| loader | epoch 1 images/s | epoch 1 images/s, counting loader start | epochs 2+ images/s (median) "
+    L.append("| loader | epoch 1 images/s | epoch 1 images/s, counting start-up | epochs 2+ images/s (median) "
              "| data wait, epoch 1 | data wait, epochs 2+ (max) | first step s | median step s, epoch 1 / 2+ "
              "| GPU busy (nvidia-smi, median) |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    util = {k: gpu_util(w, k) for k in ("train", "dataloader", "dataloader-fp32")}
+    util = {k: gpu_util(w, k) for k in ("train", "dataloader")}
 
     def row(name, r, u):
         if not r:
@@ -219,21 +227,45 @@ def main():
                  f"{pct(r['wait1'])} | {pct(r['wait_later_max'])} | {num(r['first_step'], 3)} | "
                  f"{num(r['median_step'], 3)} / {num(r['median_step_later'], 3)} | "
                  f"{str(round(u['median'])) + '%' if u else '—'} |")
-    row("flowfeed train" + (" (float32: amp refused)" if amp_refused else " (amp, bf16)"), ff, util["train"])
+    ff_name = "flowfeed train" + (f" ({ff['trainer'].get('precision') or '?'})" if ff else "")
+    row(ff_name, ff, util["train"])
     dl_name = f"PyTorch DataLoader, {dl['workers'] if dl else '?'} workers ({'bf16 autocast' if (dl and dl['amp']) else 'float32'})"
     row(dl_name, dl, util["dataloader"])
-    if dl32:
-        row(f"PyTorch DataLoader, {dl32['workers']} workers (float32)", dl32, util["dataloader-fp32"])
     L.append("")
-    L.append("flowfeed's epoch 1 images/s is the trainer's (its ledger books opening the pipeline and the first "
-             "batch as set-up); the next column adds those back, as the DataLoader's epoch 1 includes starting its "
-             "workers and waiting for their first batches (and listing the folder). flowfeed's data wait is measured "
-             "with the device synchronised after each part of a step (`synchronized_timing`); the DataLoader's is the "
+    timing = (ff or {}).get("trainer", {}).get("timing")
+    how = {"cuda events": "the compute stream's idle time before each step, read off CUDA events (an epoch's "
+                          "first step counts the host's wait)",
+           "synchronized": "with the device synchronised after each part of a step",
+           "host clock": "by the host's clock (on the CPU)"}.get(timing, f"as `trainer.timing` = {timing}")
+    L.append("flowfeed's epoch 1 images/s is the trainer's (its ledger books opening the pipeline, the first "
+             "batch and, on CUDA, the warm-up pass as set-up); the next column adds those back ("
+             + " + ".join(START_PARTS) + "), as the DataLoader's epoch 1 includes starting its workers, waiting "
+             "for their first batches and its first step's cuDNN search. The CUDA context and building the model "
+             f"count on neither side. flowfeed's data wait is {how}; the DataLoader's is the "
              "time its loop blocked in `next()`, with no synchronisation inside an epoch. The DataLoader's step "
              "columns: its first step (synchronised) and the mean of its other steps. GPU busy: the median of "
              "nvidia-smi's utilization.gpu (share of time a kernel ran) sampled every 0.5 s over the whole phase, "
              "set-up included.")
     L.append("")
+
+    # One-time costs: the CUDA context, the warm-up (cuDNN's search, the allocator's growth, lazy
+    # kernel loading) and the first step.
+    if ff or dl:
+        L.append("| one-time cost, seconds | CUDA context | warm-up pass (set-up) | loader start to first batch "
+                 "| first step of epoch 1 | median step |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        if ff:
+            p_ = ff["setup"]
+            L.append(f"| flowfeed | {num(p_.get('cuda_context'), 3)} | {num(p_.get('cuda_warmup'), 3)} | "
+                     f"{num((p_.get('pipeline_open') or 0) + (p_.get('first_batch') or 0), 3)} | "
+                     f"{num(ff['first_step'], 3)} | {num(ff['median_step'], 3)} |")
+        if dl:
+            e1 = dl["epochs"][0]
+            first_wait = e1.get("first_batch_wait_seconds")
+            L.append(f"| DataLoader | {num(dl['setup'].get('cuda_context'), 3)} | — (in its first step) | "
+                     f"{num(first_wait, 3) if first_wait is not None else num(e1.get('iter_start_seconds'), 3) + ' (iter())'} | "
+                     f"{num(dl['first_step'], 3)} | {num(dl['median_step'], 3)} |")
+        L.append("")
 
     if ff:
         parts = ", ".join(f"{k} {v:.3f} s" for k, v in sorted(ff["setup"].items(), key=lambda kv: -kv[1]))
@@ -277,7 +309,7 @@ def main():
         goals.append(("cached epochs (2+): GPU data wait < 2% of step time (flowfeed, worst epoch)",
                       pct(w), "< 2%", None if w is None else w < 0.02))
     if ff and dl:
-        for label, k in (("epoch 1 (counting loader start)", "epoch1_incl_start"), ("epochs 2+ (median)", "later")):
+        for label, k in (("epoch 1 (counting start-up)", "epoch1_incl_start"), ("epochs 2+ (median)", "later")):
             r = ratio(ff[k], dl[k])
             goals.append((f"flowfeed faster than the DataLoader, {label}",
                           f"{num(ff[k])} vs {num(dl[k])} img/s = {num(r, 2)}x", "> 1.00x",
@@ -316,8 +348,8 @@ def main():
     with open(a.md, "w") as f:
         f.write(md)
     with open(a.json, "w") as f:
-        json.dump({"settings": settings, "facts": facts, "binary": kind, "amp_refused": amp_refused,
-                   "flowfeed": ff, "dataloader": dl, "dataloader_fp32": dl32, "bench": sc,
+        json.dump({"settings": settings, "facts": facts, "binary": kind,
+                   "flowfeed": ff, "dataloader": dl, "bench": sc,
                    "gpu_util": util,
                    "tests": tests, "phases": ph,
                    "goals": [{"goal": g, "measured": m, "target": t, "met": ok} for g, m, t, ok in goals]},
