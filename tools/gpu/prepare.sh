@@ -11,8 +11,9 @@
 # 2. Stages the carried folder .gpu-carry/ (git-ignored), the one path to name in the run tool's
 #    `carry`:
 #      flowfeed-gpu.tar.gz  bin/flowfeed, bin/flowfeed_trainer_tests, and lib/: every shared
-#                           library they load that is neither LibTorch's (the GPU machine has
-#                           its own torch 2.11) nor part of every glibc system (BASELINE below),
+#                           library they load that is neither LibTorch's or CUDA's (the GPU
+#                           machine has its own torch 2.11 with the nvidia-* wheels) nor part
+#                           of every glibc system (BASELINE below),
 #                           read off `ldd`: oneTBB, yaml-cpp, TurboJPEG, OpenCV core and
 #                           imgproc with the BLAS, LAPACK, gfortran and X11 libraries they need
 #      photo-src/           the Debian photographs (mate-backgrounds) the photo folder is cut
@@ -86,7 +87,9 @@ for b in "$stage"/bin/*; do
     exit 1
   fi
   while read -r soname path; do
-    case "$path" in "$torch_lib"/*|"$site"/nvidia/*|"$site"/torch/*) continue ;; esac
+    # LibTorch's and CUDA's own (the CUDA runtime, which flowfeed links itself, is found through
+    # the toolkit made from the wheels): the GPU machine's torch brings its own copies of both.
+    case "$path" in "$torch_lib"/*|"$site"/nvidia/*|"$site"/torch/*|"$toolkit"/*) continue ;; esac
     [[ "$soname" =~ $BASELINE ]] && continue
     if [ ! -e "$stage/lib/$soname" ]; then
       cp -L "$path" "$stage/lib/$soname"

@@ -12,7 +12,9 @@
 #   pip into build-gpu/rehearsal-py, installed once.
 # - In a private mount namespace (unshare -m as root, else with --map-root-user) every system
 #   copy of a library the carry holds is hidden (/dev/null mounted over the file), so the carried
-#   flowfeed can only start from the carried copies, as on a machine without them.
+#   flowfeed can only start from the carried copies, as on a machine without them; and the venv
+#   is moved (seen at another path, an empty folder where it was), so the binaries' rpath, which
+#   names the build machine's torch folders, finds nothing, as on the GPU machine.
 # FLOWFEED_GPU_BUILD=1 rehearses the fallback instead: run.sh builds from the carried packages.
 # Output: the copy's gpu-out/ (run.log, summary.md, summary.json, results.tar.gz); its path is
 # printed. Environment: CUDA_DIR (default build-cuda), CARRY (default .gpu-carry), KEEP=0
@@ -25,7 +27,8 @@ CARRY=${CARRY:-.gpu-carry}
 
 if [ -z "${FLOWFEED_REHEARSE_HIDDEN:-}" ]; then
   [ -f "$CARRY/flowfeed-gpu.tar.gz" ] || { echo "rehearse.sh: no $CARRY: run tools/gpu/prepare.sh" >&2; exit 1; }
-  py=$(cd "$CUDA_DIR/venv/bin" && pwd)/python  # not resolved: the link is what makes it the venv's
+  venv=$(realpath "$CUDA_DIR/venv")
+  py=$venv/bin/python  # bin/python itself not resolved: the link is what makes it the venv's
   extra=$PWD/build-gpu/rehearsal-py
   if ! PYTHONPATH=$extra "$py" -c 'import torchvision, PIL, numpy' 2>/dev/null; then
     "$py" -m pip install -q --no-deps --target "$extra" torchvision==0.26.0 pillow numpy
@@ -48,7 +51,7 @@ if [ -z "${FLOWFEED_REHEARSE_HIDDEN:-}" ]; then
   [ "$(id -u)" -eq 0 ] || ns=(unshare --mount --map-root-user)
   start=$(date +%s)
   status=0
-  FLOWFEED_REHEARSE_HIDDEN=1 REHEARSE_COPY=$copy REHEARSE_PY=$py REHEARSE_PYTHONPATH=$extra \
+  FLOWFEED_REHEARSE_HIDDEN=1 REHEARSE_COPY=$copy REHEARSE_VENV=$venv REHEARSE_PYTHONPATH=$extra \
     "${ns[@]}" bash "$0" || status=$?
   echo "rehearse.sh: run.sh ended with status $status in $(($(date +%s) - start)) s; results in $copy/repo/gpu-out"
   if [ "${KEEP:-1}" = 0 ]; then
@@ -76,7 +79,15 @@ done < /tmp/carried-libs.$$
 echo "rehearse.sh: hid $hidden system library files that the carry also holds:"
 sed 's/^/  /' /tmp/hidden.$$ 2>/dev/null
 rm -f /tmp/carried-libs.$$ /tmp/hidden.$$
-export PYTHON=$REHEARSE_PY PYTHONPATH=$REHEARSE_PYTHONPATH
+# The venv moves: seen at another path, and an empty folder where it was. The binaries' rpath
+# names the venv's torch/lib and nvidia-* folders where prepare.sh found them; on the GPU
+# machine torch is elsewhere, so here too only what run.sh puts in LD_LIBRARY_PATH is found.
+moved=/tmp/flowfeed-rehearse-venv.$$
+mkdir -p "$moved"
+mount --bind "$REHEARSE_VENV" "$moved"
+mount -t tmpfs -o size=1M,mode=0555 none "$REHEARSE_VENV"
+echo "rehearse.sh: the venv seen at $moved; $REHEARSE_VENV (where the binaries' rpath points) is empty"
+export PYTHON=$moved/bin/python PYTHONPATH=$REHEARSE_PYTHONPATH
 # The scratch folder inside the copy (on the GPU machine it is under /tmp), so KEEP=0 removes it.
 export OUT=$PWD/gpu-out FLOWFEED_GPU_REHEARSAL=1 FLOWFEED_GPU_WORK=$PWD/gpu-work
 bash tools/gpu/run.sh
