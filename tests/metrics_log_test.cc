@@ -122,6 +122,15 @@ Scalars DecodeEvent(const std::string& payload) {
   return s;
 }
 
+Provenance RunBy(const std::string& command_line, const std::string& host) {
+  Provenance p;
+  p.started = "2026-12-05T00:00:00Z";
+  p.command_line = command_line;
+  p.config_path = "c.yaml";
+  p.host = host;
+  return p;
+}
+
 MetricsRecord StepRecordAt(int64_t global, double loss) {
   MetricsRecord r;
   r.kind = MetricsRecord::Kind::kStep;
@@ -169,7 +178,7 @@ TEST(TfRecord, AnEmptyRecordIsFramedAsTensorFlowFramesIt) {
 
 TEST(MetricsLog, TensorBoardFileHoldsTheVersionThenOneEventPerRecord) {
   TempDir dir;
-  auto sink = OpenTensorBoardLog(dir / "tb/run1", {"2026-12-05T00:00:00Z", "x", "c.yaml", "host1"});
+  auto sink = OpenTensorBoardLog(dir / "tb/run1", RunBy("x", "host1"));
   ASSERT_TRUE(sink.ok()) << sink.status().ToString();
   ASSERT_TRUE(sink.value()->Write(StepRecordAt(1, 2.5)).ok());
   ASSERT_TRUE(sink.value()->Write(StepRecordAt(2, std::nan(""))).ok());
@@ -205,7 +214,7 @@ TEST(MetricsLog, JsonLinesAppendsOneObjectPerRecordAfterARunLine) {
   TempDir dir;
   const std::string path = dir / "logs/metrics.jsonl";
   for (int run = 0; run < 2; ++run) {  // the second run (a resume) appends
-    auto sink = OpenJsonLinesLog(path, {"2026-12-05T00:00:00Z", "flowfeed train c.yaml", "c.yaml", "h"});
+    auto sink = OpenJsonLinesLog(path, RunBy("flowfeed train c.yaml", "h"));
     ASSERT_TRUE(sink.ok()) << sink.status().ToString();
     ASSERT_TRUE(sink.value()->Write(StepRecordAt(1 + run, run == 0 ? 2.5 : INFINITY)).ok());
     ASSERT_TRUE(sink.value()->Write(EpochRecordAt(1 + run, 0.5)).ok());

@@ -58,15 +58,7 @@ StageRegistry GateRegistry() {
 }
 
 PipelineOptions Options(const TempDir& dir) {
-  test::WriteIdx(dir / "img.idx", dir / "lab.idx", 50, 6, 5);
-  PipelineOptions o;
-  o.source.type = "idx";
-  o.source.root = dir.path();
-  o.source.images = "img.idx";
-  o.source.labels = "lab.idx";
-  o.batch.size = 8;
-  o.threads = 2;
-  o.epochs = 2;
+  PipelineOptions o = test::IdxOptions(dir, 50, 6, 5);
   // No cache: its cost probe at Open() would run the gate stage before the test opens it.
   o.cache.mode = CacheMode::kOff;
   StageSpec flip;

@@ -148,18 +148,7 @@ StageSpec Spec(const std::string& type, StageParams params = {}, OnError on_erro
   return s;
 }
 
-PipelineOptions IdxOptions(const TempDir& dir, int n, int rows = 4, int cols = 5) {
-  test::WriteIdx(dir / "img.idx", dir / "lab.idx", n, rows, cols);
-  PipelineOptions o;
-  o.source.type = "idx";
-  o.source.root = dir.path();
-  o.source.images = "img.idx";
-  o.source.labels = "lab.idx";
-  o.batch.size = 8;
-  o.threads = 2;
-  o.epochs = 2;
-  return o;
-}
+using test::IdxOptions;
 
 struct Collected {
   std::vector<std::vector<int64_t>> indices;  // per epoch, in delivery order

@@ -201,6 +201,19 @@ ShellRun Shell(const std::string& command) {
   return r;
 }
 
+PipelineOptions IdxOptions(const TempDir& dir, int n, int rows, int cols) {
+  WriteIdx(dir / "img.idx", dir / "lab.idx", n, rows, cols);
+  PipelineOptions o;
+  o.source.type = "idx";
+  o.source.root = dir.path();
+  o.source.images = "img.idx";
+  o.source.labels = "lab.idx";
+  o.batch.size = 8;
+  o.threads = 2;
+  o.epochs = 2;
+  return o;
+}
+
 EpochsRun RunEpochs(const PipelineOptions& options) {
   StageRegistry reg;
   RegisterBuiltinStages(&reg);

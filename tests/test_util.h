@@ -101,6 +101,10 @@ ShellRun Shell(const std::string& command);
 // between 40 and 80 pixels. Returns the number of files written.
 int MakeImageFolder(const std::string& root, int classes, int per_class, uint32_t seed = 1);
 
+// Writes `n` IDX records of rows x cols into dir/img.idx, dir/lab.idx and returns options that
+// read them: batches of 8, 2 threads, 2 epochs, no stages.
+PipelineOptions IdxOptions(const TempDir& dir, int n, int rows = 4, int cols = 5);
+
 // Every epoch of a pipeline with the built-in stages, to the end: the first failure (Open's or
 // Next()'s), the stats, and each epoch's batch_digest.
 struct EpochsRun {

@@ -6,8 +6,8 @@
 #                             # the cache, epochs 2+ are served from it); its report lands in
 #                             # build/reports/ as JSON and as an HTML page with charts
 #   bash tools/run.sh test    # install (with Chromium, for the report page's browser tests),
-#                             # build, run the whole test suite, then the asan suite below
-#                             # (what CI runs)
+#                             # build, run the whole test suite, then the torch2, cuda and
+#                             # asan suites below (what CI runs)
 #   bash tools/run.sh build   # install and build only
 #   bash tools/run.sh asan    # install, build build-asan/ with ASan+UBSan, run every test there
 #   bash tools/run.sh tsan    # install, build build-tsan/ with TSan (no trainer), run the tests
@@ -16,12 +16,18 @@
 #                             # build-torch2/venv) in build-torch2/ and run the trainer tests
 #                             # there; `test` runs this too, so code that compiles only against
 #                             # Debian's LibTorch 1.13 cannot land
+#   bash tools/run.sh cuda    # build the trainer against the CUDA LibTorch of the GPU machines
+#                             # (pip's torch 2.11 with CUDA 13, nvcc from NVIDIA's wheels, all
+#                             # in build-cuda/venv) in build-cuda/ and run the trainer tests on
+#                             # the CPU; `test` runs this too, so the CUDA code is compiled and
+#                             # linked on every change (it runs only on a GPU machine)
 #   bash tools/run.sh offline # the offline build (docs/offline.md): fetch the Debian packages into
 #                             # .offline-deps, build build-offline/ with the system's copies
 #                             # hidden, run flowfeed on 20 photos and the unit tests there
 #
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
-# SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite. The asan and
+# SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite, CUDA=0 the
+# CUDA LibTorch suite. The asan and
 # tsan builds, their test selections and their runtime options are CMakePresets.json's presets of those names; suppressions of
 # third-party findings are in tools/sanitizers/.
 set -euo pipefail
@@ -137,6 +143,65 @@ torch2_suite() {
   return "$status"
 }
 
+# A CUDA toolkit folder for Torch's CMake config, which enables the CUDA language and looks for
+# nvcc, the CUDA headers and libcudart of CUDA >= 12.6 before it configures: the venv's NVIDIA
+# wheels have them all, but as versioned libraries only (libcudart.so.13) spread over several
+# packages, where CMake looks for one prefix with unversioned names. No driver comes with them:
+# libcuda.so is an empty stand-in, as NVIDIA's toolkit has one for machines without a GPU (the
+# link drops it: nothing calls the driver directly, LibTorch opens it at run time).
+cuda_toolkit_from_wheels() {
+  local wheels=$1 toolkit=$2 f name
+  rm -rf "$toolkit"
+  mkdir -p "$toolkit/lib/stubs" || return 1
+  ln -s "$wheels/cu13/bin" "$toolkit/bin"
+  ln -s "$wheels/cu13/include" "$toolkit/include"
+  ln -s "$wheels/cu13/nvvm" "$toolkit/nvvm"
+  ln -s lib "$toolkit/lib64"
+  for f in "$wheels"/*/lib/*.so* "$wheels"/cu13/lib/*.a; do
+    name=$(basename "$f")
+    ln -sf "$f" "$toolkit/lib/$name"
+    case "$name" in *.so.*) ln -sf "$f" "$toolkit/lib/${name%%.so.*}.so" ;; esac
+  done
+  echo 'void flowfeed_no_cuda_driver(void) {}' |
+    cc -shared -fPIC -x c - -o "$toolkit/lib/stubs/libcuda.so" -Wl,-soname,libcuda.so.1
+}
+
+# The trainer built against the CUDA LibTorch the GPU machines run (pinned in
+# tools/requirements-cuda.txt, installed into build-cuda/venv with the CUDA compiler from
+# NVIDIA's wheels, never into the system) and its tests run on this machine's CPU: the CUDA
+# build configures, compiles and links on every change, and the CPU path works with it; the
+# CUDA tests skip without a GPU, so nothing here shows the CUDA path runs.
+cuda_suite() {
+  local dir=build-cuda venv=build-cuda/venv req=tools/requirements-cuda.txt
+  local toolkit=$PWD/build-cuda/cuda-toolkit site
+  echo "run.sh: CUDA LibTorch suite in $dir"
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/pip" install -q -r "$req" || return 1
+    rm -rf "$toolkit"
+    cp "$req" "$venv/.requirements"
+  fi
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || return 1
+  # Made once per venv: a fresh stand-in driver would relink everything on every run.
+  if [ ! -x "$toolkit/bin/nvcc" ]; then
+    cuda_toolkit_from_wheels "$site/nvidia" "$toolkit" || return 1
+  fi
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    # The torch package's folder as the prefix, not torch.utils.cmake_prefix_path: TorchConfig
+    # looks for libtorch.so in <prefix>/lib only after the system's folders, where Debian's
+    # 1.13 would be linked in beside 2.11's other libraries (the tests then crash). Without a
+    # GPU to ask, Torch's CMake would guess the architectures: the GPU machines' H100 and H200
+    # are 9.0.
+    TORCH_CUDA_ARCH_LIST=9.0 cmake -S . -B "$dir" "${GEN[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
+      -DFLOWFEED_WITH_TORCH=ON -DCMAKE_PREFIX_PATH="$site/torch" \
+      -DTorch_DIR="$site/torch/share/cmake/Torch" \
+      -DCUDA_TOOLKIT_ROOT_DIR="$toolkit" -DCUDAToolkit_ROOT="$toolkit" \
+      -DCMAKE_CUDA_COMPILER="$toolkit/bin/nvcc" || return 1
+  fi
+  cmake --build "$dir" -j "$JOBS" --target flowfeed flowfeed_trainer_tests || return 1
+  "$dir/tests/flowfeed_trainer_tests"
+}
+
 cmd=${1:-main}
 case "$cmd" in
   main)
@@ -159,6 +224,9 @@ case "$cmd" in
     if [ "${TORCH2:-1}" != 0 ]; then
       torch2_suite || status=1
     fi
+    if [ "${CUDA:-1}" != 0 ]; then
+      cuda_suite || status=1
+    fi
     if [ "${SANITIZE:-1}" != 0 ]; then
       sanitizer_suite asan || status=1
     fi
@@ -176,12 +244,16 @@ case "$cmd" in
     install_missing "${TEST_PACKAGES[@]}"
     torch2_suite
     ;;
+  cuda)
+    install_missing "${TEST_PACKAGES[@]}"
+    cuda_suite
+    ;;
   offline)
     install_missing
     bash tools/offline/check.sh
     ;;
   *)
-    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|offline]" >&2
+    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|cuda|offline]" >&2
     exit 2
     ;;
 esac

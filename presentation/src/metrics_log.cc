@@ -77,7 +77,7 @@ class LogFile {
 
 class TensorBoardSink : public MetricsSink {
  public:
-  Status Open(const std::string& dir, const MetricsRunInfo& run) {
+  Status Open(const std::string& dir, const Provenance& run) {
     FLOWFEED_RETURN_IF_ERROR(MakeFolder(dir));
     const double now = WallSeconds();
     // TensorBoard's own naming: time, host, pid; the suffix says who wrote it.
@@ -111,7 +111,7 @@ class TensorBoardSink : public MetricsSink {
 
 class JsonLinesSink : public MetricsSink {
  public:
-  Status Open(const std::string& path, const MetricsRunInfo& run) {
+  Status Open(const std::string& path, const Provenance& run) {
     const std::string dir = DirName(path);
     if (dir != "." && dir != "/") FLOWFEED_RETURN_IF_ERROR(MakeFolder(dir));
     FLOWFEED_RETURN_IF_ERROR(file_.Open(path, "ab"));
@@ -254,14 +254,14 @@ const char* MetricsKindName(MetricsRecord::Kind kind) {
 }
 
 Result<std::unique_ptr<MetricsSink>> OpenTensorBoardLog(const std::string& dir,
-                                                        const MetricsRunInfo& run) {
+                                                        const Provenance& run) {
   auto sink = std::make_unique<TensorBoardSink>();
   FLOWFEED_RETURN_IF_ERROR(sink->Open(dir, run));
   return std::unique_ptr<MetricsSink>(std::move(sink));
 }
 
 Result<std::unique_ptr<MetricsSink>> OpenJsonLinesLog(const std::string& path,
-                                                      const MetricsRunInfo& run) {
+                                                      const Provenance& run) {
   auto sink = std::make_unique<JsonLinesSink>();
   FLOWFEED_RETURN_IF_ERROR(sink->Open(path, run));
   return std::unique_ptr<MetricsSink>(std::move(sink));
@@ -273,18 +273,18 @@ Result<std::unique_ptr<MetricsSink>> OpenCsvLog(const std::string& dir) {
   return std::unique_ptr<MetricsSink>(std::move(sink));
 }
 
-Status MetricsSinks::Open(const MetricsDestinations& where, const MetricsRunInfo& run) {
+Status MetricsSinks::Open(const MetricsDestinations& where, const Provenance& run) {
   Close();
   struct Want {
     const std::string& where;
     const char* option;
-    Result<std::unique_ptr<MetricsSink>> (*open)(const std::string&, const MetricsRunInfo&);
+    Result<std::unique_ptr<MetricsSink>> (*open)(const std::string&, const Provenance&);
   };
   const Want wants[] = {
       {where.tensorboard, "--tensorboard", &OpenTensorBoardLog},
       {where.jsonl, "--jsonl", &OpenJsonLinesLog},
       {where.csv, "--csv",
-       [](const std::string& dir, const MetricsRunInfo&) { return OpenCsvLog(dir); }},
+       [](const std::string& dir, const Provenance&) { return OpenCsvLog(dir); }},
   };
   for (const Want& w : wants) {
     if (w.where.empty()) continue;

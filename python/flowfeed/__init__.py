@@ -117,8 +117,7 @@ class Pipeline:
             self._impl.set_epochs(int(epochs))
         self._impl.set_command_line(" ".join([os.path.basename(sys.executable)] + sys.argv))
         if tensorboard or jsonl or csv:
-            self._impl.set_metrics(*(os.fspath(p) if p else "" for p in (tensorboard, jsonl, csv)),
-                                   self.config_path or "")
+            self._impl.set_metrics(*(os.fspath(p) if p else "" for p in (tensorboard, jsonl, csv)))
         self.device = str(device)
         self._cuda = self.device.startswith("cuda")
         self.pin_memory = self._cuda if pin_memory is None else bool(pin_memory)

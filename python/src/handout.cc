@@ -46,7 +46,7 @@ std::shared_ptr<Handout> Handout::Copy(const Batch& batch,
                                        std::shared_ptr<HandoutCounter> counter) {
   std::shared_ptr<Handout> h(new Handout());
   auto copy = std::make_shared<Batch>(batch);  // a recycled buffer may be larger than this batch
-  copy->data_.resize(batch.bytes());
+  copy->data_.Truncate(batch.bytes());
   h->meta_view_ = std::move(copy);
   h->counter_ = std::move(counter);
   h->counter_->copies.fetch_add(1, std::memory_order_relaxed);

@@ -143,10 +143,9 @@ PYBIND11_MODULE(_flowfeed, m) {
       .def("set_start", &PyPipeline::SetStart)
       .def("set_command_line", &PyPipeline::SetCommandLine)
       .def("set_metrics", [](PyPipeline& p, const std::string& tensorboard,
-                             const std::string& jsonl, const std::string& csv,
-                             const std::string& config_path) {
+                             const std::string& jsonl, const std::string& csv) {
         try {
-          p.SetMetrics({tensorboard, jsonl, csv}, config_path);
+          p.SetMetrics({tensorboard, jsonl, csv});
         } catch (const StatusError& e) {
           Raise(e.status);
         }

@@ -3,10 +3,6 @@
 
 #include <Python.h>
 
-#include <unistd.h>
-
-#include <ctime>
-
 #include "flowfeed/config.h"
 
 namespace flowfeed::python {
@@ -67,15 +63,8 @@ PyPipeline::~PyPipeline() {
   metrics_.Close();
 }
 
-void PyPipeline::SetMetrics(const MetricsDestinations& where, const std::string& config_path) {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  char started[32] = {};
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  std::strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  ThrowIfError(metrics_.Open(where, {started, options_.command_line, config_path, host}));
+void PyPipeline::SetMetrics(const MetricsDestinations& where) {
+  ThrowIfError(metrics_.Open(where, MakeProvenance(options_)));
 }
 
 void PyPipeline::LogEpochs() {

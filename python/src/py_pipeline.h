@@ -47,7 +47,7 @@ class PyPipeline {
   // Opens the metrics logs (flowfeed/metrics_log.h): each epoch's pipeline figures are written
   // when the epoch ends. Throws StatusError naming the argument and file; a log that fails
   // later is dropped with a RuntimeWarning.
-  void SetMetrics(const MetricsDestinations& where, const std::string& config_path);
+  void SetMetrics(const MetricsDestinations& where);
 
   // The next batch of the epoch being delivered, or null at its end (once). Waits with the GIL
   // released (the caller holds it). Opens the pipeline on first use.

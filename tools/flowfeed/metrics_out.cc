@@ -19,9 +19,7 @@ MetricsOut::MetricsOut()
       }) {}
 
 bool MetricsOut::Open(const RunArgs& args, const Provenance& provenance) {
-  const Status st = sinks_.Open({args.tensorboard, args.jsonl, args.csv},
-                                {provenance.started, provenance.command_line,
-                                 provenance.config_path, provenance.host});
+  const Status st = sinks_.Open({args.tensorboard, args.jsonl, args.csv}, provenance);
   if (!st.ok()) std::cerr << "flowfeed: " << st.message() << "\n";
   return st.ok();
 }

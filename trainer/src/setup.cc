@@ -123,6 +123,9 @@ Status TorchTrainer::ChooseDevice() {
 // Pipelines: training, and evaluation (deterministic, dataset order, shallow prefetch).
 Status TorchTrainer::OpenPipelines(const StageRegistry& registry) {
   auto t0 = Clock::now();
+  // On CUDA, batches are collated straight into pinned memory: the copy to the device reads
+  // them by DMA, with no staging copy on the host.
+  if (device_.is_cuda()) options_.batch_memory = CudaPinnedBatchMemory();
   auto train = Pipeline::Open(options_, registry);
   if (!train.ok()) return train.status();
   pipeline_ = std::move(train.value());

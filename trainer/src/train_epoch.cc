@@ -39,8 +39,8 @@ void TorchTrainer::SetLearningRate(double lr) {
 }
 
 // The batch as a device tensor: float pixels as they are; uint8 pixels scaled to [0, 1] on
-// the device (a quarter of the bytes over the bus). On CUDA the batch is staged in pinned
-// host memory (allocated once, grown when needed) and copied without blocking the host.
+// the device (a quarter of the bytes over the bus). On CUDA the batch was collated into pinned
+// host memory (OpenPipelines) and is copied without blocking the host.
 torch::Tensor TorchTrainer::Input(const Batch& b) {
   std::vector<int64_t> shape = b.shape();
   if (b.layout == Layout::kNHWC) shape = {b.size, b.height, b.width, b.channels};
@@ -48,12 +48,9 @@ torch::Tensor TorchTrainer::Input(const Batch& b) {
   torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(b.data()), shape,
                                      torch::TensorOptions().dtype(dtype));
   if (device_.is_cuda()) {
-    const int64_t bytes = int64_t(b.bytes());
-    if (!pinned_.defined() || pinned_.numel() < bytes)
-      pinned_ = torch::empty({bytes}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
-    // The previous step's copy out of this buffer finished: Run() synchronises every step.
-    std::memcpy(pinned_.data_ptr(), b.data(), size_t(bytes));
-    x = pinned_.narrow(0, 0, bytes).view(dtype).view(shape).to(device_, /*non_blocking=*/true);
+    // The batch is in pinned memory already (OpenPipelines): copied without blocking the host.
+    // It goes back to the pipeline only after the step's Sync(), so the copy has finished.
+    x = x.to(device_, /*non_blocking=*/true);
   }
   if (b.layout == Layout::kNHWC) x = x.permute({0, 3, 1, 2});
   if (b.dtype == DType::kUInt8) x = x.to(torch::kFloat32).div_(255.0);

@@ -34,6 +34,10 @@
 
 namespace flowfeed {
 
+// Page-locked host memory from LibTorch's CUDA pinned allocator, for the batches of a trainer
+// on a GPU (pinned_memory.cc). Call only when LibTorch sees a GPU.
+std::shared_ptr<BatchAllocator> CudaPinnedBatchMemory();
+
 // The options of the evaluation pipeline, derived from the training run's (evaluate.cc).
 PipelineOptions EvalPipelineOptions(const PipelineOptions& options);
 
@@ -150,7 +154,6 @@ class TorchTrainer final : public Trainer {
   int64_t steps_per_epoch_ = 0;
   TrainReport report_;
   std::vector<TraceEvent> trace_;  // the trainer's own spans (options_.trace)
-  torch::Tensor pinned_;           // CUDA: the pinned staging buffer for batches
   // The epoch the training loop runs (or ran last) and its clock, for live(); protected by
   // live_mu_, since live() may be called from any thread.
   mutable std::mutex live_mu_;

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "flowfeed/batch_memory.h"
 #include "flowfeed/image.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/status.h"
@@ -267,6 +269,9 @@ struct PipelineOptions {
   // How the run was started (the CLI's arguments, Python's sys.argv), for the report's
   // provenance; "" when the caller does not say. Not a config key.
   std::string command_line;
+  // Where batches are collated (flowfeed/batch_memory.h): null for the heap; the CUDA trainer
+  // gives pinned memory. Not a config key.
+  std::shared_ptr<BatchAllocator> batch_memory;
 };
 
 // Checks `options` as a whole: every key's range or choices (the same tables the config reader

@@ -35,6 +35,7 @@
 #include <memory>
 #include <vector>
 
+#include "flowfeed/batch_memory.h"
 #include "flowfeed/image.h"
 #include "flowfeed/options.h"
 #include "flowfeed/registry.h"
@@ -68,6 +69,12 @@ std::vector<std::string> StageNames(const std::vector<StageSpec>& pipeline);
 // options.distributed.uneven says (the same on every rank, except with `all`).
 int64_t EpochLength(const PipelineOptions& options, int64_t dataset_size);
 
+// What produced a run, as Pipeline::Open records it in RunStats::provenance: the version and
+// commit flowfeed was built from, the time and host now, the options' config path, resolved
+// config and command line, and the versions of the libraries the engine runs on. Public for a
+// consumer that needs it before the pipeline opens (the Python module's metrics logs).
+Provenance MakeProvenance(const PipelineOptions& options);
+
 // The dataset indices this rank draws in `epoch` (0-based), in order, EpochLength() of them. A
 // pure function of (options.seed, shuffle, source listing, shuffle_buffer, distributed rank,
 // world size and policies, epoch): the same on every run, thread count and host. Unshuffled:
@@ -77,7 +84,9 @@ int64_t EpochLength(const PipelineOptions& options, int64_t dataset_size);
 // ranks by the shard policy (options.h).
 std::vector<int64_t> EpochOrder(const PipelineOptions& options, const Source& source, int epoch);
 
-// A collated batch. Its storage is recycled when the last reference goes away.
+// A collated batch. Its storage is recycled when the last reference goes away. Its pixels are in
+// the memory PipelineOptions::batch_memory gives (the heap by default; a copy of a batch is on
+// the heap).
 class Batch {
  public:
   int epoch = 0;        // 0-based
@@ -99,7 +108,7 @@ class Batch {
   // Shape as the layout says: {N, C, H, W} or {N, H, W, C}.
   std::vector<int64_t> shape() const;
 
-  std::vector<uint8_t> data_;  // capacity grows to the largest batch, then stays
+  BatchStorage data_;  // grows to the largest batch, then stays
 };
 
 using BatchPtr = std::shared_ptr<const Batch>;

@@ -10,7 +10,11 @@ std::vector<int64_t> Batch::shape() const {
 
 std::unique_ptr<Batch> BatchPool::Acquire() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (free_.empty()) return std::make_unique<Batch>();
+  if (free_.empty()) {
+    auto b = std::make_unique<Batch>();
+    b->data_ = BatchStorage(memory_);
+    return b;
+  }
   std::unique_ptr<Batch> b = std::move(free_.back());
   free_.pop_back();
   return b;
@@ -22,14 +26,23 @@ BatchPtr BatchPool::Publish(std::unique_ptr<Batch> batch) {
 }
 
 void BatchPool::Detach() {
-  std::lock_guard<std::mutex> lock(mu_);
-  release_ = nullptr;
+  std::vector<std::unique_ptr<Batch>> unused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_ = nullptr;
+    detached_ = true;
+    unused.swap(free_);
+  }
+  // Freed now, not when the last batch a consumer still holds goes: their memory may be
+  // scarce (pinned).
 }
 
 void BatchPool::Return(Batch* b) {
+  std::unique_ptr<Batch> batch(b);
   int64_t n = b->size;
   std::lock_guard<std::mutex> lock(mu_);
-  free_.emplace_back(b);
+  if (detached_) return;  // nobody acquires any more: freed on leaving
+  free_.push_back(std::move(batch));
   // Under the lock so that Detach() cannot complete while a release is in progress.
   if (release_ && n > 0) release_(n);
 }

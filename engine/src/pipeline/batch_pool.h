@@ -21,7 +21,9 @@ class BatchPool : public std::enable_shared_from_this<BatchPool> {
  public:
   // `release(n)` gives back n tokens; it is called under the pool's lock, from whichever thread
   // drops a batch, until Detach().
-  explicit BatchPool(std::function<void(int64_t)> release) : release_(std::move(release)) {}
+  // New batches' pixels come from `memory` (null: the heap).
+  BatchPool(std::function<void(int64_t)> release, std::shared_ptr<BatchAllocator> memory)
+      : release_(std::move(release)), memory_(std::move(memory)) {}
 
   // A batch to fill: a recycled one (its buffers keep their capacity) or a new one.
   std::unique_ptr<Batch> Acquire();
@@ -32,7 +34,8 @@ class BatchPool : public std::enable_shared_from_this<BatchPool> {
   // Gives back a batch that was never published (drop_last): its tokens go back too.
   void Recycle(std::unique_ptr<Batch> batch) { Return(batch.release()); }
 
-  // From now on a returned batch releases nothing. Waits for a release in progress.
+  // From now on a returned batch releases nothing and is freed; the pooled ones are freed now.
+  // Waits for a release in progress.
   void Detach();
 
  private:
@@ -41,6 +44,8 @@ class BatchPool : public std::enable_shared_from_this<BatchPool> {
   std::mutex mu_;
   std::vector<std::unique_ptr<Batch>> free_;
   std::function<void(int64_t)> release_;
+  bool detached_ = false;
+  const std::shared_ptr<BatchAllocator> memory_;
 };
 
 // Converted samples wait in these buffers between their worker and the serial batcher. A LIFO

@@ -166,7 +166,7 @@ void Batcher::StartBatch(const Slot& slot) {
   b.labels.clear();
   b.indices.clear();
   size_t need = b.sample_bytes() * size_t(options_.batch.size);
-  if (b.data_.size() < need) b.data_.resize(need);
+  b.data_.Reserve(need);
 }
 
 void Batcher::EmitBatch() {

@@ -6,7 +6,6 @@
 #include <algorithm>
 
 #include "flowfeed/util/clock.h"
-#include "pipeline/provenance.h"
 
 namespace flowfeed {
 
@@ -26,7 +25,8 @@ PipelineImpl::PipelineImpl(const PipelineOptions& options, std::unique_ptr<Sourc
       ids_(int(steps.size())),
       stats_table_(threads, options.epochs, ids_.count()),
       graph_(std::make_unique<Graph>(threads, tokens_)),
-      pool_(std::make_shared<BatchPool>([g = graph_.get()](int64_t n) { g->ReleaseTokens(n); })),
+      pool_(std::make_shared<BatchPool>([g = graph_.get()](int64_t n) { g->ReleaseTokens(n); },
+                                        options.batch_memory)),
       tickets_(options_, *source_, per_epoch_, total_),
       runner_(options_, *source_, std::move(steps), cache_.get(), placement_.stages,
               &stats_table_, &trace_, &tensors_),

@@ -1,5 +1,5 @@
-// pipeline/provenance.cc: MakeProvenance (provenance.h).
-#include "pipeline/provenance.h"
+// pipeline/provenance.cc: MakeProvenance (flowfeed/pipeline.h), collected on the calling thread.
+#include "flowfeed/pipeline.h"
 
 #include <unistd.h>
 #include <xxhash.h>

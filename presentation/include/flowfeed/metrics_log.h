@@ -65,18 +65,13 @@ class MetricsSink {
   virtual std::string path() const = 0;
 };
 
-// What a JSON Lines log's opening "run" line says (and what names a TensorBoard file).
-struct MetricsRunInfo {
-  std::string started;       // ISO 8601 UTC
-  std::string command_line;  // as the report's provenance has it
-  std::string config_path;
-  std::string host;
-};
-
+// `run` is what produced the run (the report's provenance): its start time, host, command line
+// and config go into a JSON Lines log's opening "run" line, its host into a TensorBoard file's
+// name.
 Result<std::unique_ptr<MetricsSink>> OpenTensorBoardLog(const std::string& dir,
-                                                        const MetricsRunInfo& run);
+                                                        const Provenance& run);
 Result<std::unique_ptr<MetricsSink>> OpenJsonLinesLog(const std::string& path,
-                                                      const MetricsRunInfo& run);
+                                                      const Provenance& run);
 Result<std::unique_ptr<MetricsSink>> OpenCsvLog(const std::string& dir);
 
 // Where a run's metrics go ("" for none of a kind), as `--tensorboard`, `--jsonl` and `--csv`
@@ -98,7 +93,7 @@ class MetricsSinks {
 
   // Opens every destination set in `where`. On failure the error names the option
   // ("--tensorboard: DIR: ...") and nothing stays open.
-  Status Open(const MetricsDestinations& where, const MetricsRunInfo& run);
+  Status Open(const MetricsDestinations& where, const Provenance& run);
   bool empty() const { return sinks_.empty(); }
   void Write(const MetricsRecord& record);
   void Close();  // flushes and closes them all (failures go to on_failure)
