@@ -23,10 +23,15 @@ bash tools/offline/unpack.sh "$DEPS"
 . "$DEPS/env.sh"
 
 prefix="$DEPS/usr"
-torch=OFF
-if [ "${TORCH:-1}" != 0 ] && tp=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null); then
+torch=(-DFLOWFEED_WITH_TORCH=OFF)
+# The torch package's folder as the prefix, not torch.utils.cmake_prefix_path: TorchConfig finds
+# libtorch.so with find_library, whose hint <torch>/lib comes after the system's folders, so
+# with share/cmake as the prefix a system LibTorch wins where there is one (tools/run.sh's cuda
+# suite met Debian's 1.13 that way); as the prefix, the torch folder's lib/ comes first.
+if [ "${TORCH:-1}" != 0 ] &&
+   tp=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null); then
   prefix="$prefix;$tp"
-  torch=ON
+  torch=(-DFLOWFEED_WITH_TORCH=ON -DTorch_DIR="$tp/share/cmake/Torch")
   echo "build.sh: LibTorch from $tp: the trainer is built"
 else
   echo "build.sh: no torch for python3 (or TORCH=0): no trainer"
@@ -36,7 +41,7 @@ GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
 # shellcheck disable=SC2086  # CMAKE_ARGS is a list of words
 cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" \
-  -DCMAKE_PREFIX_PATH="$prefix" -DFLOWFEED_OPENCV_IMGCODECS=OFF -DFLOWFEED_WITH_TORCH=$torch \
+  -DCMAKE_PREFIX_PATH="$prefix" -DFLOWFEED_OPENCV_IMGCODECS=OFF "${torch[@]}" \
   -DFLOWFEED_PYTHON=OFF ${CMAKE_ARGS:-}
 targets=()
 for t in ${TARGETS:-}; do targets+=(--target "$t"); done

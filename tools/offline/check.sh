@@ -7,7 +7,10 @@
 #
 #   bash tools/offline/check.sh        # as root (unshare -m), else through unshare --map-root-user
 #
-# Environment: DEPS (default .offline-deps), BUILD_DIR (default build-offline), JOBS.
+# Environment: DEPS (default .offline-deps), BUILD_DIR (default build-offline), JOBS; TORCH=1
+# builds the trainer too, against python3's torch as build.sh does (default 0: the development
+# machine's python3 has Debian's torch 1.13), and runs its tests; CMAKE_ARGS, more -D options
+# (a CUDA LibTorch needs its toolkit named where nvcc is not on PATH).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -61,8 +64,10 @@ for p in "${hide[@]}"; do
   echo "  $p"
 done
 
-TORCH=0 TARGETS="flowfeed flowfeed_tests" \
-  CMAKE_ARGS="-DCMAKE_CXX_COMPILER_LAUNCHER=$(command -v ccache || true)" \
+targets="flowfeed flowfeed_tests"
+[ "${TORCH:-0}" = 0 ] || targets+=" flowfeed_trainer_tests"
+TORCH=${TORCH:-0} TARGETS=$targets \
+  CMAKE_ARGS="${CMAKE_ARGS:-} -DCMAKE_CXX_COMPILER_LAUNCHER=$(command -v ccache || true)" \
   bash tools/offline/build.sh "$DEPS" "$BUILD_DIR"
 # What build.sh built with: the bundle's libraries, .pc files and CMake packages, for running
 # flowfeed and for the Sdk tests' programs built against the installed JPEG-only package.
