@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#if FLOWFEED_HAVE_IMGCODECS
 #include <opencv2/imgcodecs.hpp>
+#endif
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
 
@@ -77,6 +79,11 @@ void WriteJpeg(const std::string& path, const Image& image, int quality) {
 }
 
 void WritePng(const std::string& path, const Image& image) {
+#if !FLOWFEED_HAVE_IMGCODECS
+  // Tests that write PNGs fail here in a JPEG-only build, saying why.
+  (void)image;
+  throw std::runtime_error(path + ": WritePng needs OpenCV's imgcodecs (FLOWFEED_OPENCV_IMGCODECS=OFF)");
+#else
   cv::Mat m(image.height(), image.width(), image.channels() == 3 ? CV_8UC3 : CV_8UC1,
             const_cast<uint8_t*>(image.data()));
   cv::Mat out;
@@ -84,6 +91,7 @@ void WritePng(const std::string& path, const Image& image) {
   std::vector<uint8_t> bytes;
   if (!cv::imencode(".png", out, bytes)) throw std::runtime_error("png encode failed");
   WriteBytes(path, bytes);
+#endif
 }
 
 namespace {

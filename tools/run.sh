@@ -21,6 +21,9 @@
 #                             # in build-cuda/venv) in build-cuda/ and run the trainer tests on
 #                             # the CPU; `test` runs this too, so the CUDA code is compiled and
 #                             # linked on every change (it runs only on a GPU machine)
+#   bash tools/run.sh offline # the offline build (docs/offline.md): fetch the Debian packages into
+#                             # .offline-deps, build build-offline/ with the system's copies
+#                             # hidden, run flowfeed on 20 photos and the unit tests there
 #
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
 # SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite, CUDA=0 the
@@ -245,8 +248,12 @@ case "$cmd" in
     install_missing "${TEST_PACKAGES[@]}"
     cuda_suite
     ;;
+  offline)
+    install_missing
+    bash tools/offline/check.sh
+    ;;
   *)
-    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|cuda]" >&2
+    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|cuda|offline]" >&2
     exit 2
     ;;
 esac

@@ -3,7 +3,9 @@
 #include "flowfeed/idx_folder.h"
 
 #include <fcntl.h>
+#if FLOWFEED_HAVE_IMGCODECS
 #include <opencv2/imgcodecs.hpp>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,10 +91,17 @@ Status WriteSplit(const IdxFolderOptions& o, const IdxSplit& split, const std::s
       Status st = source.Read(i, &s);
       if (st.ok()) {
         const Image& img = s.image;
+#if FLOWFEED_HAVE_IMGCODECS
         cv::Mat m(img.height(), img.width(), img.channels() == 1 ? CV_8UC1 : CV_8UC3,
                   const_cast<uint8_t*>(img.data()), img.row_bytes());
         if (!cv::imencode(".png", m, png))
           st = Status::Internal(std::string(source.key(i)) + ": PNG encoding failed");
+#else
+        (void)img;
+        st = Status::Unsupported(std::string(source.key(i)) +
+                                 ": cannot write PNG: this build decodes and encodes JPEG only "
+                                 "(configured with FLOWFEED_OPENCV_IMGCODECS=OFF)");
+#endif
       }
       if (st.ok()) {
         std::snprintf(name, sizeof name, "/%05lld.png", static_cast<long long>(i));

@@ -48,7 +48,12 @@ bool IsPhotoName(const std::string& name) {
   if (name.empty() || name[0] == '.') return false;
   std::string lower = name;
   for (auto& c : lower) c = AsciiLower(c);
+#if FLOWFEED_HAVE_IMGCODECS
   for (const char* ext : {".jpg", ".jpeg", ".png"}) {
+#else
+  // A JPEG-only build cannot read PNG sources; the JPEGs still make a data set.
+  for (const char* ext : {".jpg", ".jpeg"}) {
+#endif
     const size_t n = std::strlen(ext);
     if (lower.size() > n && lower.compare(lower.size() - n, n, ext) == 0) return true;
   }
@@ -149,7 +154,9 @@ Status FindPhotos(const std::string& dir, const std::string& out_dir,
   }
   std::sort(photos->begin(), photos->end());
   if (photos->empty())
-    return Status::NotFound("source_dir: " + dir + " has no .jpg/.jpeg/.png photos");
+    return Status::NotFound("source_dir: " + dir +
+                            (FLOWFEED_HAVE_IMGCODECS ? " has no .jpg/.jpeg/.png photos"
+                                                     : " has no .jpg/.jpeg photos (a JPEG-only build)"));
   // Wallpaper collections ship one picture at several resolutions ("Elephants.jpg",
   // "Elephants_3840x2160.jpg"): as separate classes they would be the same class twice. Keep the
   // largest file of each such group.

@@ -23,7 +23,9 @@
 #include <cstdio>
 #include <cstring>
 #include <opencv2/core.hpp>
+#if FLOWFEED_HAVE_IMGCODECS
 #include <opencv2/imgcodecs.hpp>
+#endif
 #include <opencv2/imgproc.hpp>
 #include <string>
 
@@ -161,6 +163,14 @@ const char* SniffFormat(const uint8_t* d, size_t n) {
 // messages ("" when the bytes announce none we know).
 Status DecodeWithOpenCv(const uint8_t* data, size_t size, const DecodeOptions& options,
                         std::string_view name, const char* format, Image* out) {
+#if !FLOWFEED_HAVE_IMGCODECS
+  (void)options;
+  (void)out;
+  if (format[0] == '\0')  // not an image at all: the message every build gives
+    return Status::Corrupt(Prefix(name) + "not a recognised image format (first bytes: " +
+                           FirstBytes(data, size) + ")");
+  return Status::Unsupported(JpegOnlyMessage(name, format));
+#else
   const bool gray = options.color == ColorMode::kGray;
   cv::Mat decoded;
   try {
@@ -213,6 +223,7 @@ Status DecodeWithOpenCv(const uint8_t* data, size_t size, const DecodeOptions& o
   }
   if (dst.data != out->data()) return Status::Internal(Prefix(name) + "OpenCV reallocated the output");
   return Status::Ok();
+#endif
 }
 
 Status DecodeJpegWith(tjhandle tj, const uint8_t* data, size_t size, const DecodeOptions& options,
@@ -505,6 +516,14 @@ std::string CodecVersions() {
   for (const auto& [name, version] : CodecLibraryVersions())
     out += (out.empty() ? "" : ", ") + name + " " + version;
   return out;
+}
+
+std::string JpegOnlyMessage(std::string_view name, std::string_view format) {
+  std::string what = format == "JPEG" ? "this JPEG (a variant TurboJPEG does not decode)"
+                                      : std::string(format);
+  return Prefix(name) + "cannot decode " + what +
+         ": this build decodes JPEG only (configured with FLOWFEED_OPENCV_IMGCODECS=OFF, "
+         "without OpenCV's imgcodecs; see docs/offline.md)";
 }
 
 }  // namespace flowfeed

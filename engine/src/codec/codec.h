@@ -57,6 +57,11 @@ Status DecodeJpegRegion(const uint8_t* data, size_t size, const DecodeOptions& o
                         JpegRegionPlanner planner, void* context, Image* out,
                         JpegRegionResult* result, bool* done);
 
+// The error of a build without OpenCV's imgcodecs (FLOWFEED_OPENCV_IMGCODECS=OFF) for an image
+// only imgcodecs would decode: names the file (`name`), the format ("PNG", "WebP", ...; "JPEG"
+// for a variant TurboJPEG refuses) and why. Defined in every build so that tests can check it.
+std::string JpegOnlyMessage(std::string_view name, std::string_view format);
+
 // (name, version) of the libraries decoded pixels depend on: libjpeg-turbo, OpenCV. CodecVersions()
 // (flowfeed/codec.h) is these joined.
 std::vector<std::pair<std::string, std::string>> CodecLibraryVersions();
