@@ -16,14 +16,14 @@
 #                             # build-torch2/venv) in build-torch2/ and run the trainer tests
 #                             # there; `test` runs this too, so code that compiles only against
 #                             # Debian's LibTorch 1.13 cannot land
-#   bash tools/run.sh offline # the offline build (docs/offline.md): fetch the Debian packages into
-#                             # .offline-deps, build build-offline/ with the system's copies
-#                             # hidden, run flowfeed on 20 photos and the unit tests there
 #   bash tools/run.sh cuda    # build the trainer against the CUDA LibTorch of the GPU machines
 #                             # (pip's torch 2.11 with CUDA 13, nvcc from NVIDIA's wheels, all
 #                             # in build-cuda/venv) in build-cuda/ and run the trainer tests on
 #                             # the CPU; `test` runs this too, so the CUDA code is compiled and
 #                             # linked on every change (it runs only on a GPU machine)
+#   bash tools/run.sh offline # the offline build (docs/offline.md): fetch the Debian packages into
+#                             # .offline-deps, build build-offline/ with the system's copies
+#                             # hidden, run flowfeed on 20 photos and the unit tests there
 #
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc);
 # SANITIZE=0 makes `test` skip the asan suite, TORCH2=0 the LibTorch 2.x suite, CUDA=0 the
@@ -244,16 +244,16 @@ case "$cmd" in
     install_missing "${TEST_PACKAGES[@]}"
     torch2_suite
     ;;
-  offline)
-    install_missing
-    bash tools/offline/check.sh
-    ;;
   cuda)
     install_missing "${TEST_PACKAGES[@]}"
     cuda_suite
     ;;
+  offline)
+    install_missing
+    bash tools/offline/check.sh
+    ;;
   *)
-    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|offline|cuda]" >&2
+    echo "usage: bash tools/run.sh [main|test|build|asan|tsan|torch2|cuda|offline]" >&2
     exit 2
     ;;
 esac
