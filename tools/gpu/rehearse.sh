@@ -42,9 +42,7 @@ if [ -z "${FLOWFEED_REHEARSE_HIDDEN:-}" ]; then
   if [ "${FLOWFEED_GPU_BUILD:-0}" = 1 ]; then
     # The fallback build's packages are unpacked out here, as tools/offline/check.sh does: dpkg
     # itself needs libmd, which the namespace hides (build.sh then reuses the unpacked tree).
-    deps=$copy/repo/$(basename "$CARRY")/deps
-    for d in "$deps"/debs/*.deb; do dpkg -x "$d" "$deps"; done
-    touch "$deps/.unpacked"
+    bash tools/offline/unpack.sh "$copy/repo/$(basename "$CARRY")/deps"
   fi
   echo "rehearse.sh: the tree as the device sees it: $copy/repo ($(du -sh "$copy/repo" | cut -f1))"
   ns=(unshare --mount)

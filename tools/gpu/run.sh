@@ -16,7 +16,8 @@
 #   train       `flowfeed train`: ResNet-18, 224 px, batch 256, 16 threads, CUDA, bf16 amp,
 #               channels_last, cuDNN benchmark, normalisation on the device (uint8 batches)
 #   dataloader  the same model and epochs fed by PyTorch's DataLoader (tools/gpu/dataloader_train.py)
-#   bench       `flowfeed bench` (the pipeline alone) at 1, 2, 4, 8 and 16 threads
+#   bench       `flowfeed bench` (the pipeline alone, as the CUDA trainer runs it: uint8 batches,
+#               normalize left to the GPU) at 1, 2, 4, 8 and 16 threads
 #   table       tools/gpu/table.py: $OUT/summary.md (the table for docs/benchmarks.md)
 # $OUT gets run.log (everything printed), summary.md, summary.json and results.tar.gz (every
 # report, log and config, refreshed after each phase, so a run cut short keeps what it did).
@@ -204,23 +205,17 @@ EOF
 }
 
 phase_build() {
-  local torch_lib torch_libs deps=$CARRY/deps
+  local torch_libs deps=$CARRY/deps
   compgen -G "$deps/debs/*.deb" > /dev/null ||
     { echo "build: no Debian packages carried in $deps/debs (prepare.sh with GPU_CARRY_DEBS=1)"; return 1; }
   torch_libs=$(torch_libs) || return 1
-  torch_lib=${torch_libs%%:*}
-  # build.sh asks `python3` for LibTorch: the one this script uses.
+  # build.sh asks `python3` for LibTorch (and takes the torch package's folder as the prefix):
+  # the python3 this script uses. The architecture of the H100 and H200: 9.0.
   mkdir -p "$WORK/pybin"
   printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v "$PY")" > "$WORK/pybin/python3"
   chmod +x "$WORK/pybin/python3"
-  # The torch package's folder as the prefix, after the bundle's (a later -D wins over
-  # build.sh's): with cmake_prefix_path alone TorchConfig looks for libtorch.so in the system's
-  # folders first, and a machine with Debian's LibTorch 1.13 links that (as tools/run.sh cuda).
-  local torch_dir
-  torch_dir=$(dirname "$torch_lib")
   PATH=$WORK/pybin:$PATH TORCH_CUDA_ARCH_LIST=9.0 JOBS=$(nproc) \
     TARGETS="flowfeed flowfeed_trainer_tests" \
-    CMAKE_ARGS="${CMAKE_ARGS:-} -DCMAKE_PREFIX_PATH=$(realpath "$deps")/usr;$torch_dir -DTorch_DIR=$torch_dir/share/cmake/Torch" \
     bash "$REPO/tools/offline/build.sh" "$deps" "$REPO/build-gpu-device" || return 1
   local lib
   lib=$(realpath "$deps")/usr/lib/x86_64-linux-gnu
@@ -228,7 +223,7 @@ phase_build() {
 export FF_BIN=$REPO/build-gpu-device/flowfeed FF_TESTS=$REPO/build-gpu-device/tests/flowfeed_trainer_tests
 export FF_LD=$torch_libs:$lib:$lib/blas:$lib/lapack${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} FF_KIND=built-here
 EOF
-  ff --version
+  load_env && ff --version
 }
 
 phase_tests() {
@@ -330,11 +325,17 @@ phase_bench() {
   load_env || return 1
   [ -f "$WORK/train.yaml" ] || write_config
   cd "$WORK" || return 1
+  # The pipeline as the CUDA trainer runs it (normalize_on_device): without the trailing
+  # normalize, which runs on the GPU there, and with uint8 batches.
+  { echo "# train.yaml's pipeline as the CUDA trainer runs it: normalize on the GPU, uint8 batches"
+    sed -e '/{type: normalize,/d' -e 's/dtype: float32/dtype: uint8/' "$WORK/train.yaml"
+  } > "$WORK/bench.yaml"
+  grep -q 'type: normalize' "$WORK/bench.yaml" && { echo "bench: normalize still in bench.yaml"; return 1; }
   local t rc=0
   for t in $SCALING; do
     rm -rf "$WORK/cache-bench-$t"
     echo "bench: $t threads"
-    ff bench "$WORK/train.yaml" --epochs 2 --set threads="$t" --set cache.path="$WORK/cache-bench-$t" \
+    ff bench "$WORK/bench.yaml" --epochs 2 --set threads="$t" --set cache.path="$WORK/cache-bench-$t" \
       --report "$WORK/bench-t$t.json" > "$WORK/bench-t$t.log" 2>&1 || rc=1
     grep -E '^epoch [0-9]+:' "$WORK/bench-t$t.log"
     rm -rf "$WORK/cache-bench-$t"
@@ -361,5 +362,10 @@ main() {
   echo "=== done in $(( $(date +%s) - T0 )) s"
   pack
   cat "$OUT/summary.md" 2>/dev/null || { echo "no summary: $WORK/table.log says"; cat "$WORK/table.log"; }
+  # The exit status: 0 when every phase that ran passed (`binary` may fail: `build` replaces it).
+  local failed
+  failed=$(awk -F'\t' 'NR > 1 && $2 != "0" && $1 != "binary" { printf "%s%s", sep, $1; sep = " " }' "$WORK/phases.tsv")
+  [ -z "$failed" ] || { echo "=== phases not passed: $failed"; return 1; }
 }
 main 2>&1 | tee -a "$OUT/run.log"
+exit "${PIPESTATUS[0]}"

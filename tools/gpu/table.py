@@ -298,7 +298,8 @@ def main():
                      f"{num(ratio(r['epoch1'], base['epoch1']), 2)}x | {num(ratio(r['later'], base['later']), 2)}x |")
         stores = sorted({r.get("cache_store") for r in sc if r.get("cache_store")})
         L.append("")
-        L.append(f"The same config and folder, 2 epochs per run, pipeline only (no model); cache store chosen: "
+        L.append(f"The same folder and pipeline as the CUDA trainer runs it (its trailing normalize left to the GPU, "
+                 f"uint8 batches), 2 epochs per run, pipeline only (no model); cache store chosen: "
                  f"{', '.join(stores) or '—'}.")
         L.append("")
 
