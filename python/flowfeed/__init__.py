@@ -93,8 +93,10 @@ class Pipeline:
         entries are loaded too, relative to the current directory).
     device: "cpu", or a CUDA device ("cuda", "cuda:1"): batches are then copied there on a side
         stream, one batch ahead, and handed out as device tensors.
-    pin_memory: copy batches into page-locked memory first (faster, asynchronous host-to-device
-        copies); implied by a CUDA device.
+    pin_memory: batches in page-locked memory (faster, asynchronous host-to-device copies);
+        implied by a CUDA device. Where torch sees a GPU the pipeline collates straight into
+        pinned memory torch allocates (no copy per batch); otherwise each batch is pinned by a
+        copy as it is handed out.
     tensorboard, jsonl, csv: write each epoch's pipeline figures (throughput, wait, stage
         times, cache hit rate) as `flowfeed bench --tensorboard/--jsonl/--csv` does: a
         TensorBoard folder (give your SummaryWriter's log_dir to see them beside your loss), a
@@ -121,6 +123,8 @@ class Pipeline:
         self.device = str(device)
         self._cuda = self.device.startswith("cuda")
         self.pin_memory = self._cuda if pin_memory is None else bool(pin_memory)
+        if self.pin_memory:
+            self._pin_batches_at_birth()
         self._stream = None
         self._ahead = None  # device path: the batch taken ahead, and the resume point after it
         # The resume point: the epoch being delivered, the samples of its order covered, and the
@@ -129,6 +133,24 @@ class Pipeline:
         self._position = 0
         self._batch = 0
         self._warned_copies = False
+
+    def _pin_batches_at_birth(self):
+        """Batch buffers from torch's page-locked memory, so the pipeline collates into memory
+        the GPU reads by DMA (where torch can pin: a CUDA torch that sees a GPU)."""
+        import torch
+
+        if not torch.cuda.is_available():
+            return
+
+        def allocate(nbytes):
+            return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+
+        self._impl.set_batch_memory(allocate, "cuda pinned")
+
+    @property
+    def batch_memory(self):
+        """Where batches are collated: "heap", or "cuda pinned" (see pin_memory)."""
+        return self._impl.batch_memory
 
     # ---- sizes ----
 
@@ -180,7 +202,11 @@ class Pipeline:
             self._warn_copies()
         images, labels = _to_tensor(images_ref), _to_tensor(labels_ref)
         if self.pin_memory:
-            images, labels = images.pin_memory(), labels.pin_memory()
+            # Born pinned unless the batch is a copy (held past the prefetch window) or torch
+            # cannot pin ahead of time; labels live on the heap, and are small.
+            if not images.is_pinned():
+                images = images.pin_memory()
+            labels = labels.pin_memory()
         return (images, labels), (self._epoch, info["end_position"], info["number"] + 1)
 
     def _next(self):
@@ -207,14 +233,22 @@ class Pipeline:
         def start(batch):
             # The copy runs on the side stream while the caller computes on the last batch.
             with torch.cuda.stream(self._stream):
-                return tuple(t.to(device, non_blocking=True) for t in batch)
+                moved = tuple(t.to(device, non_blocking=True) for t in batch)
+                copied = torch.cuda.Event()
+                copied.record(self._stream)
+            # The host tensors may be the pipeline's own pinned buffers, which it refills once
+            # they are dropped: they are kept until the copy has read them (hand_over).
+            return [moved, batch, copied]
 
-        def hand_over(dev):
+        def hand_over(started):
+            moved, _, copied = started
             current = torch.cuda.current_stream(device)
             current.wait_stream(self._stream)
-            for t in dev:
+            for t in moved:
                 t.record_stream(current)
-            return dev
+            copied.synchronize()  # started a step ago: done by now, as a rule
+            started[1] = None
+            return moved
 
         return self._one_ahead(start, hand_over)
 

@@ -10,6 +10,7 @@
 #include "flowfeed/stats.h"
 #include "flowfeed/version.h"
 #include "handout.h"
+#include "py_batch_memory.h"
 #include "py_pipeline.h"
 
 namespace py = pybind11;
@@ -142,6 +143,15 @@ PYBIND11_MODULE(_flowfeed, m) {
       .def("set_epochs", &PyPipeline::SetEpochs)
       .def("set_start", &PyPipeline::SetStart)
       .def("set_command_line", &PyPipeline::SetCommandLine)
+      .def("set_batch_memory",
+           [](PyPipeline& p, py::function allocate, const std::string& name) {
+             p.SetBatchMemory(PythonBatchMemory(std::move(allocate), name));
+           })
+      .def_property_readonly("batch_memory",
+                             [](const PyPipeline& p) {
+                               return p.options().batch_memory ? p.options().batch_memory->name()
+                                                               : std::string("heap");
+                             })
       .def("set_metrics", [](PyPipeline& p, const std::string& tensorboard,
                              const std::string& jsonl, const std::string& csv) {
         try {

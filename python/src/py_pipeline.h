@@ -7,7 +7,8 @@
 // pipeline as it was, and the next call goes on waiting.
 //
 // The Python side (python/flowfeed/__init__.py) turns the capsules into torch tensors and keeps
-// the resume state; this class keeps no Python objects.
+// the resume state; this class keeps no Python objects, except a batch memory's allocate
+// function (py_batch_memory.h), which manages its own references.
 //
 // Failure: every error is a flowfeed::Status, raised by the binding as a Python exception
 // (module.cc): a config problem before anything runs, a sample's failure under on_error: fail
@@ -40,6 +41,12 @@ class PyPipeline {
 
   const PipelineOptions& options() const { return options_; }
   void SetEpochs(int epochs);
+  // Where batches are collated (flowfeed/batch_memory.h; py_batch_memory.h for memory from a
+  // Python function); closes a running pipeline.
+  void SetBatchMemory(std::shared_ptr<BatchAllocator> memory) {
+    Close();
+    options_.batch_memory = std::move(memory);
+  }
   // How the run was started, for the report's provenance (Python: the interpreter's sys.argv).
   void SetCommandLine(const std::string& line) { options_.command_line = line; }
   // Where the next open starts (a state_dict()); closes a running pipeline.

@@ -241,3 +241,58 @@ def test_close_then_iterate_goes_on_where_it_stopped(photos, tmp_path):
     pipe.close()
     tail = [flowfeed_digest(x, y) for x, y in pipe]
     assert head + tail == whole
+
+
+# ---- batch memory: batches collated into memory the consumer's allocate function gives ----
+
+def test_batches_are_collated_into_the_memory_given(fashion_mnist):
+    overrides = {"source.limit": 600, "batch.size": 100}
+    blocks = []
+
+    def allocate(nbytes):
+        blocks.append(torch.empty(nbytes, dtype=torch.uint8))
+        return blocks[-1]
+
+    pipe = flowfeed.Pipeline(FMNIST, overrides, epochs=2)
+    assert pipe.batch_memory == "heap"
+    pipe._impl.set_batch_memory(allocate, "test blocks")
+    assert pipe.batch_memory == "test blocks"
+    got = []
+    for _ in range(2):
+        d = flowfeed.BatchDigest()
+        for images, labels in pipe:
+            start = images.data_ptr()
+            end = start + images.numel() * images.element_size()
+            assert any(b.data_ptr() <= start and end <= b.data_ptr() + b.numel() for b in blocks)
+            d.add_batch(images.numpy(), labels.numpy(), images.shape[0])
+        got.append(d.hex())
+    assert 0 < len(blocks) < 12  # 12 batches, in buffers the pipeline reuses
+    assert got == epoch_digests(flowfeed.Pipeline(FMNIST, overrides, epochs=2), 2)
+
+
+def test_batch_memory_failures_are_named(fashion_mnist):
+    overrides = {"source.limit": 200, "batch.size": 100}
+    short = flowfeed.Pipeline(FMNIST, overrides, epochs=1)
+    short._impl.set_batch_memory(lambda n: torch.empty(n - 1, dtype=torch.uint8), "short")
+    with pytest.raises(flowfeed.Error, match="batch memory 'short': asked for 313600 bytes"):
+        list(short)
+
+    def refuse(nbytes):
+        raise MemoryError("no page-locked memory left")
+
+    failing = flowfeed.Pipeline(FMNIST, overrides, epochs=1)
+    failing._impl.set_batch_memory(refuse, "pinned")
+    with pytest.raises(flowfeed.Error, match="batch memory 'pinned'.*no page-locked memory left"):
+        list(failing)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
+def test_cuda_batches_are_born_pinned(fashion_mnist):
+    overrides = {"source.limit": 600, "batch.size": 100}
+    pipe = flowfeed.Pipeline(FMNIST, overrides, epochs=1, device="cuda")
+    assert pipe.batch_memory == "cuda pinned"
+    on_gpu = [(x.cpu(), y.cpu()) for x, y in pipe]
+    on_cpu = [(x.clone(), y.clone()) for x, y in flowfeed.Pipeline(FMNIST, overrides, epochs=1)]
+    assert len(on_gpu) == len(on_cpu) == 6
+    for (x, y), (a, b) in zip(on_gpu, on_cpu):
+        assert torch.equal(x, a) and torch.equal(y, b)
