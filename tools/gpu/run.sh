@@ -2,7 +2,7 @@
 # run.sh: the one script run on a lent GPU machine (docs/gpu.md). Run from the repository root
 # with the folder tools/gpu/prepare.sh staged (.gpu-carry) carried along:
 #
-#   run(command="bash tools/gpu/run.sh", carry=[".gpu-carry"], timeout_s=540)
+#   run(command="bash tools/gpu/run.sh", carry=[".gpu-carry"], timeout_s=540, kind="nvidia-h200")
 #
 # Phases, in order, each under its own time limit and all under one budget
 # (FLOWFEED_GPU_BUDGET_S, default 450 s); a phase that fails or runs out of time is recorded
@@ -21,6 +21,7 @@
 #   table       tools/gpu/table.py: $OUT/summary.md (the table for docs/benchmarks.md)
 # $OUT gets run.log (everything printed), summary.md, summary.json and results.tar.gz (every
 # report, log and config, refreshed after each phase, so a run cut short keeps what it did).
+# Exits 0 when every phase that ran passed (a failed `binary` that `build` replaced counts so).
 #
 # FLOWFEED_GPU_REHEARSAL=1 runs the same phases small on a machine without a GPU (device cpu,
 # 256 images of 64 px, batch 32, 2 epochs, threads 1 and 2, float32): tools/gpu/rehearse.sh.
