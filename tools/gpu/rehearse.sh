@@ -80,7 +80,7 @@ rm -f /tmp/carried-libs.$$ /tmp/hidden.$$
 # The venv moves: seen at another path, and an empty folder where it was. The binaries' rpath
 # names the venv's torch/lib and nvidia-* folders where prepare.sh found them; on the GPU
 # machine torch is elsewhere, so here too only what run.sh puts in LD_LIBRARY_PATH is found.
-moved=/tmp/flowfeed-rehearse-venv.$$
+moved=$REHEARSE_COPY/venv  # beside the copy of the tree, removed with it
 mkdir -p "$moved"
 mount --bind "$REHEARSE_VENV" "$moved"
 mount -t tmpfs -o size=1M,mode=0555 none "$REHEARSE_VENV"
