@@ -62,7 +62,12 @@ ReportDoc FullDoc() {
   doc.setup = ReportSetup{{{"config", 0.01}, {"model", 0.2}}, 0.21};
   doc.first_epoch_gap = ReportGap{1.0, {{"data wait: decode", 0.75}, {"unexplained", 0.25}}};
   doc.ledger = ReportLedger{4.0, 0.21, 3.5, 0.29};
-  doc.trainer = ReportTrainer{"cpu", 2, "cnn (421,642 parameters)", false, 0, 0, 4.0};
+  ReportTrainer trainer;
+  trainer.device = "cpu";
+  trainer.torch_threads = 2;
+  trainer.model = "cnn (421,642 parameters)";
+  trainer.wall_seconds = 4.0;
+  doc.trainer = trainer;
   doc.distributed = ReportDistributed{0, 2, "gloo", "interleaved", "pad"};
   ReportTrainerEpoch t;
   t.steps = 32;
