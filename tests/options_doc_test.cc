@@ -29,9 +29,9 @@ TEST(OptionsDoc, ConfigMdKeyTablesMatchTheOptionTables) {
 
 TEST(OptionsDoc, ReferenceNamesEveryKeyWithItsDefault) {
   const std::string ref = ConfigReference();
-  EXPECT_NE(ref.find("| `threads` | integer | `0` | >= 0 |"), std::string::npos) << ref;
+  EXPECT_NE(ref.find("| `threads` | integer | `0` | in [0, 1024] |"), std::string::npos) << ref;
   EXPECT_NE(ref.find("| `layout` | choice | `nchw` | `nchw`, `nhwc` |"), std::string::npos);
-  EXPECT_NE(ref.find("| `write_queue` | size | `256MiB` | >= 0 |"), std::string::npos);
+  EXPECT_NE(ref.find("| `write_queue` | size | `256MiB` | in [0, 1PiB] |"), std::string::npos);
   EXPECT_NE(ref.find("| `gamma` | number | `0.1` | in (0, 1] |"), std::string::npos);
 }
 
@@ -46,13 +46,13 @@ TEST(Validate, CoversPipelineOpensChecks) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
     return s.message();
   };
-  EXPECT_EQ(message([](PipelineOptions* o) { o->batch.size = 0; }), "batch.size must be >= 1");
+  EXPECT_EQ(message([](PipelineOptions* o) { o->batch.size = 0; }), "batch.size must be in [1, 65536]");
   EXPECT_EQ(message([](PipelineOptions* o) { o->epochs = 0; }),
-            "epochs must be >= 1\nstart_epoch must be in [0, epochs)");
-  EXPECT_EQ(message([](PipelineOptions* o) { o->prefetch = 0; }), "prefetch must be >= 1");
-  EXPECT_EQ(message([](PipelineOptions* o) { o->threads = -1; }), "threads must be >= 0");
+            "epochs must be in [1, 10000]\nstart_epoch must be in [0, epochs)");
+  EXPECT_EQ(message([](PipelineOptions* o) { o->prefetch = 0; }), "prefetch must be in [1, 1024]");
+  EXPECT_EQ(message([](PipelineOptions* o) { o->threads = -1; }), "threads must be in [0, 1024]");
   EXPECT_EQ(message([](PipelineOptions* o) { o->max_in_flight = -1; }),
-            "max_in_flight must be >= 0");
+            "max_in_flight must be in [0, 131072]");
   EXPECT_EQ(message([](PipelineOptions* o) { o->start_epoch = 1; }),
             "start_epoch must be in [0, epochs)");
   EXPECT_EQ(message([](PipelineOptions* o) { o->start_position = -1; }),
@@ -79,9 +79,9 @@ TEST(Validate, CoversTheTablesRangesAndTheRulesBetweenKeys) {
   o.pipeline.push_back(stage);
   const Status s = Validate(o);
   EXPECT_EQ(s.message(),
-            "pipeline[0].concurrency must be >= 0\n"
+            "pipeline[0].concurrency must be in [0, 131072]\n"
             "model.type must be one of mlp, cnn, resnet18 (it is \"vgg\")\n"
-            "optimizer.lr must be > 0\n"
+            "optimizer.lr must be in (0, 1000]\n"
             "schedule.gamma must be in (0, 1]\n"
             "source.list is required when source.type is file_list\n"
             "cache.path is required when cache.mode is disk\n"
@@ -95,7 +95,7 @@ TEST(Validate, ADefaultOutsideTheConfigRangeIsValid) {
   o.train.eval.source.root = "eval";
   EXPECT_TRUE(Validate(o).ok());
   o.train.eval.batch_size = -1;
-  EXPECT_EQ(Validate(o).message(), "eval.batch_size must be >= 1");
+  EXPECT_EQ(Validate(o).message(), "eval.batch_size must be in [1, 65536]");
 }
 
 TEST(Validate, OptionsFromAConfigAreValid) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <exception>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -166,6 +167,11 @@ int main(int argc, char** argv) {
       std::cout << flowfeed::ConfigReference();
       return kExitOk;
     }
+  } catch (const std::bad_alloc&) {
+    // Every config value is bounded, so this is the machine's memory, not a setting gone wild.
+    std::cerr << "flowfeed: out of memory: the run needs more memory than this machine can give; "
+                 "lower batch.size, prefetch, threads or cache.budget\n";
+    return kExitRuntime;
   } catch (const std::exception& e) {
     std::cerr << "flowfeed: internal error: " << e.what() << "\n";
     return kExitRuntime;

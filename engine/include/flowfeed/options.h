@@ -226,6 +226,23 @@ struct SkipBudget {
   int64_t Limit(int64_t epoch_length) const;
 };
 
+// Upper bounds of config values. The config reader and Validate refuse a larger value, naming
+// the key, so that no config reaches an allocation or an integer overflow nobody meant: each
+// bound sits far above real use and well below where the engine's memory or arithmetic fails
+// (docs/config.md lists them with their keys).
+inline constexpr int kMaxThreads = 1024;   // threads (the TBB arena; 4 per thread in flight)
+inline constexpr int kMaxEpochs = 10000;   // epochs, schedule.step_epochs, warmup_epochs
+inline constexpr int kMaxPrefetch = 1024;  // prefetch (batches)
+inline constexpr int kMaxBatchSize = 65536;  // batch.size, eval.batch_size
+// Samples alive at once: prefetch x batch.size + max_in_flight (for training and for the eval
+// pipeline), and max_in_flight and a stage's concurrency alone. Each holds a slot of the
+// pipeline's ring and its image buffers.
+inline constexpr int kMaxSamplesInFlight = 131072;
+inline constexpr int64_t kMaxCacheBytes = int64_t(1) << 50;  // cache.budget, write_queue: 1 PiB
+inline constexpr double kMaxSeconds = 7 * 24 * 3600.0;  // commit_seconds, timeout_seconds
+inline constexpr int kMaxWidth = 65536;    // model.hidden widths and num_classes
+inline constexpr double kMaxRate = 1000;   // optimizer.lr, weight_decay, schedule.min_lr
+
 struct PipelineOptions {
   // --- Affects results ---
   uint64_t seed = 0;   // keys the sampler's permutation and every random stage
@@ -289,6 +306,7 @@ struct PipelineOptions {
 // Checks `options` as a whole: every key's range or choices (the same tables the config reader
 // reads them with, so options from LoadConfig() always pass), Pipeline::Open's rules for a run
 // (batch.size, epochs, prefetch >= 1; threads, max_in_flight >= 0; start_epoch in [0, epochs);
+// the samples in flight within kMaxSamplesInFlight;
 // start_position, start_batch >= 0; distributed rank in [0, world_size)), and the rules between
 // keys (file_list needs list, tar needs shards, a disk cache needs a path, nesterov needs
 // momentum). A field left at its default always passes. Does not look at stage parameters or

@@ -48,16 +48,21 @@ const std::vector<OptionSpec<PipelineOptions>>& Options<PipelineOptions>() {
   static const std::vector<R> rows = {
       R("seed", Kind::kUInt64, FF_FIELD(seed),
         "keys the sampler's permutation and every random stage"),
-      R("threads", Kind::kInt, FF_FIELD(threads), "TBB arena size; 0: every core").Min(0),
-      R("epochs", Kind::kInt, FF_FIELD(epochs), "epochs to run").Min(1),
+      R("threads", Kind::kInt, FF_FIELD(threads), "TBB arena size; 0: every core")
+          .Min(0)
+          .Max(kMaxThreads),
+      R("epochs", Kind::kInt, FF_FIELD(epochs), "epochs to run").Min(1).Max(kMaxEpochs),
       R("shuffle", Kind::kBool, FF_FIELD(shuffle),
         "a seeded permutation per epoch; false: dataset order"),
       R("prefetch", Kind::kInt, FF_FIELD(prefetch),
-        "finished batches kept ready ahead of the consumer")
-          .Min(1),
+        "finished batches kept ready ahead of the consumer; prefetch x batch.size + "
+        "max_in_flight is at most 131072 samples")
+          .Min(1)
+          .Max(kMaxPrefetch),
       R("max_in_flight", Kind::kInt, FF_FIELD(max_in_flight),
         "samples being worked on besides the prefetched batches; 0: 4 per thread")
-          .Min(0),
+          .Min(0)
+          .Max(kMaxSamplesInFlight),
       R("digest", Kind::kBool, FF_FIELD(digest), "hash every batch into the report's batch_digest"),
       R("fuse", Kind::kBool, FF_FIELD(fuse),
         "fuse built-in stages (region JPEG decode for a following crop/resize; flip/normalize "
@@ -82,7 +87,8 @@ const std::vector<OptionSpec<PipelineOptions>>& Options<PipelineOptions>() {
       R("checkpoint_every", Kind::kInt, FF_FIELD(train.checkpoint_every),
         "train: also every N steps, with the position in the epoch (mid-epoch resume); "
         "0: at epoch ends only")
-          .Min(0),
+          .Min(0)
+          .Max(INT_MAX),
       R("record_indices", Kind::kBool, FF_FIELD(train.record_indices),
         "train: the report lists the sample indices each epoch trained on"),
       R("device", Kind::kChoice, FF_FIELD(train.device), "train: where the model runs")
@@ -132,7 +138,9 @@ const std::vector<OptionSpec<SourceOptions>>& Options<SourceOptions>() {
           .What("a list of file endings such as [.jpg, .png]")
           .ItemWhat("a file ending such as .jpg")
           .OnlyWhen(SourceTypesWith("extensions")),
-      R("limit", Kind::kInt, FF_FIELD(limit), "use only the first N samples; 0: all").Min(0),
+      R("limit", Kind::kInt, FF_FIELD(limit), "use only the first N samples; 0: all")
+          .Min(0)
+          .Max(INT_MAX),
       R("shards", Kind::kString, FF_FIELD(shards),
         "the shard files, relative to root when given; brace ranges and lists expand; required")
           .What("a shard file pattern such as shard-{000000..000099}.tar")
@@ -144,6 +152,7 @@ const std::vector<OptionSpec<SourceOptions>>& Options<SourceOptions>() {
       R("shuffle_buffer", Kind::kInt, FF_FIELD(shuffle_buffer),
         "shard order plus a shuffle within a window of this many; 0: a full permutation")
           .Min(0)
+          .Max(INT_MAX)
           .OnlyWhen(SourceTypesWith("shuffle_buffer")),
       R("on_error", Kind::kChoice, FF_FIELD(on_error),
         "an unreadable file: skip (named in the report) or fail")
@@ -156,7 +165,7 @@ template <>
 const std::vector<OptionSpec<BatchOptions>>& Options<BatchOptions>() {
   using R = OptionSpec<BatchOptions>;
   static const std::vector<R> rows = {
-      R("size", Kind::kInt, FF_FIELD(size), "samples per batch").Min(1),
+      R("size", Kind::kInt, FF_FIELD(size), "samples per batch").Min(1).Max(kMaxBatchSize),
       R("drop_last", Kind::kBool, FF_FIELD(drop_last), "drop an epoch's last, smaller batch"),
       R("layout", Kind::kChoice, FF_FIELD(layout), "the batch tensor's dimension order")
           .Choices({{"nchw", int(Layout::kNCHW)}, {"nhwc", int(Layout::kNHWC)}}),
@@ -179,7 +188,8 @@ const std::vector<OptionSpec<CacheOptions>>& Options<CacheOptions>() {
                     {"auto", int(CacheMode::kAuto)}}),
       R("budget", Kind::kBytes, FF_FIELD(budget_bytes),
         "memory budget: 8GiB, 512MiB, 1.5G, a byte count, or % of RAM; 0: a quarter of RAM")
-          .Min(0),
+          .Min(0)
+          .Max(kMaxCacheBytes),
       R("path", Kind::kString, FF_FIELD(path),
         "folder of the disk store (created); required for disk, optional for auto")
           .What("a folder path"),
@@ -191,10 +201,12 @@ const std::vector<OptionSpec<CacheOptions>>& Options<CacheOptions>() {
       R("commit_seconds", Kind::kNumber, FF_FIELD(commit_seconds),
         "disk: how often written records are made durable")
           .Above(0)
+          .Max(kMaxSeconds)
           .What("a number of seconds"),
       R("write_queue", Kind::kBytes, FF_FIELD(write_queue_bytes),
         "disk: records waiting to be written, at most; past it samples are not cached")
-          .Min(0),
+          .Min(0)
+          .Max(kMaxCacheBytes),
   };
   return rows;
 }
@@ -214,7 +226,8 @@ const std::vector<OptionSpec<DistributedOptions>>& Options<DistributedOptions>()
           .Choices({{"auto", 0}, {"gloo", 0}, {"nccl", 0}}),
       R("timeout_seconds", Kind::kNumber, FF_FIELD(timeout_seconds),
         "how long a collective may wait for the other ranks")
-          .Above(0),
+          .Above(0)
+          .Max(kMaxSeconds),
       R("rank_reports", Kind::kBool, FF_FIELD(rank_reports),
         "ranks other than 0 also write `report.rank<N>.json`"),
   };
@@ -234,11 +247,13 @@ const std::vector<OptionSpec<ModelOptions>>& Options<ModelOptions>() {
           .OnlyWhen("resnet18"),
       R("hidden", Kind::kIntList, FF_FIELD(hidden), "widths of the hidden layers")
           .Min(1)
-          .What("a list of layer widths (integers >= 1)")
+          .Max(kMaxWidth)
+          .What("a list of layer widths (integers in [1, 65536])")
           .OnlyWhen("mlp"),
       R("num_classes", Kind::kInt, FF_FIELD(num_classes),
         "0: from the data (the source's class count)")
-          .Min(0),
+          .Min(0)
+          .Max(kMaxWidth),
   };
   return rows;
 }
@@ -249,7 +264,7 @@ const std::vector<OptionSpec<OptimizerOptions>>& Options<OptimizerOptions>() {
   static const std::vector<R> rows = {
       R("type", Kind::kChoice, FF_FIELD(type), "the update rule")
           .Choices({{"sgd", 0}, {"adamw", 0}}),
-      R("lr", Kind::kNumber, FF_FIELD(lr), "the peak learning rate").Above(0),
+      R("lr", Kind::kNumber, FF_FIELD(lr), "the peak learning rate").Above(0).Max(kMaxRate),
       R("momentum", Kind::kNumber, FF_FIELD(momentum), "sgd: the velocity's decay")
           .Min(0)
           .Below(1)
@@ -257,7 +272,9 @@ const std::vector<OptionSpec<OptimizerOptions>>& Options<OptimizerOptions>() {
       R("nesterov", Kind::kBool, FF_FIELD(nesterov),
         "needs momentum > 0 (the default gives way to `momentum: 0`)")
           .OnlyWhen("sgd"),
-      R("weight_decay", Kind::kNumber, FF_FIELD(weight_decay), "the weights' L2 penalty").Min(0),
+      R("weight_decay", Kind::kNumber, FF_FIELD(weight_decay), "the weights' L2 penalty")
+          .Min(0)
+          .Max(kMaxRate),
       R("beta1", Kind::kNumber, FF_FIELD(beta1), "adamw: the gradient average's decay")
           .Min(0)
           .Below(1)
@@ -275,13 +292,15 @@ const std::vector<OptionSpec<ScheduleOptions>>& Options<ScheduleOptions>() {
   using R = OptionSpec<ScheduleOptions>;
   static const std::vector<R> rows = {
       R("warmup_epochs", Kind::kNumber, FF_FIELD(warmup_epochs), "linear warm-up from 0, per step")
-          .Min(0),
+          .Min(0)
+          .Max(kMaxEpochs),
       R("type", Kind::kChoice, FF_FIELD(type), "after the warm-up")
           .Choices({{"cosine", 0}, {"step", 0}, {"constant", 0}}),
-      R("min_lr", Kind::kNumber, FF_FIELD(min_lr), "cosine: the floor").Min(0),
+      R("min_lr", Kind::kNumber, FF_FIELD(min_lr), "cosine: the floor").Min(0).Max(kMaxRate),
       R("step_epochs", Kind::kInt, FF_FIELD(step_epochs),
         "step: multiply by gamma every this many epochs")
-          .Min(1),
+          .Min(1)
+          .Max(kMaxEpochs),
       R("gamma", Kind::kNumber, FF_FIELD(gamma), "step: the factor").Above(0).Max(1),
   };
   return rows;
@@ -305,7 +324,9 @@ const std::vector<OptionSpec<EvalOptions>>& Options<EvalOptions>() {
   static const std::vector<R> rows = {
       R("source", Kind::kSection, FF_SECTION, "like the top-level `source`").Required(),
       R("pipeline", Kind::kSection, FF_SECTION, "deterministic stages only (no augmentation)"),
-      R("batch_size", Kind::kInt, FF_FIELD(batch_size), "0: the training batch size").Min(1),
+      R("batch_size", Kind::kInt, FF_FIELD(batch_size), "0: the training batch size")
+          .Min(1)
+          .Max(kMaxBatchSize),
   };
   return rows;
 }
@@ -325,7 +346,8 @@ const std::vector<OptionSpec<StageSpec>>& Options<StageSpec>() {
           .Choices(kOnErrorChoices),
       R("concurrency", Kind::kInt, FF_FIELD(concurrency),
         "samples this stage runs at once; 0: unlimited")
-          .Min(0),
+          .Min(0)
+          .Max(kMaxSamplesInFlight),
   };
   return rows;
 }

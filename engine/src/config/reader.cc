@@ -112,24 +112,23 @@ void ConfigReader::CheckTypeSpecificKey(const YAML::Node& key_node, const KeyPat
 // Values
 
 bool ConfigReader::ReadInt(const Item& item, int64_t min, int64_t max, int64_t* out) {
-  const std::string want = "expected an integer >= " + std::to_string(min);
+  const std::string want =
+      max < std::numeric_limits<int64_t>::max()
+          ? "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]"
+          : "expected an integer >= " + std::to_string(min);
   int64_t v = 0;
   if (!item.node.IsScalar() || IsQuoted(item.node) || !ParseInt64(item.node.Scalar(), &v) ||
-      v < min) {
+      v < min || v > max) {
     Error(item, want + ", got " + GotValue(item.node));
-    return false;
-  }
-  if (v > max) {
-    Error(item, want + " and <= " + std::to_string(max) + ", got " + GotValue(item.node));
     return false;
   }
   *out = v;
   return true;
 }
 
-bool ConfigReader::ReadIntField(const Item& item, int min, int* out) {
+bool ConfigReader::ReadIntField(const Item& item, int min, int max, int* out) {
   int64_t v = 0;
-  if (!ReadInt(item, min, INT_MAX, &v)) return false;
+  if (!ReadInt(item, min, max, &v)) return false;
   *out = int(v);
   return true;
 }
@@ -224,7 +223,7 @@ bool ConfigReader::ReadDouble(const Item& item, const std::string& what, std::op
   return true;
 }
 
-bool ConfigReader::ReadBytes(const Item& item, int64_t* out) {
+bool ConfigReader::ReadBytes(const OptionInfo& row, const Item& item, int64_t* out) {
   Result<int64_t> bytes =
       item.node.IsScalar()
           ? ParseByteSize(item.node.Scalar())
@@ -232,6 +231,11 @@ bool ConfigReader::ReadBytes(const Item& item, int64_t* out) {
                 "expected a size such as 8GiB, 512MiB or 25%, got " + Got(item.node)));
   if (!bytes.ok()) {
     Error(item, bytes.status().message());
+    return false;
+  }
+  if (!InInterval(double(bytes.value()), row.lo, row.hi)) {
+    Error(item, "expected a size" + IntervalText(row.lo, row.hi, true) + ", got " +
+                    GotValue(item.node));
     return false;
   }
   *out = bytes.value();
@@ -259,10 +263,11 @@ bool ConfigReader::ReadStringList(const OptionInfo& row, const Item& item,
 
 bool ConfigReader::ReadIntList(const OptionInfo& row, const Item& item, std::vector<int>* out) {
   const int min = row.lo ? int(row.lo->value) : INT_MIN;
+  const int max = row.hi ? int(row.hi->value) : INT_MAX;
   // A lone number is a one-item list, so `--set model.hidden=512` works.
   if (item.node.IsScalar()) {
     int v = 0;
-    if (!ReadIntField(item, min, &v)) return false;
+    if (!ReadIntField(item, min, max, &v)) return false;
     *out = {v};
     return true;
   }
@@ -276,7 +281,7 @@ bool ConfigReader::ReadIntList(const OptionInfo& row, const Item& item, std::vec
   for (size_t i = 0; i < item.node.size(); ++i) {
     const YAML::Node e = item.node[i];
     int v = 0;
-    if (!ReadIntField(Item{e, e.Mark(), item.path.Index(i)}, min, &v)) ok = false;
+    if (!ReadIntField(Item{e, e.Mark(), item.path.Index(i)}, min, max, &v)) ok = false;
     values.push_back(v);
   }
   if (ok) *out = std::move(values);
@@ -333,7 +338,7 @@ bool ConfigReader::ReadOption(const OptionInfo& row, const Item& item, FieldRef 
     case Kind::kString:
       return ReadString(item, row.what, std::get<std::string*>(field));
     case Kind::kBytes:
-      return ReadBytes(item, std::get<int64_t*>(field));
+      return ReadBytes(row, item, std::get<int64_t*>(field));
     case Kind::kSkipBudget:
       return ReadSkipBudget(item, std::get<SkipBudget*>(field));
     case Kind::kStringList:

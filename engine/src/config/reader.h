@@ -178,7 +178,7 @@ class ConfigReader {
   // wording. False (with the problem reported) when the value does not fit.
   bool ReadOption(const OptionInfo& row, const Item& item, FieldRef field);
   bool ReadInt(const Item& item, int64_t min, int64_t max, int64_t* out);
-  bool ReadIntField(const Item& item, int min, int* out);
+  bool ReadIntField(const Item& item, int min, int max, int* out);
   bool ReadUInt64(const Item& item, uint64_t* out);
   bool ReadBool(const Item& item, bool* out);
   bool ReadString(const Item& item, const std::string& what, std::string* out);
@@ -186,7 +186,7 @@ class ConfigReader {
   bool ReadSkipBudget(const Item& item, SkipBudget* out);
   bool ReadDouble(const Item& item, const std::string& what, std::optional<Bound> lo,
                   std::optional<Bound> hi, double* out);
-  bool ReadBytes(const Item& item, int64_t* out);
+  bool ReadBytes(const OptionInfo& row, const Item& item, int64_t* out);
   bool ReadStringList(const OptionInfo& row, const Item& item, std::vector<std::string>* out);
   bool ReadIntList(const OptionInfo& row, const Item& item, std::vector<int>* out);
 

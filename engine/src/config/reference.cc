@@ -40,16 +40,6 @@ const char* KindName(Kind k) {
   return "?";
 }
 
-// 268435456 -> "256MiB"; sizes that are not whole units stay byte counts.
-std::string FormatBytes(int64_t v) {
-  if (v == 0) return "0";
-  const char* units[] = {"GiB", "MiB", "KiB"};
-  const int shifts[] = {30, 20, 10};
-  for (int i = 0; i < 3; ++i)
-    if (v % (int64_t(1) << shifts[i]) == 0) return std::to_string(v >> shifts[i]) + units[i];
-  return std::to_string(v);
-}
-
 // The default as a config would write it.
 std::string DefaultText(const OptionInfo& row, const FieldRef& def) {
   return std::visit(
@@ -98,7 +88,7 @@ std::string AllowedText(const OptionInfo& row) {
   } else if (row.kind == Kind::kSkipBudget) {
     s = "a count >= 0, or 0% to 100%";
   } else {
-    s = IntervalText(row.lo, row.hi);
+    s = IntervalText(row.lo, row.hi, row.kind == Kind::kBytes);
     if (!s.empty()) s.erase(0, 1);  // the leading space
   }
   if (row.required) s += s.empty() ? "required" : "; required";

@@ -8,6 +8,7 @@
 #include "flowfeed/options.h"
 #include "flowfeed/source_registry.h"
 #include "flowfeed/util/text_format.h"
+#include "pipeline/graph.h"
 
 namespace flowfeed {
 namespace config {
@@ -30,7 +31,7 @@ std::string CheckField(const OptionInfo& row, const FieldRef& value, const Field
     case Kind::kBytes: {
       const std::optional<double> v = NumberOf(value);
       if (!v || *v == NumberOf(def) || InInterval(*v, row.lo, row.hi)) return "";
-      return "must be" + IntervalText(row.lo, row.hi);
+      return "must be" + IntervalText(row.lo, row.hi, row.kind == Kind::kBytes);
     }
     case Kind::kChoice: {
       // Enum fields hold a valid value by construction; strings need checking.
@@ -79,6 +80,34 @@ void CheckRun(const PipelineOptions& o, std::vector<std::string>* problems) {
                         " is not in [0, world_size " + std::to_string(d.world_size) + ")");
 }
 
+// Each key alone is bounded by its row; their product is bounded here. The pipeline keeps a ring
+// slot, with its image buffers, for every sample it may hold (PipelineImpl's tokens), so
+// `prefetch: 1000` with `batch.size: 1000` would ask for a million slots before the first
+// sample. The eval pipeline prefetches one batch of eval.batch_size.
+void CheckSamplesInFlight(const PipelineOptions& o, std::vector<std::string>* problems) {
+  const int threads = o.threads > 0 ? o.threads : DefaultThreads();
+  const int64_t working =
+      o.max_in_flight > 0 ? o.max_in_flight : 4 * int64_t(std::min(threads, kMaxThreads));
+  const std::string working_text =
+      o.max_in_flight > 0 ? "max_in_flight " + std::to_string(o.max_in_flight)
+                          : "4 x threads (" + std::to_string(threads) + ")";
+  const int64_t train = int64_t(o.prefetch) * int64_t(o.batch.size) + working;
+  if (train > kMaxSamplesInFlight)
+    problems->push_back("prefetch x batch.size + max_in_flight must be <= " +
+                        std::to_string(kMaxSamplesInFlight) + " samples in flight (it is " +
+                        std::to_string(o.prefetch) + " x " + std::to_string(o.batch.size) +
+                        " + " + working_text + " = " + std::to_string(train) +
+                        "); lower prefetch or batch.size");
+  if (o.train.eval.enabled && o.train.eval.batch_size > 0) {
+    const int64_t eval = int64_t(o.train.eval.batch_size) + working;
+    if (eval > kMaxSamplesInFlight)
+      problems->push_back("eval.batch_size + max_in_flight must be <= " +
+                          std::to_string(kMaxSamplesInFlight) + " samples in flight (it is " +
+                          std::to_string(o.train.eval.batch_size) + " + " + working_text +
+                          " = " + std::to_string(eval) + ")");
+  }
+}
+
 // Keys another key makes necessary, and keys that rule each other out.
 void CheckRelations(const PipelineOptions& o, std::vector<std::string>* problems) {
   for (const SourceOptions* s : {&o.source, &o.train.eval.source}) {
@@ -101,6 +130,7 @@ void CheckRelations(const PipelineOptions& o, std::vector<std::string>* problems
   const OptimizerOptions& opt = o.train.optimizer;
   if (opt.type == "sgd" && opt.momentum == 0 && opt.nesterov)
     problems->push_back("optimizer.nesterov needs momentum > 0");
+  CheckSamplesInFlight(o, problems);
 }
 
 }  // namespace

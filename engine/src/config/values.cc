@@ -128,12 +128,23 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   }
 }
 
-std::string IntervalText(const std::optional<Bound>& lo, const std::optional<Bound>& hi) {
+std::string FormatBytes(int64_t v) {
+  if (v == 0) return "0";
+  const char* units[] = {"PiB", "TiB", "GiB", "MiB", "KiB"};
+  const int shifts[] = {50, 40, 30, 20, 10};
+  for (int i = 0; i < 5; ++i)
+    if (v % (int64_t(1) << shifts[i]) == 0) return std::to_string(v >> shifts[i]) + units[i];
+  return std::to_string(v);
+}
+
+std::string IntervalText(const std::optional<Bound>& lo, const std::optional<Bound>& hi,
+                         bool bytes) {
+  auto text = [bytes](double v) { return bytes ? FormatBytes(int64_t(v)) : FormatNumber(v); };
   if (lo && hi)
-    return std::string(" in ") + (lo->open ? "(" : "[") + FormatNumber(lo->value) + ", " +
-           FormatNumber(hi->value) + (hi->open ? ")" : "]");
-  if (lo) return (lo->open ? " > " : " >= ") + FormatNumber(lo->value);
-  if (hi) return (hi->open ? " < " : " <= ") + FormatNumber(hi->value);
+    return std::string(" in ") + (lo->open ? "(" : "[") + text(lo->value) + ", " +
+           text(hi->value) + (hi->open ? ")" : "]");
+  if (lo) return (lo->open ? " > " : " >= ") + text(lo->value);
+  if (hi) return (hi->open ? " < " : " <= ") + text(hi->value);
   return "";
 }
 

@@ -37,8 +37,12 @@ struct Bound {
   double value;
   bool open;
 };
-// " in (0, 1]", " > 0", " <= 1" or "" (either end optional, open or closed).
-std::string IntervalText(const std::optional<Bound>& lo, const std::optional<Bound>& hi);
+// " in (0, 1]", " > 0", " <= 1" or "" (either end optional, open or closed); `bytes` writes
+// the ends as sizes (" in [0, 1PiB]").
+std::string IntervalText(const std::optional<Bound>& lo, const std::optional<Bound>& hi,
+                         bool bytes = false);
+// 268435456 -> "256MiB", 2^50 -> "1PiB"; sizes that are not whole units stay byte counts.
+std::string FormatBytes(int64_t v);
 // Whether `v` lies within the interval.
 bool InInterval(double v, const std::optional<Bound>& lo, const std::optional<Bound>& hi);
 
