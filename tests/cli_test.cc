@@ -274,6 +274,38 @@ TEST(Cli, ValidateRefusesAMissingSourceRoot) {
       << eval.output;
 }
 
+// Beyond the root: validate opens the datasets as a run would, so a missing images file, file
+// list or shard is found before the run, named, with exit 2; --schema-only checks the config
+// alone. The ok line gives the sample counts it found.
+TEST(Cli, ValidateOpensTheDatasetsUnlessSchemaOnly) {
+  TempDir dir;
+  test::WriteIdx(dir / "fm/train-images-idx3-ubyte.gz", dir / "fm/train-labels-idx1-ubyte.gz", 20,
+                 4, 4);
+  test::WriteText(dir / "c.yaml", "source: {type: idx, root: " + dir / "fm" +
+                                      "}\nbatch: {size: 4}\n");
+  CliRun ok = Flowfeed("validate " + dir / "c.yaml");
+  EXPECT_EQ(ok.code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("ok (idx source of 20 samples,"), std::string::npos) << ok.output;
+
+  const std::vector<std::pair<std::string, std::string>> missing = {
+      {" --set source.images=gone.gz", dir / "fm/gone.gz"},
+      {" --set source.labels=gone.gz", dir / "fm/gone.gz"},
+      {" --set 'source={type: file_list, root: " + dir / "fm" + ", list: gone.csv}'",
+       "source.list: gone.csv: No such file"},
+      {" --set 'source={type: tar, root: " + dir / "fm" + ", shards: \"s-{0..1}.tar\"}'",
+       dir / "fm/s-0.tar"},
+      {" --set 'eval={source: {type: idx, root: " + dir / "fm" + ", images: none.gz}}'",
+       dir / "fm/none.gz"}};
+  for (const auto& [set, file] : missing) {
+    CliRun r = Flowfeed("validate " + dir / "c.yaml" + set);
+    EXPECT_EQ(r.code, 2) << set << "\n" << r.output;
+    EXPECT_NE(r.output.find(file), std::string::npos) << set << "\n" << r.output;
+    CliRun schema = Flowfeed("validate --schema-only " + dir / "c.yaml" + set);
+    EXPECT_EQ(schema.code, 0) << set << "\n" << schema.output;
+    EXPECT_NE(schema.output.find("datasets not opened"), std::string::npos) << schema.output;
+  }
+}
+
 }  // namespace
 }  // namespace flowfeed
 

@@ -55,8 +55,11 @@ struct RunArgs {
 
 int Bench(const RunArgs& args);                                      // bench.cc
 int Train(const RunArgs& args);                                      // train.cc
-int Validate(const std::string& config, const std::vector<std::string>& sets);  // inspect.cc
-int PrintConfig(const std::string& config, const std::vector<std::string>& sets);  // inspect.cc
+// `schema_only`: the config and its plugins only, the datasets not opened.
+int Validate(const std::string& config, const std::vector<std::string>& sets,
+             bool schema_only);  // inspect.cc
+int PrintConfig(const std::string& config, const std::vector<std::string>& sets,
+                bool schema_only);  // inspect.cc
 int Stages(const std::vector<std::string>& plugins);                 // inspect.cc
 int Report(const std::vector<std::string>& paths, std::string output,
            const std::vector<std::string>& labels, const std::string& title);  // inspect.cc

@@ -1,8 +1,11 @@
-// inspect.cc: the commands that run nothing: `validate` (a config checked, its dataset folders
-// included), `config` (the same checks, then the config as a run reads it), `stages` (the stage
+// inspect.cc: the commands that run nothing: `validate` (a config checked, its datasets opened
+// as a run opens them), `config` (the same checks, then the config as a run reads it), `stages` (the stage
 // and source types with their parameters and keys), `report` (JSON reports drawn as one page).
 // Run on the command's main thread.
 #include <iostream>
+#include <memory>
+#include <optional>
+#include <vector>
 
 #include "cli.h"
 #include "flowfeed/report_html.h"
@@ -58,47 +61,71 @@ void PrintSourceTypes() {
   }
 }
 
-// What a run checks first beyond the config itself: that the dataset folders it names exist
-// (CheckSourceRoot, the check opening a source makes). Prints each problem at the config's
-// `source:` (or `eval: source:`) section; false when there was one.
-bool CheckSourceRoots(const PipelineOptions& options) {
+// What a run does first beyond reading the config: open its datasets (OpenSource: the folder
+// listed, the IDX headers read, the tar shards scanned, the file list read), so that a missing
+// root, images file, list or shard is found here and not an hour into a queue. Prints each
+// problem at the config's `source:` (or `eval: source:`) section; the sample counts, or nothing
+// when there was a problem.
+std::optional<std::vector<int64_t>> OpenSources(const PipelineOptions& options) {
+  std::vector<int64_t> sizes;
   bool ok = true;
-  const auto check = [&ok](const SourceOptions& source, const std::string& key) {
-    const Status s = CheckSourceRoot(source, key);
-    if (s.ok()) return;
-    std::cerr << "flowfeed: " << (source.where.file.empty() ? "" : source.where.ToString() + ": ")
-              << s.message() << "\n";
+  const auto open = [&](const SourceOptions& source, const std::string& key) {
+    Status s = CheckSourceRoot(source, key);
+    if (s.ok()) {
+      Result<std::unique_ptr<Source>> opened = OpenSource(source);
+      if (opened.ok()) {
+        sizes.push_back(opened.value()->size());
+        return;
+      }
+      s = opened.status();
+    }
+    const std::string at = source.where.file.empty() ? "" : source.where.ToString() + ": ";
+    // The source's own messages name the file; the section says which source it was.
+    std::cerr << "flowfeed: " << at << s.message() << "\n";
     ok = false;
   };
-  check(options.source, "source.root");
-  if (options.train.eval.enabled) check(options.train.eval.source, "eval.source.root");
-  return ok;
+  open(options.source, "source.root");
+  if (options.train.eval.enabled) open(options.train.eval.source, "eval.source.root");
+  if (!ok) return std::nullopt;
+  return sizes;
 }
 
-// The checks of `validate` and `config`: the config read (plugins loaded), then its folders.
-bool LoadChecked(const std::string& config, const std::vector<std::string>& sets,
-                 PipelineOptions* options) {
+// The checks of `validate` and `config`: the config read (plugins loaded), then, unless
+// `schema_only`, its datasets opened. The sample counts in `sizes` (empty for schema_only).
+bool LoadChecked(const std::string& config, const std::vector<std::string>& sets, bool schema_only,
+                 PipelineOptions* options, std::vector<int64_t>* sizes) {
   StageRegistry registry;
   RegisterBuiltinStages(&registry);
-  return Load(config, sets, &registry, options) && CheckSourceRoots(*options);
+  if (!Load(config, sets, &registry, options)) return false;
+  if (schema_only) return true;
+  std::optional<std::vector<int64_t>> opened = OpenSources(*options);
+  if (!opened) return false;
+  *sizes = std::move(*opened);
+  return true;
 }
 
 }  // namespace
 
-int Validate(const std::string& config, const std::vector<std::string>& sets) {
+int Validate(const std::string& config, const std::vector<std::string>& sets, bool schema_only) {
   PipelineOptions options;
-  if (!LoadChecked(config, sets, &options)) return kExitUsage;
-  std::cout << config << ": ok (" << options.source.type << " source, "
-            << options.pipeline.size() << " stages, batch " << options.batch.size << ", "
-            << options.epochs << " epochs)\n";
+  std::vector<int64_t> sizes;
+  if (!LoadChecked(config, sets, schema_only, &options, &sizes)) return kExitUsage;
+  std::cout << config << ": ok (" << options.source.type << " source";
+  if (!sizes.empty()) std::cout << " of " << sizes[0] << " samples";
+  if (sizes.size() > 1) std::cout << ", eval source of " << sizes[1] << " samples";
+  std::cout << ", " << options.pipeline.size() << " stages, batch " << options.batch.size << ", "
+            << options.epochs << " epochs" << (schema_only ? "; datasets not opened" : "")
+            << ")\n";
   return kExitOk;
 }
 
 // `flowfeed config FILE --set ...`: the config as a run would read it, overrides applied, after
 // the same checks as `validate`.
-int PrintConfig(const std::string& config, const std::vector<std::string>& sets) {
+int PrintConfig(const std::string& config, const std::vector<std::string>& sets,
+                bool schema_only) {
   PipelineOptions options;
-  if (!LoadChecked(config, sets, &options)) return kExitUsage;
+  std::vector<int64_t> sizes;
+  if (!LoadChecked(config, sets, schema_only, &options, &sizes)) return kExitUsage;
   std::cout << options.resolved_config;
   return kExitOk;
 }

@@ -127,14 +127,21 @@ int main(int argc, char** argv) {
   CLI::App* report_cmd = AddReportCommand(&app, &report);
 
   CLI::App* validate = app.add_subcommand(
-      "validate", "Check a config, and that its dataset folders exist, without running it");
+      "validate",
+      "Check a config, load its plugins and open its datasets (listed, headers read), without "
+      "running it");
   validate->add_option("config", run.config, "YAML config")->required();
   validate->add_option("--set", run.sets, "Override a config key: key.path=value (repeatable)");
+  bool schema_only = false;
+  validate->add_flag("--schema-only", schema_only,
+                     "Check the config and its plugins only; do not open the datasets");
 
   CLI::App* config_cmd = app.add_subcommand(
       "config", "Print a config as a run reads it: overrides applied, checked like validate");
   config_cmd->add_option("config", run.config, "YAML config")->required();
   config_cmd->add_option("--set", run.sets, "Override a config key: key.path=value (repeatable)");
+  config_cmd->add_flag("--schema-only", schema_only,
+                       "Check the config and its plugins only; do not open the datasets");
 
   CLI::App* stages = app.add_subcommand(
       "stages", "List the stage types and their parameters, then the source types and their keys");
@@ -158,8 +165,8 @@ int main(int argc, char** argv) {
     if (*bench) return cli::Bench(run);
     if (*train) return cli::Train(run);
     if (*report_cmd) return cli::Report(report.files, report.output, report.labels, report.title);
-    if (*validate) return cli::Validate(run.config, run.sets);
-    if (*config_cmd) return cli::PrintConfig(run.config, run.sets);
+    if (*validate) return cli::Validate(run.config, run.sets, schema_only);
+    if (*config_cmd) return cli::PrintConfig(run.config, run.sets, schema_only);
     if (*stages) return cli::Stages(plugin_files);
     if (*dataset.app) return dataset.run();
     if (*launch.app) return launch.run();
