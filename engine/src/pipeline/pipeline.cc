@@ -60,6 +60,7 @@ Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegist
     if (spec.type == "decode") has_decode = true;
     int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
     steps.push_back(Step{names[i], spec.type, spec.on_error, concurrency, std::move(stage.value())});
+    steps.back().origin = info->origin;
   }
   if (!SourceGivesPixels(options->source.type) && !has_decode)
     return Status::InvalidArgument("pipeline: a " + options->source.type +
@@ -72,7 +73,7 @@ Result<std::unique_ptr<SampleCache>> OpenCache(const PipelineOptions& options,
                                                const Source& source, const CachePlacement& plan,
                                                const std::vector<Step>& steps,
                                                int region_in_cache) {
-  Result<CacheFingerprint> fp = PrefixFingerprint(source, options, plan);
+  Result<CacheFingerprint> fp = PrefixFingerprint(source, options, plan, steps);
   if (!fp.ok()) return fp.status();
   // A region-decoded, DCT-scaled resize is not bit-identical to the whole-image one.
   if (region_in_cache > 0)

@@ -16,6 +16,7 @@
 #include "flowfeed/source_registry.h"
 #include "pipeline/cache_choice.h"
 #include "flowfeed/util/clock.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 namespace {
@@ -217,8 +218,23 @@ Result<CachePlacement> PlanCache(const PipelineOptions& options, const StageRegi
   return plan;
 }
 
+// "NAME: FILE (N bytes, xxh3 HEX)" for a stage from a plugin file.
+Result<std::string> PluginCode(const Step& step) {
+  std::vector<uint8_t> bytes;
+  const Status read = ReadFile(step.origin, &bytes);
+  if (!read.ok())
+    return Status::IoError("cache fingerprint: cannot read the plugin of stage '" + step.name +
+                           "': " + read.message());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits(bytes.data(), bytes.size())));
+  return step.name + ": " + step.origin + " (" + std::to_string(bytes.size()) + " bytes, xxh3 " +
+         hex + ")";
+}
+
 Result<CacheFingerprint> PrefixFingerprint(const Source& source, const PipelineOptions& options,
-                                           const CachePlacement& plan) {
+                                           const CachePlacement& plan,
+                                           const std::vector<Step>& steps) {
   CacheFingerprint fp;
   fp.parts.emplace_back("format", "1");
   XXH3_state_t* st = XXH3_createState();
@@ -231,8 +247,12 @@ Result<CacheFingerprint> PrefixFingerprint(const Source& source, const PipelineO
       XXH3_freeState(st);
       return Status::NotFound(f + ": cannot stat for the cache fingerprint: " + std::strerror(errno));
     }
-    int64_t meta[2] = {int64_t(sb.st_size),
-                       int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec};
+    // ctime and inode too: a file replaced by another of the same size, its mtime set back
+    // (touch -r, rsync -t, cp -p), has a new ctime, and a new inode unless written in place.
+    int64_t meta[4] = {int64_t(sb.st_size),
+                       int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec,
+                       int64_t(sb.st_ctim.tv_sec) * 1000000000 + sb.st_ctim.tv_nsec,
+                       int64_t(sb.st_ino)};
     total += meta[0];
     XXH3_64bits_update(st, f.data(), f.size() + 1);
     XXH3_64bits_update(st, meta, sizeof meta);
@@ -243,13 +263,22 @@ Result<CacheFingerprint> PrefixFingerprint(const Source& source, const PipelineO
   XXH3_freeState(st);
   fp.parts.emplace_back("listing", options.source.type + ", " + std::to_string(source.size()) +
                                        " samples, " + std::to_string(files.size()) + " files, " +
-                                       std::to_string(total) + " bytes, paths/sizes/mtimes " + hex);
-  std::string stages;
+                                       std::to_string(total) +
+                                       " bytes, paths/sizes/mtimes/ctimes/inodes " + hex);
+  std::string stages, plugins;
   for (int i = 0; i < plan.stages; ++i) {
     const StageSpec& spec = options.pipeline[size_t(i)];
     stages += (i ? " -> " : "") + spec.type + "(" + spec.params.ToString() + ")";
+    const size_t at = size_t(i) + 1;  // steps[0] is read
+    if (at < steps.size() && steps[at].origin != "built-in") {
+      Result<std::string> code = PluginCode(steps[at]);
+      if (!code.ok()) return code.status();
+      plugins += (plugins.empty() ? "" : "; ") + code.value();
+    }
   }
   fp.parts.emplace_back("stages", stages);
+  // Only when a plugin stage is cached, so that caches of built-in stages keep their key.
+  if (!plugins.empty()) fp.parts.emplace_back("plugin code", plugins);
   fp.parts.emplace_back("codecs", CodecVersions());
   return fp;
 }
@@ -321,7 +350,7 @@ Status ChooseWhatToKeep(const PipelineOptions& options, const Source& source,
     for (int stages : {0, plan->stages}) {
       CachePlacement candidate = *plan;
       candidate.stages = stages;
-      Result<CacheFingerprint> fp = PrefixFingerprint(source, options, candidate);
+      Result<CacheFingerprint> fp = PrefixFingerprint(source, options, candidate, steps);
       if (!stored.parts.empty() && fp.ok() && SameContents(fp.value(), stored)) {
         const char* what = stages == 0 ? "the encoded files" : "decoded pixels";
         plan->decision = std::string("keeping ") + what + ", as the disk cache at " +

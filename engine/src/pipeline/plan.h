@@ -17,10 +17,13 @@
 namespace flowfeed {
 
 // What a cache of the pipeline's first `plan.stages` steps depends on: the source's listing
-// (paths, sizes, mtimes), those stages and their parameters, the codecs' versions. NotFound when
-// a source file cannot be stat'ed.
+// (paths, sizes, mtimes, ctimes, inodes), those stages and their parameters, the code of those
+// that come from plugins (each plugin file's size and XXH3 of its bytes, from `steps`' origins:
+// a rebuilt plugin is new code even with the same name and parameters), the codecs' versions.
+// NotFound when a source file cannot be stat'ed; IoError when a plugin file cannot be read.
 Result<CacheFingerprint> PrefixFingerprint(const Source& source, const PipelineOptions& options,
-                                           const CachePlacement& plan);
+                                           const CachePlacement& plan,
+                                           const std::vector<Step>& steps);
 
 // Marks the fusions of fusion.h on `steps` ([0] is read), when options.fuse is set. Returns the
 // step index of a region-decode consumer whose output the cache keeps (its pixels depend on the

@@ -19,6 +19,8 @@ struct Step {
   OnError on_error = OnError::kSkip;
   int concurrency = 0;  // 0: unlimited
   std::unique_ptr<Stage> stage;  // null for "read"
+  // Where the stage's code comes from: StageInfo::origin, "built-in" or the plugin file.
+  std::string origin = "built-in";
   // Fusion (see fusion.h), planned by PlanFusion: a decoder that region-decodes for the next
   // step, that next step, and a step of the fused tail.
   const RegionDecoder* region_decoder = nullptr;

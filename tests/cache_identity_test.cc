@@ -1,0 +1,123 @@
+// What the disk cache's key must see: new code behind the same plugin and stage names, and a
+// file replaced by another of the same size with its mtime set back. Each run is a separate
+// `flowfeed bench` process, as a user's runs are (a process cannot load two builds of one
+// plugin path).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.h"
+
+namespace flowfeed {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TempDir;
+
+struct BenchRun {
+  int code = -1;
+  std::string output;
+  std::string digest;  // epoch 1's batch digest
+};
+
+BenchRun Bench(const TempDir& dir, const std::string& args) {
+  BenchRun r;
+  const test::ShellRun run = test::Shell(std::string(FLOWFEED_BINARY) + " bench " + (dir / "c.yaml") +
+                                         " --epochs 1 --report " + (dir / "r.json") + " " + args);
+  r.code = run.code;
+  r.output = run.output;
+  if (r.code == 0) {
+    std::ifstream in(dir / "r.json");
+    r.digest = nlohmann::json::parse(in)["epochs"][0]["batch_digest"].get<std::string>();
+  }
+  return r;
+}
+
+// Copies `plugin` over dir/plugin.so by a rename, as an install of a rebuilt plugin does.
+void Install(const TempDir& dir, const std::string& plugin) {
+  fs::copy_file(std::string(FLOWFEED_TEST_PLUGIN_DIR) + "/" + plugin + ".so", dir / "next.so",
+                fs::copy_options::overwrite_existing);
+  fs::rename(dir / "next.so", dir / "plugin.so");
+}
+
+TEST(CacheIdentity, ARebuiltPluginIsNewCodeForTheCache) {
+  TempDir dir;
+  test::WriteIdx(dir / "i.idx", dir / "l.idx", 64, 6, 6);
+  test::WriteText(dir / "c.yaml", "plugins: [" + dir / "plugin.so" +
+                                      "]\n"
+                                      "source: {type: idx, root: " +
+                                      dir.path() +
+                                      ", images: i.idx, labels: l.idx}\n"
+                                      "pipeline: [{type: test_invert}]\n"
+                                      "batch: {size: 8, dtype: uint8}\n"
+                                      "cache: {mode: disk, path: " +
+                                      dir / "cache" + ", after: test_invert}\n");
+  Install(dir, "good");
+  const BenchRun first = Bench(dir, "");
+  ASSERT_EQ(first.code, 0) << first.output;
+
+  // The same names, version and parameters; different pixels.
+  Install(dir, "good_rebuilt");
+  const BenchRun uncached = Bench(dir, "--set cache.mode=off");
+  ASSERT_EQ(uncached.code, 0) << uncached.output;
+  ASSERT_NE(uncached.digest, first.digest) << "the rebuilt plugin should give other pixels";
+  const BenchRun second = Bench(dir, "");
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_EQ(second.digest, uncached.digest) << "the cache served the old plugin's output\n"
+                                            << second.output;
+  EXPECT_NE(second.output.find("plugin code changed"), std::string::npos) << second.output;
+
+  // Unchanged code keeps the cache.
+  const BenchRun third = Bench(dir, "");
+  ASSERT_EQ(third.code, 0) << third.output;
+  EXPECT_EQ(third.digest, uncached.digest);
+  EXPECT_EQ(third.output.find("rebuilding"), std::string::npos) << third.output;
+}
+
+TEST(CacheIdentity, AFileReplacedWithItsMtimeSetBackIsSeen) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "images", 2, 4);
+  test::WriteText(dir / "c.yaml", "source: {type: image_folder, root: " + dir / "images" +
+                                      "}\n"
+                                      "pipeline: [{type: decode}, {type: resize, size: [8, 8]}]\n"
+                                      "batch: {size: 4, dtype: uint8}\n"
+                                      "shuffle: false\n"
+                                      "cache: {mode: disk, path: " +
+                                      dir / "cache" + ", after: resize}\n");
+  const BenchRun first = Bench(dir, "");
+  ASSERT_EQ(first.code, 0) << first.output;
+
+  // Another image of exactly the same size put in place of one, by a rename (a new inode and
+  // ctime), with the old mtime put back: the same JPEG with its first quantisation step one
+  // larger decodes to other pixels.
+  std::string victim;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "images"))
+    if (e.is_regular_file() && victim.empty()) victim = e.path();
+  std::vector<uint8_t> bytes = test::ReadBytes(victim);
+  size_t dqt = 0;
+  for (size_t i = 0; i + 5 < bytes.size(); ++i)
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xDB) {
+      dqt = i;
+      break;
+    }
+  ASSERT_GT(dqt, 0u);
+  uint8_t& step = bytes[dqt + 5];  // FF DB, length (2), precision and table id, then the table
+  step = step == 255 ? 254 : uint8_t(step + 1);
+  const fs::file_time_type mtime = fs::last_write_time(victim);
+  test::WriteBytes(victim + ".new", bytes);
+  fs::rename(victim + ".new", victim);
+  fs::last_write_time(victim, mtime);
+
+  const BenchRun uncached = Bench(dir, "--set cache.mode=off");
+  ASSERT_EQ(uncached.code, 0) << uncached.output;
+  ASSERT_NE(uncached.digest, first.digest);
+  const BenchRun second = Bench(dir, "");
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_EQ(second.digest, uncached.digest) << "stale pixels served\n" << second.output;
+}
+
+}  // namespace
+}  // namespace flowfeed
