@@ -37,7 +37,7 @@ std::vector<std::string> TempFiles(const std::string& dir) {
 }
 
 // ------------------------------------------------------------------------------------------
-// The file layer (reports are written with WriteFileAtomically, Durability::kNone).
+// The file layer (reports, pages and traces are written with WriteFileAtomically).
 
 class AtomicWrite : public ::testing::TestWithParam<Durability> {};
 

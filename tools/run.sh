@@ -54,7 +54,8 @@ PACKAGES=(
 # python3-venv makes the virtual environment LibTorch 2.x is installed into (tools/run.sh torch2).
 # python3-torch and python3-pytest run the Python module's tests (python/tests) with Debian's
 # torch 1.13; the torch2 suite runs them again with torch 2.x from its virtual environment.
-TEST_PACKAGES=(chromium python3-venv python3-torch python3-pytest)
+# strace shows the durability tests (tests/durable_outputs_test.cc) the syncs and renames.
+TEST_PACKAGES=(chromium python3-venv python3-torch python3-pytest strace)
 
 # Installs those of the given packages (default: PACKAGES) that are missing.
 install_missing() {

@@ -21,6 +21,7 @@
 #include "flowfeed/options.h"
 #include "flowfeed/sample.h"
 #include "flowfeed/source.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed {
 namespace {
@@ -44,17 +45,6 @@ Status WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
   const int err = errno;
   if (std::fclose(f) != 0 || !ok)
     return Status::IoError(path + ": cannot write: " + std::strerror(ok ? errno : err));
-  return Status::Ok();
-}
-
-// Flushes every file written on the filesystem that holds `dir` to storage. Called before the
-// rename that marks the folder complete: otherwise a power cut could keep the rename and lose
-// the files' data (empty PNGs in a folder that counts as complete, which no run would redo).
-Status SyncFilesystemOf(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  const int err = fd < 0 || ::syncfs(fd) != 0 ? errno : 0;
-  if (fd >= 0) ::close(fd);
-  if (err) return Status::IoError(dir + ": cannot sync to storage: " + std::strerror(err));
   return Status::Ok();
 }
 
@@ -166,6 +156,8 @@ Status WriteIdxAsImageFolder(const IdxFolderOptions& o, std::ostream& log) {
     marker << Describe(o, counts);
     if (!marker.flush()) return Status::IoError(partial + "/" + kMarker + ": cannot write");
   }
+  // Before the rename that marks the folder complete: otherwise a power cut could keep the
+  // rename and lose the files' data (empty PNGs in a folder that counts as complete).
   FLOWFEED_RETURN_IF_ERROR(SyncFilesystemOf(partial));
   if (fs::exists(out)) {  // a complete earlier build (checked above), being overwritten
     fs::remove_all(out, ec);

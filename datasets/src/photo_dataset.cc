@@ -173,9 +173,9 @@ Status FindPhotos(const std::string& dir, const std::string& out_dir,
   return Status::Ok();
 }
 
-// Writes `bytes` to path.tmp and renames it to path. Not synced (Durability::kNone): these are
-// demo and benchmark data that `flowfeed dataset` rebuilds byte for byte, and syncing each of
-// thousands of small JPEGs would multiply the build time.
+// Writes `bytes` to path.tmp and renames it to path. Not synced one by one (Durability::kNone):
+// syncing each of thousands of small JPEGs would multiply the build time; the whole folder is
+// made durable at once (syncfs) before the build says it is done.
 Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& bytes) {
   return WriteFileAtomically(nullptr, path,
                              std::string_view(reinterpret_cast<const char*>(bytes.data()),
@@ -453,6 +453,8 @@ Status BuildPhotoDataset(const PhotoDatasetOptions& options, std::ostream& log) 
     if (!r.status.ok()) return r.status;  // the first failing class, in class order
     total_bytes += r.bytes;
   }
+  // Before "wrote": a power cut after it must not leave empty JPEGs under their final names.
+  FLOWFEED_RETURN_IF_ERROR(SyncFilesystemOf(out));
   const double seconds = SecondsSince(start);
   std::ostringstream done;
   done << "photos: wrote " << options.count << " images in " << num_classes << " classes to "

@@ -77,7 +77,9 @@ void PrintCacheHeader(const RunStats& head, bool cold) {
 }
 
 int WriteOutput(const std::string& what, const std::string& path, const std::string& text) {
-  const Status s = WriteFileAtomically(nullptr, path, text, Durability::kNone);
+  // Durable like checkpoints and the cache: a report is what a user compares runs by, and a
+  // power cut after "report: PATH" must not leave an empty file under that name.
+  const Status s = WriteFileAtomically(nullptr, path, text, Durability::kFileAndDir);
   if (!s.ok()) {
     std::cerr << "flowfeed: cannot write " << what << " " << path << " (" << s.message()
               << ")\n";

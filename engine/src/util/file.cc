@@ -122,6 +122,14 @@ int LastError() { return errno ? errno : EIO; }
 
 }  // namespace
 
+Status SyncFilesystemOf(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int err = fd < 0 || ::syncfs(fd) != 0 ? errno : 0;
+  if (fd >= 0) ::close(fd);
+  if (err) return Status::IoError(dir + ": cannot sync to storage: " + std::strerror(err));
+  return Status::Ok();
+}
+
 Status SyncDir(Env* env, const std::string& dir) {
   if (!env) env = Env::Default();
   errno = 0;

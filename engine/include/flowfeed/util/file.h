@@ -66,6 +66,10 @@ int WriteFully(Env* env, int fd, const void* data, size_t size);
 // the folder.
 Status SyncDir(Env* env, const std::string& dir);
 
+// Flushes every file written on the filesystem that holds `dir` to storage (syncfs): for a
+// folder of many files written without a sync each. IoError naming the folder.
+Status SyncFilesystemOf(const std::string& dir);
+
 // A file written under a temporary name and renamed over its final name by Commit(), so the
 // final name only ever holds a complete file. Not committed (an error, or destroyed early), the
 // temporary file is removed and the final one is left as it was.
