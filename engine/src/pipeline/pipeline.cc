@@ -60,6 +60,7 @@ Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegist
     if (spec.type == "decode") has_decode = true;
     int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
     steps.push_back(Step{names[i], spec.type, spec.on_error, concurrency, std::move(stage.value())});
+    steps.back().origin = info->origin;
   }
   if (!SourceGivesPixels(options->source.type) && !has_decode)
     return Status::InvalidArgument("pipeline: a " + options->source.type +

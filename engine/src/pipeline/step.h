@@ -19,6 +19,7 @@ struct Step {
   OnError on_error = OnError::kSkip;
   int concurrency = 0;  // 0: unlimited
   std::unique_ptr<Stage> stage;  // null for "read"
+  std::string origin = "built-in";  // StageInfo::origin: the plugin file of a plugin stage
   // Fusion (see fusion.h), planned by PlanFusion: a decoder that region-decodes for the next
   // step, that next step, and a step of the fused tail.
   const RegionDecoder* region_decoder = nullptr;
