@@ -99,6 +99,11 @@ struct CrashSetup {
                     "cache: {mode: disk, after: center_crop, path: " + dir / "cache" +
                     ", commit_seconds: 0.01}\n");
   }
+  // What the line of the thread that ran the stage on `sample` says.
+  std::string Named(int sample) const {
+    return "stage 'test_crash' (type test_crash, plugin " + plugin + ") on sample " +
+           std::to_string(sample) + " (" + files[size_t(sample)] + "), epoch 1";
+  }
   std::vector<std::string> files;
   std::string plugin, config;
 };
@@ -128,11 +133,7 @@ TEST(CrashReport, ASegfaultingPluginIsNamedAndItsCacheIsReusedSafely) {
   ASSERT_TRUE(crashed.Signaled(SIGSEGV)) << "status " << crashed.status << "\n" << crashed.err;
   EXPECT_NE(crashed.err.find("flowfeed: fatal signal SIGSEGV in thread "), std::string::npos)
       << crashed.err;
-  const std::string line = LineMarked(crashed.err, "got SIGSEGV");
-  EXPECT_NE(line.find("stage 'test_crash' (type test_crash, plugin " + setup.plugin +
-                      ") on sample " + std::to_string(victim) + " (" +
-                      setup.files[size_t(victim)] + "), epoch 1"),
-            std::string::npos)
+  EXPECT_NE(LineMarked(crashed.err, "got SIGSEGV").find(setup.Named(victim)), std::string::npos)
       << crashed.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "crashed.json"));
 
@@ -154,30 +155,26 @@ TEST(CrashReport, ASegfaultingPluginIsNamedAndItsCacheIsReusedSafely) {
 }
 
 // A stack overflow is a SIGSEGV with no stack left: the handler runs on the thread's alternate
-// signal stack.
-TEST(CrashReport, AStackOverflowInAPluginIsNamedToo) {
-  TempDir dir;
-  CrashSetup setup(dir);
-  Exit crashed = RunFlowfeed({"bench", setup.config}, "overflow:5", dir / "crashed.log");
-  ASSERT_TRUE(crashed.Signaled(SIGSEGV)) << "status " << crashed.status << "\n" << crashed.err;
-  const std::string line = LineMarked(crashed.err, "got SIGSEGV");
-  EXPECT_NE(line.find("stage 'test_crash' (type test_crash, plugin " + setup.plugin +
-                      ") on sample 5 (" + setup.files[5] + ")"),
-            std::string::npos)
-      << crashed.err;
-}
-
-// abort() (a failed assert in a plugin) is SIGABRT: named, and the process ends by it.
-TEST(CrashReport, AnAbortInAPluginIsNamedAndEndsBySigabrt) {
-  TempDir dir;
-  CrashSetup setup(dir);
-  Exit crashed = RunFlowfeed({"bench", setup.config}, "abort:3", dir / "crashed.log");
-  ASSERT_TRUE(crashed.Signaled(SIGABRT)) << "status " << crashed.status << "\n" << crashed.err;
-  const std::string line = LineMarked(crashed.err, "got SIGABRT");
-  EXPECT_NE(line.find("stage 'test_crash' (type test_crash, plugin " + setup.plugin +
-                      ") on sample 3 (" + setup.files[3] + ")"),
-            std::string::npos)
-      << crashed.err;
+// signal stack. abort() (a failed assert in a plugin) is SIGABRT. Each is named, and the process
+// ends by its signal.
+TEST(CrashReport, AStackOverflowOrAnAbortInAPluginIsNamedToo) {
+  struct Case {
+    const char* trigger;
+    int sample, signal;
+    const char* note;
+  };
+  for (const Case& c : {Case{"overflow", 5, SIGSEGV, "got SIGSEGV"},
+                        Case{"abort", 3, SIGABRT, "got SIGABRT"}}) {
+    SCOPED_TRACE(c.trigger);
+    TempDir dir;
+    CrashSetup setup(dir);
+    Exit crashed = RunFlowfeed({"bench", setup.config},
+                               std::string(c.trigger) + ":" + std::to_string(c.sample),
+                               dir / "crashed.log");
+    ASSERT_TRUE(crashed.Signaled(c.signal)) << "status " << crashed.status << "\n" << crashed.err;
+    EXPECT_NE(LineMarked(crashed.err, c.note).find(setup.Named(c.sample)), std::string::npos)
+        << crashed.err;
+  }
 }
 
 // Finding 2 of issue 21: exit(0) in a stage made a broken run look finished.
@@ -191,10 +188,7 @@ TEST(CrashReport, ExitFromAStageFailsTheRunNamingIt) {
   EXPECT_NE(exited.err.find("flowfeed: error: exit() was called inside a stage"),
             std::string::npos)
       << exited.err;
-  const std::string line = LineMarked(exited.err, "called exit()");
-  EXPECT_NE(line.find("stage 'test_crash' (type test_crash, plugin " + setup.plugin +
-                      ") on sample 9 (" + setup.files[9] + "), epoch 1"),
-            std::string::npos)
+  EXPECT_NE(LineMarked(exited.err, "called exit()").find(setup.Named(9)), std::string::npos)
       << exited.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "r.json"));
 }
