@@ -16,6 +16,7 @@ convention). Errors are exceptions whose message names the file, key, sample or 
 ValueError for a bad config or option, FileNotFoundError for a missing file or folder,
 flowfeed.SampleError for a sample that failed under `on_error: fail`, flowfeed.Error otherwise.
 Ctrl-C raises KeyboardInterrupt while waiting for a batch; the pipeline stays usable.
+`flowfeed.install_crash_report()` (opt-in) makes a crashing plugin stage name itself on stderr.
 
 Not thread-safe: one thread iterates a Pipeline (the pipeline's own threads work in the
 background, without the GIL). flowfeed.nodes.PipelineNode makes it a torchdata.nodes source
@@ -40,8 +41,11 @@ __version__ = _flowfeed.__version__
 Error = _flowfeed.Error
 SampleError = _flowfeed.SampleError
 BatchDigest = _flowfeed.BatchDigest
+# Opt-in (docs/reliability.md, "Crash forensics"): names the stage, plugin and sample a crash or
+# an exit() came from; chains to Python's faulthandler when that is on.
+install_crash_report = _flowfeed.install_crash_report
 
-__all__ = ["Pipeline", "Error", "SampleError", "BatchDigest", "__version__"]
+__all__ = ["Pipeline", "Error", "SampleError", "BatchDigest", "install_crash_report", "__version__"]
 
 
 def _flatten(overrides, prefix=""):

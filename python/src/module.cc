@@ -7,6 +7,7 @@
 #include <string>
 
 #include "flowfeed/config.h"
+#include "flowfeed/crash_report.h"
 #include "flowfeed/stats.h"
 #include "flowfeed/version.h"
 #include "handout.h"
@@ -122,6 +123,22 @@ PYBIND11_MODULE(_flowfeed, m) {
   static py::exception<std::runtime_error> sample_error(m, "SampleError", error.ptr());
   g_error = error.ptr();
   g_sample_error = sample_error.ptr();
+
+  // Not installed at import: a library does not take over a process's fatal signals unasked
+  // (Python's faulthandler, a debugger, the host's own handler). Chained to whatever was there.
+  m.def("install_crash_report",
+        [](bool chain, bool catch_exit) {
+          CrashReportOptions o;
+          o.chain = chain;
+          o.catch_exit = catch_exit;
+          const Status st = InstallCrashReport(o);
+          if (!st.ok()) throw std::runtime_error(st.ToString());
+        },
+        py::arg("chain") = true, py::arg("catch_exit") = true,
+        "On a fatal signal, write to stderr what each pipeline thread was doing (stage, plugin, "
+        "sample), then hand the signal to the previous handler (chain=True) or the default; an "
+        "exit() inside a stage ends the process with status 70 and the same lines "
+        "(catch_exit=True). Once per process; later calls change nothing.");
 
   py::class_<TensorRef>(m, "_Tensor")
       .def("__dlpack__", &TensorRef::Dlpack, py::arg("stream") = py::none())

@@ -122,3 +122,27 @@ def test_ctrl_c_while_waiting_interrupts_and_the_pipeline_goes_on(photos, tmp_pa
     assert "interrupted" in lines, r.stdout
     # The batch the interrupt abandoned is delivered next: nothing lost.
     assert r.stdout.strip().endswith("then 120"), r.stdout
+
+
+def test_crash_report_names_the_stage_and_chains_to_faulthandler(photos, tmp_path, build_dir):
+    # In a child process: it dies. faulthandler was there first, so it reports after ours.
+    plugin = build_dir / "test_plugins" / "crash.so"
+    script = textwrap.dedent(f"""
+        import flowfeed
+        flowfeed.install_crash_report()
+        pipe = flowfeed.Pipeline({str(PHOTOS)!r}, {{"source.root": {str(photos)!r},
+            "cache.mode": "off", "threads": 2, "batch.size": 16, "shuffle": False,
+            "pipeline": [{{"type": "decode"}}, {{"type": "test_crash"}},
+                         {{"type": "center_crop", "size": 32}}]}},
+            plugins=[{str(plugin)!r}], epochs=1)
+        for _ in pipe:
+            pass
+        print("no crash")
+    """)
+    env = dict(os.environ, FLOWFEED_TEST_CRASH="segv:5")
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", script], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == -11, (r.returncode, r.stdout, r.stderr)
+    marked = [line for line in r.stderr.splitlines() if "(got SIGSEGV)" in line]
+    assert marked and f"stage 'test_crash' (type test_crash, plugin {plugin}) on sample 5 (" in marked[0], r.stderr
+    assert "Fatal Python error: Segmentation fault" in r.stderr, r.stderr

@@ -37,7 +37,8 @@ class Trainer;
 namespace flowfeed::cli {
 
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running; a run a
-// signal stopped exits 128 + the signal's number.
+// signal stopped exits 128 + the signal's number; a run in which a stage called exit() exits 70
+// (kExitCalledFromStage, flowfeed/crash_report.h; set by its handler, not by a command).
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;

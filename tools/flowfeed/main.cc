@@ -4,7 +4,9 @@
 // `dataset` and `launch` register their own options (AddDatasetCommand, AddLaunchCommand).
 //
 // Exit codes: 0 success, 2 bad usage or config (nothing ran), 1 failure while running, 128 + the
-// signal's number for a run a signal stopped.
+// signal's number for a run a signal stopped, 70 when a stage called exit() (crash_report.h).
+// A fatal signal (a crashing plugin) still ends the process by that signal, after one line per
+// pipeline thread naming its stage, plugin and sample on stderr.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <exception>
@@ -15,6 +17,7 @@
 
 #include "cli.h"
 #include "flowfeed/config.h"
+#include "flowfeed/crash_report.h"
 #include "flowfeed/version.h"
 
 namespace {
@@ -108,6 +111,12 @@ bool RefuseUnknownCommand(CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   namespace cli = flowfeed::cli;
+  // Before anything runs a stage. The default action afterwards, not a sanitizer's handler, so
+  // that the exit status is the signal's in every build.
+  flowfeed::CrashReportOptions crash;
+  crash.chain = false;
+  const flowfeed::Status installed = flowfeed::InstallCrashReport(crash);
+  if (!installed.ok()) std::cerr << "flowfeed: warning: " << installed.message() << "\n";
   CLI::App app{"flowfeed: a data pipeline for deep-learning training"};
   app.set_version_flag("--version", std::string("flowfeed ") + FLOWFEED_VERSION);
   app.require_subcommand(1);

@@ -17,13 +17,18 @@ StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
     : options_(options),
       source_(source),
       steps_(std::move(steps)),
+      lookup_label_(InternStepLabel("cache lookup", "cache", "built-in")),
+      fill_label_(InternStepLabel("cache fill", "cache", "built-in")),
+      collate_label_(InternStepLabel("collate", "collate", "built-in")),
       cache_(cache),
       cache_stages_(cache_stages),
       ids_(int(steps_.size())),
       stats_(stats),
       trace_(trace),
       tensors_(tensors),
-      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()) {}
+      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()) {
+  for (const Step& step : steps_) labels_.push_back(InternStepLabel(step.name, step.type, step.origin));
+}
 
 void StepRunner::InitSlot(Slot* slot, const Ticket& t) {
   Sample& s = slot->sample;
@@ -81,13 +86,17 @@ void StepRunner::LookupCache(Slot* slot) {
 
 void StepRunner::Run(Slot* slot, int begin, int end) {
   Sample& s = slot->sample;
+  ThreadActivity* activity = ThreadActivity::Mine();
+  activity->BeginSample(s);
   for (int i = std::max(begin, slot->resume); i < end; ++i) {
     if (slot->failed_step >= 0) return;
     const Step& step = steps_[size_t(i)];
     uint64_t t0 = NowNs();
     int64_t bytes = 0;
     bool fused = false;
+    activity->Enter(labels_[size_t(i)]);
     Status st = RunStep(slot, i, &bytes, &fused);
+    activity->Leave();
     uint64_t t_end = NowNs();
     stats_->Record(s.epoch, i, t_end - t0, bytes, !st.ok(), fused);
     trace_->Span(s, step.name, t0, t_end);
@@ -103,9 +112,9 @@ void StepRunner::Run(Slot* slot, int begin, int end) {
       s.scratch = std::move(slot->spare);
       slot->spare = Image();
     }
-    if (cache_ && i == cache_stages_) FillCache(s);
+    if (cache_ && i == cache_stages_) FillCache(s, activity);
   }
-  if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot);
+  if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot, activity);
 }
 
 Status StepRunner::RunStep(Slot* slot, int i, int64_t* bytes, bool* fused) {
@@ -143,11 +152,13 @@ Status StepRunner::RunStep(Slot* slot, int i, int64_t* bytes, bool* fused) {
 
 // The copy into the cache, right after the step whose output it keeps, with the minor page
 // faults it took (a fresh cache's pages are the fill's real cost).
-void StepRunner::FillCache(const Sample& s) {
+void StepRunner::FillCache(const Sample& s, ThreadActivity* activity) {
   struct rusage before, after;
   ::getrusage(RUSAGE_THREAD, &before);
   uint64_t t1 = NowNs();
+  activity->Enter(fill_label_);
   const int64_t filled = InsertIntoCache(s);
+  activity->Leave();
   uint64_t t2 = NowNs();
   ::getrusage(RUSAGE_THREAD, &after);
   fill_faults_[size_t(s.epoch)].fetch_add(after.ru_minflt - before.ru_minflt,
@@ -172,7 +183,7 @@ int64_t StepRunner::InsertIntoCache(const Sample& s) {
 }
 
 // The sample in the batch's layout and dtype, into the slot's own reused buffer.
-void StepRunner::ConvertSample(Slot* slot) {
+void StepRunner::ConvertSample(Slot* slot, ThreadActivity* activity) {
   Sample& s = slot->sample;
   const Image& img = s.image;
   if (img.empty()) {
@@ -184,8 +195,10 @@ void StepRunner::ConvertSample(Slot* slot) {
                  DTypeSize(options_.batch.dtype);
   if (!slot->tensor) slot->tensor = tensors_->Acquire();
   if (slot->tensor->size() < bytes) slot->tensor->resize(bytes);
+  activity->Enter(collate_label_);
   ConvertInto(img, options_.batch.layout, options_.batch.dtype, slot->output_op,
               slot->tensor->data());
+  activity->Leave();
   if (options_.digest) slot->tensor_digest = BatchDigest::SampleDigest(slot->tensor->data(), bytes);
   slot->channels = img.channels();
   slot->height = img.height();

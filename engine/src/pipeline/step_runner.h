@@ -1,6 +1,9 @@
 // pipeline/step_runner.h (internal): runs a sample's steps in its slot: read, the stages (fused
 // where PlanFusion said), the cache lookup and fill, and the conversion into the batch's layout.
 //
+// Each call marks what it runs in the calling thread's activity record (activity.h: a few
+// stores), so that a crash or an exit() inside a stage names the stage, plugin and sample.
+//
 // Threads: the graph's segment nodes call Begin() and Run() from any worker, for different
 // slots at once; a slot is touched only by the node that holds it. The runner's own state (the
 // steps, the page-fault counters) is constant after construction, apart from relaxed atomics.
@@ -16,6 +19,7 @@
 #include "flowfeed/cache.h"
 #include "flowfeed/options.h"
 #include "flowfeed/source.h"
+#include "pipeline/activity.h"
 #include "pipeline/batch_pool.h"
 #include "pipeline/slot.h"
 #include "pipeline/stats_table.h"
@@ -36,7 +40,13 @@ class StepRunner {
   // Readies `slot` for the ticket's sample, and looks it up in the cache.
   void Begin(Slot* slot, const Ticket& t) {
     InitSlot(slot, t);
-    if (cache_) LookupCache(slot);
+    if (cache_) {
+      ThreadActivity* activity = ThreadActivity::Mine();
+      activity->BeginSample(slot->sample);
+      activity->Enter(lookup_label_);
+      LookupCache(slot);
+      activity->Leave();
+    }
   }
 
   // Runs steps [begin, end) on the slot's sample, from the cache's resume point on; stops at the
@@ -56,9 +66,9 @@ class StepRunner {
   void LookupCache(Slot* slot);
   // One step on the slot's sample; bytes and fused as the stats table records them.
   Status RunStep(Slot* slot, int i, int64_t* bytes, bool* fused);
-  void FillCache(const Sample& s);
+  void FillCache(const Sample& s, ThreadActivity* activity);
   int64_t InsertIntoCache(const Sample& s);
-  void ConvertSample(Slot* slot);
+  void ConvertSample(Slot* slot, ThreadActivity* activity);
   StageContext Context(const Sample& s, int step) const {
     return StageContext(options_.seed, s.epoch, s.index, step);
   }
@@ -66,6 +76,11 @@ class StepRunner {
   const PipelineOptions& options_;
   const Source& source_;
   std::vector<Step> steps_;  // [0] is "read"
+  // What the crash report names for each step, and for the runner's own work (activity.h).
+  std::vector<const StepLabel*> labels_;
+  const StepLabel* const lookup_label_;
+  const StepLabel* const fill_label_;
+  const StepLabel* const collate_label_;
   SampleCache* const cache_;
   const int cache_stages_;
   const StatSteps ids_;
