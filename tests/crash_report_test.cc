@@ -193,6 +193,20 @@ TEST(CrashReport, ExitFromAStageFailsTheRunNamingIt) {
   EXPECT_FALSE(std::filesystem::exists(dir / "r.json"));
 }
 
+// A stage that never returns is not "a read stuck in storage": when a stopped run gives up on
+// its threads, it says what each was doing, the looping stage and its sample included.
+TEST(CrashReport, AStageStuckInALoopIsNamedWhenTheRunGivesUpOnIt) {
+  TempDir dir;
+  CrashSetup setup(dir);
+  // SIGTERM after 4 s; the run then waits kTearDownSeconds (10 s) for its threads.
+  const test::ShellRun r = test::Shell("FLOWFEED_TEST_CRASH=loop:5 timeout --preserve-status -s TERM 4 " +
+                                       std::string(FLOWFEED_BINARY) + " bench " + setup.config);
+  EXPECT_EQ(r.code, 128 + SIGTERM) << r.output;
+  EXPECT_NE(r.output.find("did not finish within 10 s"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("stuck in storage"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(setup.Named(5)), std::string::npos) << r.output;
+}
+
 // A stage that waits on sample 3 until the test has looked.
 class Gate : public Stage {
  public:

@@ -5,6 +5,7 @@
 //   FLOWFEED_TEST_CRASH=overflow:7  recurse until the stack is gone on sample 7
 //   FLOWFEED_TEST_CRASH=abort:7     call abort() on sample 7
 //   FLOWFEED_TEST_CRASH=exit:7      call exit(0) on sample 7
+//   FLOWFEED_TEST_CRASH=loop:7      never return from sample 7 (a stage stuck in a loop)
 // Unset, it passes every sample through.
 #include <flowfeed/plugin.h>
 
@@ -14,7 +15,7 @@
 
 namespace {
 
-enum class Mode { kNone, kSegv, kOverflow, kAbort, kExit };
+enum class Mode { kNone, kSegv, kOverflow, kAbort, kExit, kLoop };
 
 // Deep enough to overflow any thread's stack; volatile so that it is neither a loop nor a tail
 // call.
@@ -37,7 +38,8 @@ class Crash : public flowfeed::Stage {
     mode_ = mode == "segv" ? Mode::kSegv
           : mode == "overflow" ? Mode::kOverflow
           : mode == "abort" ? Mode::kAbort
-          : mode == "exit" ? Mode::kExit : Mode::kNone;
+          : mode == "exit" ? Mode::kExit
+          : mode == "loop" ? Mode::kLoop : Mode::kNone;
     index_ = std::atoll(spec.c_str() + colon + 1);
   }
   flowfeed::Status Process(flowfeed::Sample& s, const flowfeed::StageContext&) override {
@@ -55,6 +57,10 @@ class Crash : public flowfeed::Stage {
         std::abort();
       case Mode::kExit:
         std::exit(0);
+      case Mode::kLoop:
+        for (volatile bool forever = true; forever;) {
+        }
+        break;
       case Mode::kNone:
         break;
     }

@@ -9,6 +9,8 @@
 // and the watcher thread StopOnSignals starts (both touch only atomics and Pipeline::Cancel()).
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "flowfeed/config.h"
+#include "flowfeed/crash_report.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/stats.h"
@@ -163,10 +166,13 @@ int TearDownWithin(std::unique_ptr<T> owner, double seconds, int code) {
     t.join();
     return code;
   }
+  // What each thread is stuck in, rather than a guess: a read of a hung mount shows as the
+  // read step on its file, a stage that loops as that stage (and its plugin) on its sample.
   std::cerr << "flowfeed: the pipeline's threads did not finish within " << seconds
-            << " s (a read may be stuck in storage); exiting without them\n";
+            << " s; exiting without them. What each pipeline thread is doing:\n";
   std::cerr.flush();
   std::fflush(nullptr);
+  WritePipelineActivity(STDERR_FILENO);
   std::_Exit(code);
 }
 
