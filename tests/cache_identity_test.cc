@@ -21,17 +21,21 @@ struct BenchRun {
   int code = -1;
   std::string output;
   std::string digest;  // epoch 1's batch digest
+  std::vector<std::string> digests;  // every epoch's
 };
 
-BenchRun Bench(const TempDir& dir, const std::string& args) {
+BenchRun Bench(const TempDir& dir, const std::string& args, int epochs = 1) {
   BenchRun r;
   const test::ShellRun run = test::Shell(std::string(FLOWFEED_BINARY) + " bench " + (dir / "c.yaml") +
-                                         " --epochs 1 --report " + (dir / "r.json") + " " + args);
+                                         " --epochs " + std::to_string(epochs) + " --report " +
+                                         (dir / "r.json") + " " + args);
   r.code = run.code;
   r.output = run.output;
   if (r.code == 0) {
     std::ifstream in(dir / "r.json");
-    r.digest = nlohmann::json::parse(in)["epochs"][0]["batch_digest"].get<std::string>();
+    const nlohmann::json j = nlohmann::json::parse(in);
+    for (const auto& e : j["epochs"]) r.digests.push_back(e["batch_digest"].get<std::string>());
+    r.digest = r.digests.at(0);
   }
   return r;
 }
@@ -117,6 +121,27 @@ TEST(CacheIdentity, AFileReplacedWithItsMtimeSetBackIsSeen) {
   const BenchRun second = Bench(dir, "");
   ASSERT_EQ(second.code, 0) << second.output;
   EXPECT_EQ(second.digest, uncached.digest) << "stale pixels served\n" << second.output;
+}
+
+// A plugin stage that writes into the image it is handed without checking Image::shared(): on a
+// memory-cache hit that image is a view of the cache, and each epoch would change what the next
+// one is served. The engine hands plugin stages a private copy of a shared image.
+TEST(CacheIdentity, APluginWritingIntoACachedImageCannotChangeTheCache) {
+  TempDir dir;
+  test::WriteIdx(dir / "i.idx", dir / "l.idx", 48, 6, 6);
+  test::WriteText(dir / "c.yaml", "plugins: [" + std::string(FLOWFEED_TEST_PLUGIN_DIR) +
+                                      "/scribble.so, " FLOWFEED_TEST_PLUGIN_DIR "/good.so]\n"
+                                      "source: {type: idx, root: " + dir.path() +
+                                      ", images: i.idx, labels: l.idx}\n"
+                                      "pipeline: [{type: test_invert}, {type: test_scribble}]\n"
+                                      "batch: {size: 8, dtype: uint8}\n"
+                                      "cache: {mode: memory, after: test_invert}\n");
+  const BenchRun cached = Bench(dir, "", 3);
+  ASSERT_EQ(cached.code, 0) << cached.output;
+  const BenchRun uncached = Bench(dir, "--set cache.mode=off", 3);
+  ASSERT_EQ(uncached.code, 0) << uncached.output;
+  ASSERT_EQ(cached.digests.size(), 3u);
+  EXPECT_EQ(cached.digests, uncached.digests) << cached.output;
 }
 
 }  // namespace

@@ -61,6 +61,7 @@ Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegist
     int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
     steps.push_back(Step{names[i], spec.type, spec.on_error, concurrency, std::move(stage.value())});
     steps.back().origin = info->origin;
+    steps.back().from_plugin = info->origin != "built-in";
   }
   if (!SourceGivesPixels(options->source.type) && !has_decode)
     return Status::InvalidArgument("pipeline: a " + options->source.type +

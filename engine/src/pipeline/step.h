@@ -21,6 +21,7 @@ struct Step {
   std::unique_ptr<Stage> stage;  // null for "read"
   // Where the stage's code comes from: StageInfo::origin, "built-in" or the plugin file.
   std::string origin = "built-in";
+  bool from_plugin = false;  // origin is a plugin file: its code may ignore Image::shared()
   // Fusion (see fusion.h), planned by PlanFusion: a decoder that region-decodes for the next
   // step, that next step, and a step of the fused tail.
   const RegionDecoder* region_decoder = nullptr;

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "flowfeed/util/clock.h"
@@ -117,6 +118,20 @@ void StepRunner::Run(Slot* slot, int begin, int end) {
   if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot, activity);
 }
 
+// A memory-cache hit arrives as a view of the cache's arena. Built-in stages copy before they
+// write (Image::shared()); a plugin's code may not, and one write would change what every later
+// epoch is served. So a plugin stage gets a private copy (into scratch, reused), at the cost of
+// one copy of the image on a hit, for the first plugin stage after the cache point only.
+namespace {
+void GiveAPrivateImage(Sample& s) {
+  if (!s.image.shared()) return;
+  const Image& view = s.image;
+  s.scratch.Reshape(view.height(), view.width(), view.channels(), view.dtype());
+  std::memcpy(s.scratch.data(), view.data(), view.size_bytes());
+  s.SwapScratch();
+}
+}  // namespace
+
 Status StepRunner::RunStep(Slot* slot, int i, int64_t* bytes, bool* fused) {
   Sample& s = slot->sample;
   Step& step = steps_[size_t(i)];
@@ -138,7 +153,10 @@ Status StepRunner::RunStep(Slot* slot, int i, int64_t* bytes, bool* fused) {
         st = step.region_decoder->DecodeRegion(s, *steps_[size_t(i) + 1].region_consumer,
                                                Context(s, i + 1), &slot->region_plan,
                                                &slot->region, &slot->region_decoded);
-      if (st.ok() && !slot->region_decoded) st = step.stage->Process(s, Context(s, i));
+      if (st.ok() && !slot->region_decoded) {
+        if (step.from_plugin) GiveAPrivateImage(s);
+        st = step.stage->Process(s, Context(s, i));
+      }
       *fused = slot->region_decoded;
       *bytes = int64_t(s.image.size_bytes());
     }
