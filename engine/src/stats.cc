@@ -203,31 +203,5 @@ std::string CacheVerdict(const RunStats& run) {
   return out;
 }
 
-std::string ChromeTraceJson(const std::vector<TraceEvent>& events) {
-  using nlohmann::json;
-  uint64_t t0 = UINT64_MAX;
-  for (const auto& e : events) t0 = std::min(t0, e.start_ns);
-  std::map<std::string, int> tids;
-  json list = json::array();
-  for (const auto& e : events) {
-    auto [it, fresh] = tids.emplace(e.track, int(tids.size()) + 1);
-    if (fresh)
-      list.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", it->second},
-                      {"args", {{"name", e.track}}}});
-    json ev = {{"name", e.name},
-               {"ph", "X"},
-               {"pid", 1},
-               {"tid", it->second},
-               {"ts", double(e.start_ns - t0) / 1000.0},
-               {"dur", double(e.duration_ns) / 1000.0}};
-    json args = json::object();
-    if (e.epoch > 0) args["epoch"] = e.epoch;
-    if (e.sample >= 0) args["sample"] = e.sample;
-    if (!args.empty()) ev["args"] = args;
-    list.push_back(std::move(ev));
-  }
-  json doc = {{"traceEvents", list}, {"displayTimeUnit", "ms"}};
-  return doc.dump();
-}
 
 }  // namespace flowfeed

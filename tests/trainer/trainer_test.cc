@@ -15,6 +15,7 @@
 #include "fault_env.h"
 #include "flowfeed/config.h"
 #include "flowfeed/env.h"
+#include "flowfeed/trace_file.h"
 #include "flowfeed/util/clock.h"
 #include "test_util.h"
 #include "tiny_training.h"

@@ -75,6 +75,11 @@ int Bench(const RunArgs& args) {
   // drop_last leaves the partial last batch out of the epoch.
   const int64_t epoch_samples =
       std::min(pipeline->epoch_length(), pipeline->batches_per_epoch() * options.batch.size);
+  std::optional<TraceStream> trace;
+  if (!args.trace.empty()) {
+    trace.emplace(args.trace, [p = pipeline.get()] { return p->TakeTrace(); });
+    if (!trace->Start()) return kExitRuntime;
+  }
   StopOnSignals stop_on_signals(pipeline.get());
   for (int e = 0; e < options.epochs; ++e) {
     progress.Start(e, pipeline->batches_per_epoch(), epoch_samples);
@@ -85,6 +90,7 @@ int Bench(const RunArgs& args) {
         std::cerr << "\nflowfeed: " << st.ToString() << "\n";
         // The epochs that finished are still worth a report, whatever stopped the run.
         if (report) WriteReport(args.report, args.html, ReportJson(pipeline->stats()), label);
+        if (trace) trace->Finish();
         metrics.Close();
         return TearDownWithin(std::move(pipeline), kTearDownSeconds, StoppedExitCode(st));
       }
@@ -104,7 +110,7 @@ int Bench(const RunArgs& args) {
   PrintBenchSummary(rs, head);
   if (report && WriteReport(args.report, args.html, ReportJson(rs), label) != kExitOk)
     return kExitRuntime;
-  if (!args.trace.empty()) return WriteTrace(args.trace, pipeline->trace());
+  if (trace) return trace->Finish();
   return kExitOk;
 }
 

@@ -19,12 +19,14 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "flowfeed/config.h"
 #include "flowfeed/crash_report.h"
+#include "flowfeed/trace_file.h"
 #include "flowfeed/pipeline.h"
 #include "flowfeed/registry.h"
 #include "flowfeed/stats.h"
@@ -102,9 +104,9 @@ bool LoadRun(const RunArgs& args, StageRegistry* registry, PipelineOptions* out)
 std::string MiB(int64_t bytes);
 // What a run says before its first epoch: the cache's placement and state, and warnings.
 void PrintCacheHeader(const RunStats& head, bool cold);
-// Writes a JSON report or trace (`what`) to `path`; the exit code for it. Through a temporary
-// file and a rename, so a reader never sees half of one; not synced (Durability::kNone): a
-// report is read by people and tools after the run, nothing resumes from it.
+// Writes a JSON report or page (`what`) to `path`; the exit code for it. Through a temporary
+// file, synced, and a rename, then the folder synced: a reader never sees half of one, and a
+// power cut after "report: PATH" does not leave an empty file there.
 int WriteOutput(const std::string& what, const std::string& path, const std::string& text);
 // Writes a run's JSON report to `json_path` and, when `html_path` is set, the same report drawn
 // as a page (flowfeed/report_html.h) labelled `label`; either path may be "". The exit code.
@@ -112,7 +114,30 @@ int WriteReport(const std::string& json_path, const std::string& html_path,
                 const std::string& json, const std::string& label);
 // "configs/photos.yaml" -> "photos": how a run is named on its page.
 std::string RunLabel(const std::string& config);
-int WriteTrace(const std::string& path, const std::vector<TraceEvent>& events);
+
+// `--trace FILE`: the run's spans streamed to FILE.partial by a thread of its own, taken from
+// the run (`take`: Pipeline::TakeTrace or Trainer::TakeTrace) every second, so they never pile
+// up in memory and a crash leaves what was recorded; Finish() (also on a stopped or failed run)
+// takes the rest and renames the whole trace to FILE. Times count from the program's start.
+class TraceStream {
+ public:
+  TraceStream(std::string path, std::function<std::vector<TraceEvent>()> take);
+  ~TraceStream();  // stops the thread; without Finish() FILE is left as it was
+  // Creates FILE.partial and starts the thread; false, having said why, when it cannot.
+  bool Start();
+  // Stops the thread, appends the rest, completes FILE; the exit code for it.
+  int Finish();
+
+ private:
+  void Stop();
+  const std::string path_;
+  const std::function<std::vector<TraceEvent>()> take_;
+  std::unique_ptr<TraceFile> file_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 // ---- Stopping (signals.cc) ----
 

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "flowfeed/report_html.h"
+#include "flowfeed/util/clock.h"
 #include "flowfeed/util/file.h"
 #include "flowfeed/util/strings.h"
 
@@ -111,10 +112,56 @@ std::string RunLabel(const std::string& config) {
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
-int WriteTrace(const std::string& path, const std::vector<TraceEvent>& events) {
-  std::cerr << "trace: " << events.size()
-            << " spans; open it in https://ui.perfetto.dev or chrome://tracing\n";
-  return WriteOutput("trace", path, ChromeTraceJson(events));
+namespace {
+// The time base of every trace: no span starts before the program did.
+const uint64_t g_program_start_ns = NowNs();
+}  // namespace
+
+TraceStream::TraceStream(std::string path, std::function<std::vector<TraceEvent>()> take)
+    : path_(std::move(path)), take_(std::move(take)) {}
+
+TraceStream::~TraceStream() { Stop(); }
+
+bool TraceStream::Start() {
+  file_ = std::make_unique<TraceFile>(path_, g_program_start_ns);
+  const Status s = file_->Open();
+  if (!s.ok()) {
+    std::cerr << "flowfeed: cannot write trace " << path_ << " (" << s.message() << ")\n";
+    return false;
+  }
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
+      lock.unlock();
+      // A write error is kept by the file and reported by Finish().
+      (void)file_->Append(take_());
+      lock.lock();
+    }
+  });
+  return true;
+}
+
+void TraceStream::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+int TraceStream::Finish() {
+  Stop();
+  Status s = file_->Append(take_());
+  if (s.ok()) s = file_->Finish();
+  if (!s.ok()) {
+    std::cerr << "flowfeed: cannot write trace " << path_ << " (" << s.message() << ")\n";
+    return kExitRuntime;
+  }
+  std::cerr << "trace: " << file_->spans()
+            << " spans; open it in https://ui.perfetto.dev or chrome://tracing\ntrace: " << path_
+            << "\n";
+  return kExitOk;
 }
 
 }  // namespace flowfeed::cli

@@ -133,12 +133,18 @@ int Train(const RunArgs& args) {
   MetricsOut metrics;
   if (rank == 0 && !metrics.Open(args, head.pipeline.provenance)) return kExitUsage;
 
+  std::optional<TraceStream> trace;
+  if (!args.trace.empty() && rank == 0) {
+    trace.emplace(args.trace, [t = trainer.get()] { return t->TakeTrace(); });
+    if (!trace->Start()) return kExitRuntime;
+  }
   const Status st = RunWithProgress(trainer.get(), options, &metrics);
   metrics.Close();
   if (!st.ok()) {
     std::cerr << "\n" << who << st.ToString() << "\n";
     // A stopped or failed run still says how far it got.
     if (report) WriteReport(report_to, html_to, TrainReportJson(trainer->report()), label);
+    if (trace) trace->Finish();
     stop_on_signals.ForgetTrainer();
     return TearDownWithin(std::move(trainer), kTearDownSeconds, StoppedExitCode(st));
   }
@@ -146,7 +152,7 @@ int Train(const RunArgs& args) {
   PrintTrainSummary(r);
   if (report && WriteReport(report_to, html_to, TrainReportJson(r), label) != kExitOk)
     return kExitRuntime;
-  if (!args.trace.empty() && rank == 0) return WriteTrace(args.trace, trainer->trace());
+  if (trace) return trace->Finish();
   return kExitOk;
 }
 

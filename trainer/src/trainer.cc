@@ -117,7 +117,19 @@ std::vector<TraceEvent> TorchTrainer::trace() const {
   std::vector<TraceEvent> out;
   if (!options_.trace) return out;
   out = pipeline_->trace();
+  std::lock_guard<std::mutex> lock(trace_mu_);
   out.insert(out.end(), trace_.begin(), trace_.end());
+  return out;
+}
+
+std::vector<TraceEvent> TorchTrainer::TakeTrace() {
+  std::vector<TraceEvent> out;
+  if (!options_.trace) return out;
+  out = pipeline_->TakeTrace();
+  std::lock_guard<std::mutex> lock(trace_mu_);
+  out.insert(out.end(), std::make_move_iterator(trace_.begin()),
+             std::make_move_iterator(trace_.end()));
+  trace_.clear();
   return out;
 }
 
@@ -150,7 +162,9 @@ TrainReport TorchTrainer::report() const {
 }
 
 void TorchTrainer::Span(const char* name, Clock::time_point a, Clock::time_point b, int epoch) {
-  if (options_.trace) trace_.push_back(TraceEvent{name, "trainer", Ns(a), Ns(b) - Ns(a), epoch, -1});
+  if (!options_.trace) return;
+  std::lock_guard<std::mutex> lock(trace_mu_);
+  trace_.push_back(TraceEvent{name, "trainer", Ns(a), Ns(b) - Ns(a), epoch, -1});
 }
 
 void TorchTrainer::Sync() {

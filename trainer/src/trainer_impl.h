@@ -56,6 +56,7 @@ class TorchTrainer final : public Trainer {
   Status Run(const std::function<void(const TrainEpochStats&)>& on_epoch,
              const OnStep& on_step) override;
   std::vector<TraceEvent> trace() const override;
+  std::vector<TraceEvent> TakeTrace() override;
   LiveEpochStats live() const override;
   TrainReport report() const override;
 
@@ -174,7 +175,10 @@ class TorchTrainer final : public Trainer {
   int64_t global_step_ = 0;
   int64_t steps_per_epoch_ = 0;
   TrainReport report_;
-  std::vector<TraceEvent> trace_;  // the trainer's own spans (options_.trace)
+  // The trainer's own spans (options_.trace), appended by the training thread and taken by
+  // any thread (TakeTrace) under trace_mu_.
+  mutable std::mutex trace_mu_;
+  std::vector<TraceEvent> trace_;
   // The epoch the training loop runs (or ran last) and its clock, for live(); protected by
   // live_mu_, since live() may be called from any thread.
   mutable std::mutex live_mu_;

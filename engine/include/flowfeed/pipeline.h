@@ -188,6 +188,10 @@ class Pipeline {
   // The spans recorded so far when options.trace is set (stages per worker thread, the
   // consumer's waits); empty otherwise. Complete once the last epoch has ended.
   virtual std::vector<TraceEvent> trace() const = 0;
+  // The spans recorded since the last TakeTrace(), removed from what trace() returns: for a
+  // writer that streams the trace to disk as the run goes (TraceFile, flowfeed/trace_file.h).
+  // Any thread, any time.
+  virtual std::vector<TraceEvent> TakeTrace() = 0;
 
   // Stops the graph; a blocked Next() returns Cancelled. Idempotent.
   virtual void Cancel() = 0;

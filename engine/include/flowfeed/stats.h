@@ -155,9 +155,7 @@ struct TraceEvent {
   int64_t sample = -1;   // dataset index, or -1
 };
 
-// The events in Chrome's trace-event JSON (opens in Perfetto and chrome://tracing): one track
-// per `track`, times relative to the earliest event.
-std::string ChromeTraceJson(const std::vector<TraceEvent>& events);
+// ChromeTraceJson and TraceFile (flowfeed/trace_file.h) write them as Chrome trace-event JSON.
 
 // The terminal table printed at an epoch's end.
 std::string FormatEpochTable(const EpochStats& epoch);

@@ -55,6 +55,7 @@ class PipelineImpl final : public Pipeline {
   RunStats stats() const override;
   LiveEpochStats live() const override;
   std::vector<TraceEvent> trace() const override { return trace_.Collect(); }
+  std::vector<TraceEvent> TakeTrace() override { return trace_.Take(); }
   void Cancel() override;
 
  private:

@@ -29,6 +29,25 @@ void TraceLog::ConsumerWait(uint64_t t0, uint64_t waited, int epoch) {
   consumer_.push_back(TraceEvent{"wait for batch", "consumer", t0, waited, epoch + 1, -1});
 }
 
+std::vector<TraceEvent> TraceLog::Take() {
+  std::vector<TraceEvent> out;
+  if (!every_) return out;
+  for (int i = 0; i <= threads_; ++i) {
+    std::vector<TraceEvent> mine;
+    {
+      std::lock_guard<std::mutex> lock(buffers_[size_t(i)].mu);
+      mine.swap(buffers_[size_t(i)].events);
+    }
+    out.insert(out.end(), std::make_move_iterator(mine.begin()),
+               std::make_move_iterator(mine.end()));
+  }
+  std::lock_guard<std::mutex> lock(consumer_mu_);
+  out.insert(out.end(), std::make_move_iterator(consumer_.begin()),
+             std::make_move_iterator(consumer_.end()));
+  consumer_.clear();
+  return out;
+}
+
 std::vector<TraceEvent> TraceLog::Collect() const {
   std::vector<TraceEvent> out;
   if (!every_) return out;

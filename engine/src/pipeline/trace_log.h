@@ -33,8 +33,10 @@ class TraceLog {
   // The consumer waited `waited` ns from t0 for a batch of epoch `epoch` (0-based).
   void ConsumerWait(uint64_t t0, uint64_t waited, int epoch);
 
-  // Everything recorded so far: the workers' spans, then the consumer's.
+  // Everything recorded so far (and not taken): the workers' spans, then the consumer's.
   std::vector<TraceEvent> Collect() const;
+  // The same, removed from the log: what a writer streaming the trace to disk appends next.
+  std::vector<TraceEvent> Take();
 
   bool on() const { return every_ != 0; }
 

@@ -174,8 +174,11 @@ class Trainer {
 
   // With options.trace: the pipeline's spans plus the trainer's (per step: waiting for the
   // batch, to device, forward, backward, optimiser; evaluation; checkpoint), for
-  // ChromeTraceJson(). Empty otherwise.
+  // ChromeTraceJson() (flowfeed/trace_file.h). Empty otherwise. Any thread, any time.
   virtual std::vector<TraceEvent> trace() const = 0;
+  // The same spans recorded since the last TakeTrace(), removed from what trace() returns: for
+  // TraceFile, which streams the trace to disk as the run goes. Any thread, any time.
+  virtual std::vector<TraceEvent> TakeTrace() = 0;
 };
 
 // The ledger as text: set-up parts, and per epoch the trainer's parts next to the verdict
