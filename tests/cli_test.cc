@@ -143,6 +143,72 @@ TEST(Cli, FailPolicyExitsOneNamingTheSample) {
   EXPECT_NE(r.output.find("aaa_broken.jpg"), std::string::npos) << r.output;
 }
 
+bool HasTrainer() {
+  return Flowfeed("train /nonexistent.yaml").output.find("this build has no trainer") ==
+         std::string::npos;
+}
+
+// A small training run over IDX data, one epoch, with a checkpoint.
+std::string TrainConfig(const TempDir& dir) {
+  test::WriteBandIdx(dir / "data/img.idx", dir / "data/lab.idx", 128, 3);
+  test::WriteText(dir / "t.yaml",
+                  "seed: 3\nthreads: 2\nepochs: 1\n"
+                  "source: {type: idx, root: " + dir / "data" +
+                      ", images: img.idx, labels: lab.idx}\n"
+                  "pipeline: [{type: normalize, mean: [0.4], std: [0.3]}]\n"
+                  "batch: {size: 32}\nmodel: {type: mlp, hidden: [16]}\n"
+                  "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
+                  "checkpoint: " + dir / "ck.pt" + "\n");
+  return dir / "t.yaml";
+}
+
+// A resume whose config changed what the checkpoint records is a usage error (exit 2) naming
+// each change; --resume-changed accepts it with a warning; a damaged checkpoint is refused.
+TEST(Cli, TrainResumeRefusesChangedSettingsUnlessAccepted) {
+  if (!HasTrainer()) GTEST_SKIP() << "this build has no trainer (LibTorch not found)";
+  TempDir dir;
+  const std::string cfg = TrainConfig(dir);
+  CliRun r = Flowfeed("train " + cfg);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string resume = " --epochs 2 --resume " + dir / "ck.pt";
+  r = Flowfeed("train " + cfg + resume + " --set seed=9 --set optimizer.lr=0.01");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("sampler.seed: 3 -> 9"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("optimizer.lr: 0.1 -> 0.01"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--resume-changed"), std::string::npos) << r.output;
+  r = Flowfeed("train " + cfg + " --resume-changed");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--resume-changed goes with --resume"), std::string::npos) << r.output;
+  // A damaged copy: refused naming it, before anything runs.
+  std::vector<uint8_t> bytes = test::ReadBytes(dir / "ck.pt");
+  bytes[bytes.size() / 2] ^= 1;
+  test::WriteBytes(dir / "bad.pt", bytes);
+  r = Flowfeed("train " + cfg + " --epochs 2 --resume " + dir / "bad.pt");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir / "bad.pt is damaged"), std::string::npos) << r.output;
+  r = Flowfeed("train " + cfg + resume + " --set seed=9 --resume-changed");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: resuming " + dir / "ck.pt" + " with changed settings"),
+            std::string::npos)
+      << r.output;
+}
+
+// A loss that is no longer a number ends the run with exit 1, naming the epoch and step, and
+// leaves the checkpoint as it was.
+TEST(Cli, TrainStopsOnANonFiniteLoss) {
+  if (!HasTrainer()) GTEST_SKIP() << "this build has no trainer (LibTorch not found)";
+  TempDir dir;
+  const std::string cfg = TrainConfig(dir);
+  ASSERT_EQ(Flowfeed("train " + cfg).code, 0);
+  const std::vector<uint8_t> before = test::ReadBytes(dir / "ck.pt");
+  CliRun r = Flowfeed("train " + cfg + " --set optimizer.lr=1e30 --set epochs=2");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("epoch 1, step [0-9]+: the loss is")))
+      << r.output;
+  EXPECT_NE(r.output.find("these weights were not saved"), std::string::npos) << r.output;
+  EXPECT_EQ(test::ReadBytes(dir / "ck.pt"), before);
+}
+
 TEST(Cli, StagesListsEveryBuiltinWithParameters) {
   CliRun r = Flowfeed("stages");
   ASSERT_EQ(r.code, 0) << r.output;

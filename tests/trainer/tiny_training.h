@@ -41,11 +41,19 @@ inline PipelineOptions TinyOptions(const TempDir& dir, int epochs) {
   return r.ok() ? r.value() : PipelineOptions{};
 }
 
+// The trainer for `o` over the built-in stages, resuming from `resume` ("" for none), accepting
+// changed settings when asked (--resume-changed).
+inline Result<std::unique_ptr<Trainer>> Create(const PipelineOptions& o,
+                                               const std::string& resume = "",
+                                               bool accept_changes = false) {
+  StageRegistry reg;  // the trainer keeps nothing of it
+  RegisterBuiltinStages(&reg);
+  return Trainer::Create(o, reg, resume, 0, accept_changes);
+}
+
 // Creates the trainer for `o` (built-in stages), runs it to the end, returns its report.
 inline Result<TrainReport> Train(const PipelineOptions& o, const std::string& resume = "") {
-  StageRegistry reg;
-  RegisterBuiltinStages(&reg);
-  auto t = Trainer::Create(o, reg, resume);
+  auto t = Create(o, resume);
   if (!t.ok()) return t.status();
   Status st = t.value()->Run();
   if (!st.ok()) return st;

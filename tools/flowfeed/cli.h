@@ -56,6 +56,7 @@ struct RunArgs {
   std::string report, html, trace, resume;
   std::string tensorboard, jsonl, csv;  // metrics logs (metrics_out.h); "" for none
   bool cold = false;
+  bool resume_changed = false;  // train --resume-changed
   std::string command_line;  // the program's arguments, for the report's provenance
 };
 

@@ -129,7 +129,12 @@ int main(int argc, char** argv) {
                   "Evict the dataset's files (and the disk cache) from the OS page cache before "
                   "epoch 1, so it measures storage reads");
   CLI::App* train = AddRunCommand(&app, "train", "Train the config's model on its pipeline", &run);
-  train->add_option("--resume", run.resume, "Continue from this checkpoint");
+  train->add_option("--resume", run.resume,
+                    "Continue from this checkpoint (refused if it is damaged, or if the config "
+                    "changed the data, sampler, pipeline, optimizer or model it records)");
+  train->add_flag("--resume-changed", run.resume_changed,
+                  "With --resume: continue although the config changed what the checkpoint "
+                  "records (not the model), listing the changes as a warning");
   train->add_flag("--cold", run.cold, "Evict the dataset's files from the page cache first");
 
   ReportArgs report;

@@ -54,6 +54,7 @@ void PrintTrainHeader(const TrainReport& head, const PipelineOptions& options,
     if (head.start_position > 0)
       std::cerr << "resume: epoch " << head.start_epoch + 1 << " from sample "
                 << head.start_position << " of its order\n";
+    for (const std::string& w : head.warnings) std::cerr << "warning: " << w << "\n";
   }
   std::cout << FormatSetup(head) << std::flush;
 }
@@ -119,7 +120,12 @@ int Train(const RunArgs& args) {
   const bool report = !report_to.empty() || !html_to.empty();
   const std::string label = RunLabel(args.config);
 
-  auto created = Trainer::Create(options, registry, args.resume, config_seconds);
+  if (args.resume_changed && args.resume.empty()) {
+    std::cerr << "flowfeed: --resume-changed goes with --resume CHECKPOINT\n";
+    return kExitUsage;
+  }
+  auto created = Trainer::Create(options, registry, args.resume, config_seconds,
+                                 /*accept_changes=*/args.resume_changed);
   if (!created.ok()) {
     std::cerr << who << args.config << ": " << created.status().ToString() << "\n";
     const StatusCode code = created.status().code();

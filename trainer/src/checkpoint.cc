@@ -1,6 +1,7 @@
 // The trainer's checkpoints: written at an epoch's end, every train.checkpoint_every steps and
-// on a stop; read and restored by --resume. Every key of the archive is named here, the writer
-// and the readers side by side. The file goes through the file layer (flowfeed/util/file.h).
+// on a stop; read, checked against this run's settings and restored by --resume. Every key of
+// the archive is named here, the writer and the readers side by side. The file goes through
+// the file layer (flowfeed/util/file.h) and ends with a checksum (checkpoint_seal.h).
 //
 // Threads: the thread that drives the trainer. Every rank calls the writers (the positions and
 // generator states are gathered from all ranks); only rank 0 writes the file.
@@ -9,6 +10,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "checkpoint_seal.h"
 #include "flowfeed/util/clock.h"
 #include "flowfeed/util/file.h"
 #include "trainer_impl.h"
@@ -17,8 +19,11 @@ namespace flowfeed {
 
 namespace {
 
-// 2 added mid-epoch positions and the world size; 1 (epoch ends only) is still read.
-constexpr const char* kCheckpointFormat = "flowfeed-checkpoint-2";
+// 3 added the checksum (always there) and the resume fingerprint; 2 added mid-epoch positions
+// and the world size. 2 and 1 (epoch ends only) are still read, with a warning: nothing in them
+// shows damage or a changed config.
+constexpr const char* kCheckpointFormat = "flowfeed-checkpoint-3";
+constexpr const char* kCheckpointFormatV2 = "flowfeed-checkpoint-2";
 constexpr const char* kCheckpointFormatV1 = "flowfeed-checkpoint-1";
 
 // Removes a leftover temporary file; never throws (a failure here must not hide the real one).
@@ -32,10 +37,13 @@ void RemoveQuietly(const std::string& path) {
 // Every rank's position and batch count go into one checkpoint, written by rank 0.
 Status TorchTrainer::MidEpochCheckpoint(int epoch) {
   const int w = comm_ ? comm_->world_size() : 1, r = comm_ ? comm_->rank() : 0;
-  std::vector<double> v(size_t(2 * w), 0.0);
+  // The last slot: ranks whose loss was not finite (their weights must not be saved).
+  std::vector<double> v(size_t(2 * w + 1), 0.0);
   v[size_t(2 * r)] = double(position_);
   v[size_t(2 * r + 1)] = double(batches_done_);
+  v.back() = diverged_.empty() ? 0.0 : 1.0;
   if (comm_) FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "gathering the checkpoint positions"));
+  if (v.back() > 0) return Diverged(!diverged_.empty());
   std::vector<int64_t> positions, batches;
   const int64_t length = pipeline_->epoch_length();
   bool at_end = false;
@@ -57,6 +65,12 @@ Status TorchTrainer::MidEpochCheckpoint(int epoch) {
 // `epochs_done` (0-based) each rank got. Only rank 0 writes; the others return at once.
 Status TorchTrainer::WriteCheckpoint(int epochs_done, const std::vector<int64_t>& positions,
                                      const std::vector<int64_t>& batches) {
+  // A step whose loss (computed before its update) was finite can still leave weights that are
+  // not. Every rank holds the same parameters, so every rank reaches the same answer here.
+  if (diverged_.empty() && !ParametersFinite())
+    diverged_ = "epoch " + std::to_string(live_epoch_ + 1) + ", step " +
+                std::to_string(batches_done_) + ": the weights after the step are not finite";
+  if (!diverged_.empty()) return Diverged(true);
   std::vector<torch::Tensor> rng_states;
   FLOWFEED_RETURN_IF_ERROR(GatherRngStates(&rng_states));
   if (comm_ && comm_->rank() != 0) return Status::Ok();
@@ -76,6 +90,7 @@ Status TorchTrainer::WriteCheckpoint(int epochs_done, const std::vector<int64_t>
     archive.write("world_size", c10::IValue(int64_t(options_.distributed.world_size)));
     archive.write("positions", c10::IValue(positions));
     archive.write("batches", c10::IValue(batches));
+    archive.write("fingerprint", c10::IValue(fingerprint_.ToText()));
     archive.write("model", model);
     archive.write("optimizer", opt);
     // Dropout draws from LibTorch's generator: its state makes a resumed run continue exactly.
@@ -90,12 +105,21 @@ Status TorchTrainer::WriteCheckpoint(int epochs_done, const std::vector<int64_t>
     RemoveQuietly(tmp);
     return Status::IoError("checkpoint " + path + ": cannot write: " + FirstLine(e.what()));
   }
+  Status sealed = SealCheckpoint(&bytes);
+  if (!sealed.ok()) return sealed.WithContext("checkpoint " + path);
   // kFileAndDir: a resumed run relies on it. The folder's sync used to be best effort (its
   // failure ignored), which let a crash lose a checkpoint the run had reported as written.
   // On any failure the previous checkpoint is left as it was and the temporary one removed.
   Status s = WriteFileAtomically(nullptr, path, bytes, Durability::kFileAndDir);
   if (!s.ok()) return Status::IoError("checkpoint " + path + ": cannot write " + s.message());
   return Status::Ok();
+}
+
+bool TorchTrainer::ParametersFinite() {
+  torch::NoGradGuard no_grad;
+  for (const torch::Tensor& p : model_->parameters())
+    if (!torch::isfinite(p).all().item<bool>()) return false;
+  return true;
 }
 
 // Every rank's CPU generator state (dropout draws from it), for an exact resume of each.
@@ -117,19 +141,34 @@ Status TorchTrainer::GatherRngStates(std::vector<torch::Tensor>* out) {
 }
 
 // The checkpoint's header (format, signature, epoch, step; world size and per-rank positions
-// from format 2 on) into the trainer; the model and optimiser stay in *archive, to be restored
-// once they are built.
+// from format 2 on; the resume fingerprint from 3 on) into the trainer, once its checksum
+// holds; the model and optimiser stay in *archive, to be restored once they are built.
 Status TorchTrainer::ReadCheckpoint(const std::string& path, torch::serialize::InputArchive* archive,
                                     std::string* signature) {
   if (!std::filesystem::exists(path)) return Status::NotFound("checkpoint " + path + " does not exist");
+  std::string bytes;
+  FLOWFEED_RETURN_IF_ERROR(ReadFile(path, &bytes).WithContext("checkpoint"));
+  bool sealed = false;
+  FLOWFEED_RETURN_IF_ERROR(CheckSeal(bytes, path, &sealed));
+  if (sealed) bytes.resize(bytes.size() - kSealSize);
   try {
-    archive->load_from(path);
+    std::istringstream in(bytes);
+    archive->load_from(in);
     c10::IValue format, sig, epochs, step;
     archive->read("format", format);
-    const bool v1 = format.isString() && format.toStringRef() == kCheckpointFormatV1;
-    if (!format.isString() || (format.toStringRef() != kCheckpointFormat && !v1))
+    const std::string name = format.isString() ? format.toStringRef() : std::string("?");
+    const bool v1 = name == kCheckpointFormatV1, old = v1 || name == kCheckpointFormatV2;
+    if (name != kCheckpointFormat && !old)
       return Status::Corrupt("checkpoint " + path + " is not a flowfeed checkpoint (format " +
-                             (format.isString() ? format.toStringRef() : std::string("?")) + ")");
+                             name + ")");
+    // From format 3 on the checksum is always written: without it the file was altered.
+    if (!old && !sealed)
+      return Status::Corrupt("checkpoint " + path + " is damaged: its checksum is missing");
+    if (old)
+      report_.warnings.push_back(
+          "checkpoint " + path + " was written by an older flowfeed (" + name +
+          "): it has no checksum and no record of the run's settings, so neither damage nor a "
+          "changed config can be detected; resuming from it as it is");
     archive->read("signature", sig);
     archive->read("epochs_done", epochs);
     archive->read("global_step", step);
@@ -152,6 +191,13 @@ Status TorchTrainer::ReadCheckpoint(const std::string& path, torch::serialize::I
                                std::to_string(resumed_positions_.size()) +
                                " positions for a world of " + std::to_string(resumed_world_));
     }
+    if (!old) {
+      c10::IValue fp;
+      archive->read("fingerprint", fp);
+      auto parsed = ResumeFingerprint::FromText(fp.toStringRef(), "checkpoint " + path);
+      if (!parsed.ok()) return parsed.status();
+      resumed_fingerprint_ = std::make_unique<ResumeFingerprint>(std::move(parsed.value()));
+    }
   } catch (const std::exception& e) {
     return Status::Corrupt("checkpoint " + path + " is unreadable (truncated or not a checkpoint): " +
                            FirstLine(e.what()));
@@ -160,20 +206,27 @@ Status TorchTrainer::ReadCheckpoint(const std::string& path, torch::serialize::I
 }
 
 // The model, the optimiser and this rank's generator from the checkpoint ReadCheckpoint() read,
-// once the model is built: refused when the checkpoint was written for another model.
+// once the model is built: refused when the checkpoint was written for another model, or when
+// the run's settings changed (CheckResumedSettings).
 Status TorchTrainer::RestoreState(const std::string& resume, torch::serialize::InputArchive& resumed,
                                   const std::string& resumed_signature) {
   if (resumed_signature != model_->signature())
     return Status::InvalidArgument("checkpoint " + resume + " was written for the model '" +
                                    resumed_signature + "', but this config builds '" +
                                    model_->signature() + "'");
+  bool fresh_optimizer = false;
+  FLOWFEED_RETURN_IF_ERROR(CheckResumedSettings(resume, &fresh_optimizer));
   auto t0 = Clock::now();
   try {
     torch::serialize::InputArchive m, opt;
     resumed.read("model", m);
     model_->load(m);
-    resumed.read("optimizer", opt);
-    optimizer_->load(opt);
+    // Only the optimiser's state (momentum buffers, moments) is loaded: its hyper-parameters
+    // stay the config's, as LibTorch's load leaves them.
+    if (!fresh_optimizer) {
+      resumed.read("optimizer", opt);
+      optimizer_->load(opt);
+    }
     model_->to(device_);
     torch::Tensor rng;
     resumed.read("cpu_rng_state", rng);
@@ -189,6 +242,41 @@ Status TorchTrainer::RestoreState(const std::string& resume, torch::serialize::I
                            FirstLine(e.what()));
   }
   report_.setup.push_back({"restore_state", SecondsSince(t0)});
+  return Status::Ok();
+}
+
+// This run's settings against the checkpoint's record of its own (none in a checkpoint from an
+// older flowfeed: warned about when read). A change is refused, naming each, unless the run
+// accepts changes: then it is a warning, and a new optimiser type starts fresh
+// (*fresh_optimizer), since the checkpoint's state belongs to the other type.
+Status TorchTrainer::CheckResumedSettings(const std::string& resume, bool* fresh_optimizer) {
+  *fresh_optimizer = false;
+  if (!resumed_fingerprint_) return Status::Ok();
+  const std::vector<FingerprintChange> changes = ChangesSince(*resumed_fingerprint_, fingerprint_);
+  if (changes.empty()) return Status::Ok();
+  std::string list;
+  bool order_changed = false;
+  for (const FingerprintChange& c : changes) {
+    list += "\n  " + c.ToString();
+    *fresh_optimizer = *fresh_optimizer || c.name == "optimizer.type";
+    order_changed = order_changed || c.name.rfind("data.", 0) == 0 ||
+                    c.name.rfind("sampler.", 0) == 0 || c.name == "pipeline.batch.size";
+  }
+  if (!accept_changes_)
+    return Status::InvalidArgument(
+        "checkpoint " + resume + " was written by a run with other settings (" +
+        std::to_string(changes.size()) + " changed):" + list +
+        "\nput them back to continue that run, or pass --resume-changed to continue with the "
+        "new ones");
+  std::string warning = "resuming " + resume + " with changed settings (--resume-changed):" + list;
+  if (*fresh_optimizer)
+    warning += "\nthe optimizer type changed, so the new optimizer starts fresh: the "
+               "checkpoint's optimizer state (momentum, moments) is not used";
+  if (order_changed && options_.start_position > 0)
+    warning += "\nthe checkpoint is mid-epoch (sample " + std::to_string(options_.start_position) +
+               " of epoch " + std::to_string(start_epoch_ + 1) +
+               "'s order) and the order changed: the rest of that epoch may repeat or miss samples";
+  report_.warnings.push_back(warning);
   return Status::Ok();
 }
 

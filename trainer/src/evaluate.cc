@@ -44,6 +44,7 @@ Status TorchTrainer::Evaluate(TrainEpochStats* es) {
     if (!b) break;
     torch::Tensor x, y, logits;
     Inputs(*b, /*slot=*/-1, &x, &y);
+    if (eval_labels_.defined()) y = eval_labels_.index_select(0, y);  // to training labels
     {
       AutocastScope autocast(device_, options_.train.amp);
       logits = model_->forward(x);

@@ -17,10 +17,13 @@
 namespace flowfeed {
 
 Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry& registry,
-                          const std::string& resume, double config_seconds) {
+                          const std::string& resume, double config_seconds,
+                          bool accept_changes) {
   created_ = Clock::now() - std::chrono::duration_cast<Clock::duration>(
                                 std::chrono::duration<double>(config_seconds));
   options_ = options_in;
+  configured_ = options_in;
+  accept_changes_ = accept_changes;
   report_.setup.push_back({"config", config_seconds});
 
   // A checkpoint to resume from: read first, it decides the first epoch.
@@ -37,6 +40,9 @@ Status TorchTrainer::Init(const PipelineOptions& options_in, const StageRegistry
   FLOWFEED_RETURN_IF_ERROR(OpenPipelines(registry));
   FLOWFEED_RETURN_IF_ERROR(BuildModelForFirstBatch());
   FLOWFEED_RETURN_IF_ERROR(BuildOptimizer());
+  // What the run depends on, for the checkpoints it writes and the one it resumes.
+  if (!resume.empty() || !options_.train.checkpoint.empty())
+    fingerprint_ = MakeResumeFingerprint(configured_, pipeline_->source(), model_->signature());
   if (!resume.empty()) FLOWFEED_RETURN_IF_ERROR(RestoreState(resume, resumed, resumed_signature));
   if (comm_) FLOWFEED_RETURN_IF_ERROR(BroadcastParameters());
   WarmUpDevice();
@@ -233,7 +239,53 @@ Status TorchTrainer::OpenPipelines(const StageRegistry& registry) {
     if (!ep.ok()) return ep.status().WithContext("eval");
     eval_ = std::move(ep.value());
     report_.setup.push_back({"eval_pipeline_open", SecondsSince(t0)});
+    FLOWFEED_RETURN_IF_ERROR(MapEvalClasses());
   }
+  return Status::Ok();
+}
+
+// The training data's class names define the labels; the evaluation data's labels are its own
+// sources' numbers, mapped here by name. A class only the evaluation data has cannot be
+// labelled (the model has no output for it): refused, before any training. Training classes
+// the evaluation data lacks are fine, and said.
+Status TorchTrainer::MapEvalClasses() {
+  const std::vector<std::string>& train = pipeline_->source().classes();
+  const std::vector<std::string>& eval = eval_->source().classes();
+  auto place = [](const SourceOptions& s) {
+    const std::string& file = !s.list.empty() ? s.list : !s.shards.empty() ? s.shards : s.images;
+    return s.type + " " + (file.empty() ? s.root : s.root.empty() ? file : s.root + "/" + file);
+  };
+  auto names = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (size_t i = 0; i < v.size() && i < 10; ++i) out += (i ? ", " : "") + v[i];
+    return v.size() > 10 ? out + ", ... (" + std::to_string(v.size()) + " in all)" : out;
+  };
+  std::vector<int64_t> to_train;
+  std::vector<std::string> unknown, missing;
+  for (const std::string& name : eval) {
+    auto it = std::find(train.begin(), train.end(), name);
+    if (it == train.end()) unknown.push_back(name);
+    to_train.push_back(int64_t(it - train.begin()));
+  }
+  for (const std::string& name : train)
+    if (std::find(eval.begin(), eval.end(), name) == eval.end()) missing.push_back(name);
+  if (!unknown.empty())
+    return Status::InvalidArgument(
+        "eval.source: " + place(options_.train.eval.source) + " has " +
+        std::to_string(unknown.size()) + " class(es) that the training data (" +
+        place(options_.source) + ", " + std::to_string(train.size()) +
+        " classes) does not have: " + names(unknown) +
+        "; the model has no output for them. Remove them from the evaluation data, or add them "
+        "to the training data");
+  if (!missing.empty())
+    report_.warnings.push_back("eval.source: " + place(options_.train.eval.source) + " lacks " +
+                               std::to_string(missing.size()) + " of the " +
+                               std::to_string(train.size()) + " training classes (" +
+                               names(missing) + "); the evaluation covers the other " +
+                               std::to_string(train.size() - missing.size()));
+  bool same = true;
+  for (size_t i = 0; i < to_train.size(); ++i) same = same && to_train[i] == int64_t(i);
+  if (!same) eval_labels_ = torch::tensor(to_train, torch::kInt64).to(device_);
   return Status::Ok();
 }
 

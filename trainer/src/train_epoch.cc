@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <sstream>
 
 #include "autocast.h"
 #include "flowfeed/util/clock.h"
@@ -126,6 +127,7 @@ Status TorchTrainer::TrainEpoch(int epoch, TrainEpochStats* es, const OnStep& on
     StepAgreement agreed;
     FLOWFEED_RETURN_IF_ERROR(AgreeOnStep(b.get(), interrupted, &agreed));
     s->c.agree_seconds = SecondsSince(s->c.ta);
+    if (agreed.diverged) return Diverged(!diverged_.empty());
     if (!agreed.anyone_has_data) break;  // every rank's epoch is over
     if (agreed.stop) {
       // Stop at a step boundary: the checkpoint says exactly where.
@@ -173,16 +175,18 @@ Status TorchTrainer::TakeBatch(bool* exhausted, BatchPtr* b, bool* interrupted) 
 Status TorchTrainer::AgreeOnStep(const Batch* b, bool interrupted, StepAgreement* agreement) {
   // An interrupted rank still counts as having data, so the step below is a stop, not the
   // epoch's end.
-  double agree[3] = {b || interrupted ? 1.0 : 0.0, b ? double(b->size) : 0.0,
-                     interrupted || stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0};
+  double agree[4] = {b || interrupted ? 1.0 : 0.0, b ? double(b->size) : 0.0,
+                     interrupted || stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0,
+                     diverged_.empty() ? 0.0 : 1.0};
   if (comm_) {
-    std::vector<double> v(agree, agree + 3);
+    std::vector<double> v(agree, agree + 4);
     FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "step agreement"));
     std::copy(v.begin(), v.end(), agree);
   }
   agreement->anyone_has_data = agree[0] != 0;
   agreement->global_batch = agree[1];
   agreement->stop = agree[2] > 0;
+  agreement->diverged = agree[3] > 0;
   return Status::Ok();
 }
 
@@ -275,6 +279,12 @@ void TorchTrainer::CompleteStep(int epoch, PendingStep* s, EpochTally* tally,
   StepRecord& step = s->record;
   if (s->loss.defined()) {
     step.loss = s->loss.item<double>();
+    // Read here, where the host reads it anyway (on CUDA one step late): no extra sync.
+    if (!std::isfinite(step.loss) && diverged_.empty()) {
+      std::ostringstream what;
+      what << "epoch " << epoch + 1 << ", step " << es->steps + 1 << ": the loss is " << step.loss;
+      diverged_ = what.str();
+    }
     const int64_t correct = s->correct.item<int64_t>();
     tally->correct += correct;
     tally->loss_sum += step.loss * double(step.samples);
@@ -319,13 +329,16 @@ Status TorchTrainer::FinishEpoch(int epoch, Clock::time_point epoch_start,
     es->seconds = SecondsBetween(epoch_start, epoch_end);
   }
   es->samples_per_second = es->seconds > 0 ? double(es->samples) / es->seconds : 0;
-  // Loss and accuracy over every rank's samples; cache hit rates per rank.
-  double sums[3] = {tally.loss_sum, double(tally.correct), double(es->samples)};
+  // Loss and accuracy over every rank's samples; cache hit rates per rank. The last sum: ranks
+  // whose loss was not finite, so that all of them stop here rather than save the weights.
+  double sums[4] = {tally.loss_sum, double(tally.correct), double(es->samples),
+                    diverged_.empty() ? 0.0 : 1.0};
   if (comm_) {
-    std::vector<double> v(sums, sums + 3);
+    std::vector<double> v(sums, sums + 4);
     FLOWFEED_RETURN_IF_ERROR(comm_->AllReduceSum(&v, "reduction of the epoch's metrics"));
     std::copy(v.begin(), v.end(), sums);
   }
+  if (sums[3] > 0) return Diverged(!diverged_.empty());
   es->global_samples = int64_t(sums[2]);
   es->loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
   es->accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
@@ -342,6 +355,19 @@ Status TorchTrainer::FinishEpoch(int epoch, Clock::time_point epoch_start,
     es->median_step_seconds = sorted[sorted.size() / 2];
   }
   return Status::Ok();
+}
+
+// The error that ends a run whose loss was not finite: `here` when this rank saw it (its
+// diverged_ names the step), otherwise another rank did. Its weights are not saved.
+Status TorchTrainer::Diverged(bool here) const {
+  const std::string& ckpt = options_.train.checkpoint;
+  return Status::InvalidArgument(
+      (here ? diverged_ : std::string("the loss on another rank was not finite (its message "
+                                      "names the epoch and step)")) +
+      ": training diverged and stopped; these weights were not saved" +
+      (ckpt.empty() ? std::string(" (no checkpoint is configured)")
+                    : ", " + ckpt + " holds the last checkpoint written before") +
+      ". Lower optimizer.lr (or add a warm-up), or look for bad samples");
 }
 
 }  // namespace flowfeed

@@ -132,7 +132,9 @@ namespace {
 // The report's document: the pipeline's figures, then the trainer's sections, each training
 // epoch's figures next to the pipeline epoch of the same number.
 ReportDoc TrainReportDoc(const TrainReport& r) {
-  ReportDoc doc = PipelineReportDoc(r.pipeline);
+  RunStats run = r.pipeline;  // the trainer's warnings join the pipeline's
+  run.warnings.insert(run.warnings.begin(), r.warnings.begin(), r.warnings.end());
+  ReportDoc doc = PipelineReportDoc(run);
   ReportSetup setup;
   for (const auto& p : r.setup) {
     setup.parts.push_back({p.name, p.seconds});

@@ -44,10 +44,11 @@ uint64_t Ns(SteadyClock::time_point t) {
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const PipelineOptions& options,
                                                  const StageRegistry& registry,
-                                                 const std::string& resume, double config_seconds) {
+                                                 const std::string& resume, double config_seconds,
+                                                 bool accept_changes) {
   auto t = std::make_unique<TorchTrainer>();
   try {
-    FLOWFEED_RETURN_IF_ERROR(t->Init(options, registry, resume, config_seconds));
+    FLOWFEED_RETURN_IF_ERROR(t->Init(options, registry, resume, config_seconds, accept_changes));
   } catch (const std::exception& e) {
     return Status::Internal(std::string("trainer set-up: ") + e.what());
   }

@@ -6,9 +6,10 @@
 // loop over the epochs, stop requests, live figures, trace and report), setup.cc (Init: resume,
 // ranks, threads, device, pipelines, model, optimiser), train_epoch.cc (an epoch of steps, the
 // learning-rate schedule, batches to the device), evaluate.cc (the evaluation after an epoch),
-// checkpoint.cc (writing, reading and restoring checkpoints), ranks.cc (what the ranks
-// exchange to keep their models equal, and the model digest that shows it) and
-// train_report.cc (the ledger: the first-epoch gap, the text and the JSON report).
+// checkpoint.cc (writing, reading and restoring checkpoints, checking a resume's settings;
+// checkpoint_seal.h is its checksum, resume_fingerprint.h its record of the settings),
+// ranks.cc (what the ranks exchange to keep their models equal, and the model digest that
+// shows it) and train_report.cc (the ledger: the first-epoch gap, the text and the JSON report).
 //
 // Threads: one thread drives the trainer (Create, then Run, report, trace) and owns every member
 // not said otherwise. RequestStop() may come from any thread or a signal handler (one atomic
@@ -32,6 +33,7 @@
 #include "flowfeed/trainer.h"
 #include "flowfeed/util/clock.h"
 #include "models.h"
+#include "resume_fingerprint.h"
 
 namespace flowfeed {
 
@@ -49,7 +51,7 @@ class TorchTrainer final : public Trainer {
 
   // setup.cc
   Status Init(const PipelineOptions& options_in, const StageRegistry& registry,
-              const std::string& resume, double config_seconds);
+              const std::string& resume, double config_seconds, bool accept_changes);
 
   // trainer.cc
   void RequestStop() override;
@@ -75,6 +77,7 @@ class TorchTrainer final : public Trainer {
     bool anyone_has_data = false;  // false: every rank's epoch is over
     double global_batch = 0;       // samples in this step over all ranks
     bool stop = false;             // some rank was asked to stop
+    bool diverged = false;         // some rank's loss was not finite (diverged_)
   };
   // A step whose work is queued on the device and not yet read back (train_epoch.cc). On CUDA
   // a step is completed one step late, so the host queues the next while the GPU runs it.
@@ -106,6 +109,7 @@ class TorchTrainer final : public Trainer {
   Status ChooseDevice();
   Status PlanDeviceNormalize(const StageRegistry& registry);
   Status OpenPipelines(const StageRegistry& registry);
+  Status MapEvalClasses();
   Status BuildModelForFirstBatch();
   void ToChannelsLast();
   Status BuildOptimizer();
@@ -126,6 +130,7 @@ class TorchTrainer final : public Trainer {
                     const OnStep& on_step);
   Status FinishEpoch(int epoch, Clock::time_point epoch_start, const EpochTally& tally,
                      bool stopped, TrainEpochStats* es);
+  Status Diverged(bool here) const;
 
   // evaluate.cc
   Status Evaluate(TrainEpochStats* es);
@@ -141,6 +146,7 @@ class TorchTrainer final : public Trainer {
 
   // checkpoint.cc
   Status GatherRngStates(std::vector<torch::Tensor>* out);
+  bool ParametersFinite();
   Status MidEpochCheckpoint(int epoch);
   Status WriteCheckpoint(int epochs_done, const std::vector<int64_t>& positions,
                          const std::vector<int64_t>& batches);
@@ -148,8 +154,17 @@ class TorchTrainer final : public Trainer {
                         std::string* signature);
   Status RestoreState(const std::string& resume, torch::serialize::InputArchive& resumed,
                       const std::string& resumed_signature);
+  Status CheckResumedSettings(const std::string& resume, bool* fresh_optimizer);
 
   PipelineOptions options_;
+  // The options as configured (options_ loses a normalize moved to the device): what the
+  // resume fingerprint records.
+  PipelineOptions configured_;
+  bool accept_changes_ = false;  // --resume-changed
+  // This run's resume fingerprint (computed when it writes or resumes checkpoints), and the
+  // one of the checkpoint resumed from (none: one from before fingerprints existed).
+  ResumeFingerprint fingerprint_;
+  std::unique_ptr<ResumeFingerprint> resumed_fingerprint_;
   Clock::time_point created_;
   torch::Device device_{torch::kCPU};
   std::unique_ptr<CudaSteps> cuda_;  // set on CUDA with a CUDA LibTorch: event-timed steps
@@ -157,6 +172,9 @@ class TorchTrainer final : public Trainer {
   // normalize on the device: out = pixel * scale_[c] + shift_[c] (float32, [1, C, 1, 1] on the
   // device); undefined when the pipeline normalises.
   torch::Tensor scale_, shift_;
+  // Evaluation label -> training label (by class name), on the device; undefined when they
+  // are the same numbers.
+  torch::Tensor eval_labels_;
   std::vector<torch::Tensor> loss_host_, correct_host_;  // per CudaSteps slot, pinned
   std::unique_ptr<Pipeline> pipeline_, eval_;
   BatchPtr first_;
@@ -173,6 +191,9 @@ class TorchTrainer final : public Trainer {
   std::vector<int64_t> resumed_positions_, resumed_batches_;
   bool finished_ = false;  // Run() completed: wall_seconds is final
   int64_t global_step_ = 0;
+  // "epoch 2, step 5: the loss is nan": this rank's first step whose loss was not finite ("":
+  // none). Once set, no checkpoint is written and the ranks stop at their next agreement.
+  std::string diverged_;
   int64_t steps_per_epoch_ = 0;
   TrainReport report_;
   // The trainer's own spans (options_.trace), appended by the training thread and taken by

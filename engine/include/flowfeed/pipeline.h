@@ -171,6 +171,9 @@ class Pipeline {
   virtual int64_t epoch_length() const = 0;
   // Classes the source knows (image folders: class folders; IDX: the largest label + 1).
   virtual int64_t num_classes() const = 0;
+  // The source the pipeline reads: its listing (keys, labels) and class names, in label order.
+  // Valid for the pipeline's lifetime; its const methods may be called from any thread.
+  virtual const Source& source() const = 0;
   // Batches one epoch yields when no sample is skipped.
   virtual int64_t batches_per_epoch() const = 0;
 

@@ -48,6 +48,7 @@ class PipelineImpl final : public Pipeline {
   int64_t dataset_size() const override { return source_->size(); }
   int64_t epoch_length() const override { return per_epoch_; }
   int64_t num_classes() const override { return int64_t(source_->classes().size()); }
+  const Source& source() const override { return *source_; }
   int64_t batches_per_epoch() const override {
     int64_t bs = options_.batch.size;
     return options_.batch.drop_last ? per_epoch_ / bs : (per_epoch_ + bs - 1) / bs;

@@ -17,17 +17,31 @@
 // Resume: checkpoints hold the epoch and, when written mid-epoch (train.checkpoint_every, or
 // RequestStop()), every rank's position in the epoch's sample order; --resume continues with
 // the batches an uninterrupted run would have trained on next, for any thread count and the
-// same world size (another world size is refused, naming both).
+// same world size (another world size is refused, naming both). They also record what the run
+// depends on (data, sampler, pipeline, optimiser, model: resume_fingerprint.h), and a resume
+// whose config changed any of it is refused naming each change, unless it accepts changes
+// (--resume-changed: then listed in TrainReport::warnings; a new optimiser type starts fresh).
+// Every checkpoint ends with a checksum of its whole content; a damaged one is refused.
+//
+// Classes: the training source's class names define the label indices; the evaluation data's
+// classes are mapped to them by name (an evaluation folder may lack some), and an evaluation
+// class the training data does not have is refused at Create().
+//
+// Divergence: a loss that is not finite (NaN, infinity) stops Run() with an error naming the
+// epoch and step; those weights are never written, so the last checkpoint stays the last good
+// one.
 //
 // Timing: on CUDA the per-step parts are measured with a device synchronisation after each part
 // (said in the report as `synchronized_timing`), because asynchronous kernels would otherwise be
 // charged to whatever synchronises next. On the CPU no synchronisation is needed.
 //
-// Failure: Create() returns InvalidArgument for a bad model/optimiser combination, NotFound for a
-// missing dataset, and refuses a checkpoint that is corrupt or was written for another model
-// (the message names the file and what differs). Run() returns the pipeline's error (a sample
-// under on_error: fail) or an I/O error writing the checkpoint; an existing checkpoint is never
-// replaced by a partial one (write to a temporary file, fsync, rename).
+// Failure: Create() returns InvalidArgument for a bad model/optimiser combination, for a resume
+// with changed settings and for evaluation classes unknown to the training data, NotFound for a
+// missing dataset, and Corrupt for a checkpoint that is damaged (its checksum fails) or
+// unreadable; the message names the file and what differs. Run() returns the pipeline's error
+// (a sample under on_error: fail), InvalidArgument for a loss that is not finite, or an I/O
+// error writing the checkpoint; an existing checkpoint is never replaced by a partial one
+// (write to a temporary file, fsync, rename).
 //
 // The library that implements this needs LibTorch; it is built when CMake finds Torch
 // (FLOWFEED_WITH_TORCH). The header itself has no LibTorch types.
@@ -118,6 +132,10 @@ struct TrainReport {
   int torch_threads = 0;  // LibTorch's intra-op threads
   int start_epoch = 0;  // 0-based epoch the run started at (resumed runs: > 0)
   int64_t start_position = 0;  // mid-epoch resume: samples of start_epoch already trained on
+  // What Create() found worth saying before training: a checkpoint from an older flowfeed (no
+  // checksum, no record of the settings), settings changed under --resume-changed, training
+  // classes the evaluation data lacks. The JSON report lists them with the pipeline's warnings.
+  std::vector<std::string> warnings;
   // Data parallelism: this process's rank, the world size, the backend and the shard policy.
   int rank = 0, world_size = 1;
   std::string backend, shard_policy, uneven;
@@ -145,11 +163,13 @@ class Trainer {
  public:
   // Builds everything: pipelines, model (moved to the device), optimiser; resumes from
   // `resume` ("" for none). `config_seconds` is how long loading the config took, recorded as
-  // the first set-up part.
+  // the first set-up part. `accept_changes` (--resume-changed): resume even though the config
+  // changed what the checkpoint recorded (except the model), with a warning listing it.
   static Result<std::unique_ptr<Trainer>> Create(const PipelineOptions& options,
                                                  const StageRegistry& registry,
                                                  const std::string& resume = "",
-                                                 double config_seconds = 0);
+                                                 double config_seconds = 0,
+                                                 bool accept_changes = false);
   virtual ~Trainer() = default;
 
   // Trains until the configured epochs are done. `on_epoch` (optional) sees each epoch's
