@@ -154,14 +154,48 @@ TEST(SourceImageFolder, WalksNestedFoldersAndFollowsSymlinks) {
   EXPECT_EQ(keys[0], dir / "a/top.jpg");
   EXPECT_EQ(keys[1], dir / "a/sub/b.jpg");
   EXPECT_EQ(keys[2], dir / "a/sub/deeper/x.jpg");
-  // Class b has the symlinked file and whatever the loop reaches once, but the dangling link
-  // is left out and the walk ends.
+  // Class b has the symlinked file and whatever the loop reaches once, and the walk ends. The
+  // dangling link is listed (never dropped silently) and fails when read, naming what it is.
   EXPECT_NE(std::find(keys.begin(), keys.end(), dir / "b/link.jpg"), keys.end());
-  EXPECT_EQ(std::find(keys.begin(), keys.end(), dir / "b/dangling.jpg"), keys.end());
   Sample sample;
   const auto it = std::find(keys.begin(), keys.end(), dir / "b/link.jpg");
   ASSERT_OK((*src)->Read(int64_t(it - keys.begin()), &sample));
   EXPECT_EQ(sample.encoded, Bytes("4"));
+  const auto dangling = std::find(keys.begin(), keys.end(), dir / "b/dangling.jpg");
+  ASSERT_NE(dangling, keys.end());
+  const Status s = (*src)->Read(int64_t(dangling - keys.begin()), &sample);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(s.message(), (dir / "b/dangling.jpg") + ": dangling symlink")) << s.ToString();
+}
+
+TEST(SourceImageFolder, FifosAndDevicesAreListedAndRefusedWhenReadWithoutBlocking) {
+  TempDir dir;
+  WriteText(dir / "a/ok.jpg", "1");
+  ASSERT_EQ(mkfifo((dir / "a/fifo.jpg").c_str(), 0644), 0);
+  auto src = OpenImageFolder(FolderOptions(dir.path()));
+  ASSERT_OK(src);
+  ASSERT_EQ(Keys(**src), (std::vector<std::string>{dir / "a/fifo.jpg", dir / "a/ok.jpg"}));
+  Sample sample;
+  const Status s = (*src)->Read(0, &sample);  // nobody writes the FIFO: this must not wait
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_TRUE(Contains(s.message(), (dir / "a/fifo.jpg") + ": not a regular file (a FIFO)"))
+      << s.ToString();
+  std::vector<uint8_t> bytes;
+  const Status dev = ReadFileBytes("/dev/zero", &bytes);  // endless if read to its end
+  EXPECT_TRUE(Contains(dev.message(), "/dev/zero: not a regular file (a character device)"))
+      << dev.ToString();
+}
+
+TEST(SourceImageFolder, ADanglingSymlinkAmongTheClassFoldersIsAnErrorNamingIt) {
+  TempDir dir;
+  WriteText(dir / "a/ok.jpg", "1");
+  WriteText(dir / "c/ok.jpg", "1");
+  ASSERT_EQ(symlink((dir / "unmounted/b").c_str(), (dir / "b").c_str()), 0);
+  auto src = OpenImageFolder(FolderOptions(dir.path()));
+  ASSERT_FALSE(src.ok());
+  EXPECT_EQ(src.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(src.status().message(), (dir / "b") + " is a dangling symlink"))
+      << src.status().ToString();
 }
 
 TEST(SourceImageFolder, MissingRootIsNotFoundNamingIt) {
