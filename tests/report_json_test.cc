@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "flowfeed/report.h"
+#include "flowfeed/stats.h"
 
 namespace flowfeed {
 namespace {
@@ -92,6 +93,36 @@ TEST(ReportJson, RoundTripGivesTheSameText) {
   EXPECT_EQ(doc->epochs[0].trainer->indices, (std::vector<int64_t>{3, 1, 2}));
   EXPECT_FALSE(doc->epochs[1].trainer.has_value());
   EXPECT_EQ(doc->distributed->backend, "gloo");
+}
+
+// File names are bytes: one in Latin-1 (or cut mid-character) must not lose the report, which
+// nlohmann's dump() would by throwing type_error.316 at the end of the run.
+TEST(ReportJson, AFileNameThatIsNotUtf8IsWrittenWithItsBytesEscaped) {
+  ReportDoc full = FullDoc();
+  RunStats run = full.run;
+  for (const ReportEpoch& e : full.epochs) run.epochs.push_back(e.pipeline);
+  run.source = "image_folder /data/caf\xe9";
+  run.epochs[0].skipped = {{3, "/data/caf\xe9/\xff\xfe.jpg", "read", "truncated \xc3"}};
+  run.warnings = {"odd name \xe9t\xe9"};
+  std::string text;
+  ASSERT_NO_THROW(text = ReportJson(run));
+  auto doc = ReadReportJson(text, "bench.json");
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->run.source, "image_folder /data/caf\\xe9");
+  ASSERT_EQ(doc->epochs[0].pipeline.skipped.size(), 1u);
+  EXPECT_EQ(doc->epochs[0].pipeline.skipped[0].source, "/data/caf\\xe9/\\xff\\xfe.jpg");
+  EXPECT_EQ(doc->epochs[0].pipeline.skipped[0].reason, "truncated \\xc3");
+  EXPECT_EQ(doc->run.warnings, (std::vector<std::string>{"odd name \\xe9t\\xe9"}));
+  // Valid UTF-8 is left as it is.
+  run.epochs[0].skipped[0].source = "/data/caf\xc3\xa9.jpg";
+  auto valid = ReadReportJson(ReportJson(run), "bench.json");
+  ASSERT_TRUE(valid.ok());
+  EXPECT_EQ(valid->epochs[0].pipeline.skipped[0].source, "/data/caf\xc3\xa9.jpg");
+
+  // The trace too.
+  std::string trace;
+  ASSERT_NO_THROW(trace = ChromeTraceJson({{"read \xff", "worker \xfe", 0, 10, 1, 3}}));
+  EXPECT_NE(trace.find("read \\\\xff"), std::string::npos) << trace;
 }
 
 TEST(ReportJson, PipelineReportHasTheSchemaVersionAndNoTrainerSections) {

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "flowfeed/util/text_format.h"
 #include "flowfeed/util/strings.h"
+#include "util/json_text.h"
 
 namespace flowfeed {
 
@@ -227,7 +229,7 @@ std::string ChromeTraceJson(const std::vector<TraceEvent>& events) {
     list.push_back(std::move(ev));
   }
   json doc = {{"traceEvents", list}, {"displayTimeUnit", "ms"}};
-  return doc.dump();
+  return DumpJson(std::move(doc));
 }
 
 }  // namespace flowfeed
