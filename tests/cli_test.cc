@@ -143,6 +143,31 @@ TEST(Cli, FailPolicyExitsOneNamingTheSample) {
   EXPECT_NE(r.output.find("aaa_broken.jpg"), std::string::npos) << r.output;
 }
 
+// A file name that carries terminal control sequences (retitle the window, turn text red) and
+// a byte that is not UTF-8 is printed escaped, in the skip list and in an error alike.
+TEST(Cli, ControlBytesInNamesAreEscapedOnTheTerminal) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "photos", 1, 3);
+  const std::string evil = "evil\x1b]0;pwned\x07\x1b[31m\x9b\xc2\x9b.jpg";
+  const std::string shown = "evil\\x1b]0;pwned\\x07\\x1b[31m\\x9b\\xc2\\x9b.jpg";
+  test::WriteText(dir / ("photos/class0/" + evil), "not a jpeg");
+  for (const char* policy : {"skip", "fail"}) {
+    test::WriteText(dir / "c.yaml",
+                    "source: {type: image_folder, root: " + dir / "photos" + "}\n"
+                    "shuffle: false\n"
+                    "pipeline:\n"
+                    "  - {type: decode, on_error: " + policy + "}\n"
+                    "  - {type: center_crop, size: 16}\n"
+                    "batch: {size: 2}\ncache: {mode: off}\n");
+    CliRun r = Flowfeed("bench " + dir / "c.yaml");
+    EXPECT_EQ(r.code, std::string(policy) == "skip" ? 0 : 1) << r.output;
+    EXPECT_NE(r.output.find(shown), std::string::npos) << policy << ":\n" << r.output;
+    for (char c : {'\x1b', '\x07', '\x9b'})
+      EXPECT_EQ(r.output.find(c), std::string::npos) << policy << ": a raw control byte:\n"
+                                                     << r.output;
+  }
+}
+
 TEST(Cli, StagesListsEveryBuiltinWithParameters) {
   CliRun r = Flowfeed("stages");
   ASSERT_EQ(r.code, 0) << r.output;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "terminal_text.h"
 #include "flowfeed/config.h"
 #include "flowfeed/version.h"
 
@@ -107,6 +108,7 @@ bool RefuseUnknownCommand(CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   namespace cli = flowfeed::cli;
+  cli::EscapeControlBytesInOutput();  // names printed anywhere below cannot drive the terminal
   CLI::App app{"flowfeed: a data pipeline for deep-learning training"};
   app.set_version_flag("--version", std::string("flowfeed ") + FLOWFEED_VERSION);
   app.require_subcommand(1);

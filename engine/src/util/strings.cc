@@ -56,8 +56,9 @@ std::string Escape(std::string_view s, bool controls) {
     const size_t n = Utf8SequenceLength(s, i);
     const uint8_t c = uint8_t(s[i]);
     // C1 controls are U+0080-U+009F, encoded C2 80 - C2 9F.
-    const bool control = controls && ((n == 1 && (c < 0x20 || c == 0x7F)) ||
-                                      (n == 2 && c == 0xC2 && uint8_t(s[i + 1]) < 0xA0));
+    const bool c0 = n == 1 && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F);
+    const bool c1 = n == 2 && c == 0xC2 && uint8_t(s[i + 1]) < 0xA0;
+    const bool control = controls && (c0 || c1);
     if (n == 0 || control) {
       for (size_t k = 0; k < std::max<size_t>(n, 1); ++k) AppendHexByte(&out, uint8_t(s[i + k]));
       i += std::max<size_t>(n, 1);

@@ -23,8 +23,9 @@ size_t Utf8SequenceLength(std::string_view s, size_t i);
 std::string EscapeInvalidUtf8(std::string_view s);
 
 // `s` made safe to print to a terminal: invalid UTF-8 (as EscapeInvalidUtf8) and control bytes
-// (0x00-0x1f, 0x7f, and the C1 controls U+0080-U+009F) as "\xNN", so a file or tar member name
-// cannot move the cursor, change colours or retitle the terminal. Printable text is unchanged.
+// (0x00-0x1f but newline and tab, 0x7f, and the C1 controls U+0080-U+009F) as "\xNN", so a file
+// or tar member name cannot move the cursor, change colours or retitle the terminal. Printable
+// text, newlines and tabs are unchanged.
 std::string EscapeForTerminal(std::string_view s);
 
 // printf-style formatting of one double, e.g. Fmt("%.2f", 1.5) == "1.50". `format` must take
