@@ -447,6 +447,31 @@ TEST(CacheDisk, MetaFormatThatIsNotTheIntegerOneRebuilds) {
   }
 }
 
+// A cache file that is a symlink (planted, or left by a copy) would have its target truncated or
+// appended to: refused at open, naming it, and the target is left as it was.
+TEST(CacheDisk, CacheFilesThatAreSymlinksAreRefusedAndTheirTargetsUntouched) {
+  for (const char* name : {"flowfeed-cache.index", "flowfeed-cache.data", "flowfeed-cache.meta",
+                           "flowfeed-cache.meta.tmp"}) {
+    test::TempDir dir;
+    const std::string path = dir / "c";
+    {
+      auto cache = MustOpen(DiskOptions(path), 3);  // a valid cache, then one file swapped
+      ASSERT_TRUE(cache);
+      cache->Insert(0, Images(1)[0]);
+    }
+    test::WriteText(dir / "victim.txt", "precious");
+    std::remove((path + "/" + name).c_str());
+    ASSERT_EQ(symlink((dir / "victim.txt").c_str(), (path + "/" + name).c_str()), 0);
+    Result<std::unique_ptr<SampleCache>> r = SampleCache::Open(DiskOptions(path), 3, Fp(), nullptr);
+    ASSERT_FALSE(r.ok()) << name;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("cache file " + path + "/" + name + " is a symbolic link"),
+              std::string::npos)
+        << r.status().ToString();
+    EXPECT_EQ(test::ReadText(dir / "victim.txt"), "precious") << name;
+  }
+}
+
 TEST(CacheDisk, TornTailIsCutOff) {
   test::TempDir dir;
   const std::string path = dir / "c";

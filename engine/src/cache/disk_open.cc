@@ -38,6 +38,19 @@ Status MakeFolder(const std::string& path) {
   return Status::Ok();
 }
 
+// A cache file must be the file itself: through a symlink, truncating or appending to the cache
+// would write into whatever the link points at. Refused up front with a message naming it; the
+// opens below add O_NOFOLLOW, so a link made in between fails them too.
+Status RefuseSymlink(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+    return Status::InvalidArgument(
+        "cache file " + path +
+        " is a symbolic link: refused, since writing the cache through it would overwrite the "
+        "file it points to; remove it (the cache folder itself may be a link)");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CacheImpl::WriteMeta() {
@@ -143,6 +156,10 @@ Status CacheImpl::OpenDisk() {
     return Status::Ok();
   }
 
+  for (const char* name : {kMetaName, kDataName, kIndexName})
+    FLOWFEED_RETURN_IF_ERROR(RefuseSymlink(File(name)));
+  FLOWFEED_RETURN_IF_ERROR(RefuseSymlink(File(kMetaName) + std::string(".tmp")));
+
   // The stored fingerprint decides between reuse and a rebuild.
   bool reuse = false;
   std::string text;
@@ -158,11 +175,12 @@ Status CacheImpl::OpenDisk() {
   }
 
   const std::string data_path = File(kDataName), index_path = File(kIndexName);
-  data_fd_ = ops_->Open(data_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  constexpr int kFlags = O_CLOEXEC | O_NOFOLLOW;
+  data_fd_ = ops_->Open(data_path, O_WRONLY | O_APPEND | O_CREAT | kFlags, 0644);
   if (data_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
-  index_fd_ = ops_->Open(index_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  index_fd_ = ops_->Open(index_path, O_WRONLY | O_APPEND | O_CREAT | kFlags, 0644);
   if (index_fd_ < 0) return Status::IoError("cannot open " + index_path + ": " + ErrnoText(errno));
-  read_fd_ = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
+  read_fd_ = ::open(data_path.c_str(), O_RDONLY | kFlags);
   if (read_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
 
   if (reuse) {

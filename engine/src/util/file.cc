@@ -152,7 +152,8 @@ void AtomicFile::Abandon() {
 Status AtomicFile::Open() {
   Abandon();
   errno = 0;
-  fd_ = env_->Open(tmp_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a link planted at the temporary name must not get its target truncated.
+  fd_ = env_->Open(tmp_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) return Status::IoError(ErrnoMessage(tmp_, LastError()));
   return Status::Ok();
 }
