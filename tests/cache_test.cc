@@ -4,6 +4,7 @@
 #include "flowfeed/cache.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -470,6 +472,76 @@ TEST(CacheDisk, CacheFilesThatAreSymlinksAreRefusedAndTheirTargetsUntouched) {
         << r.status().ToString();
     EXPECT_EQ(test::ReadText(dir / "victim.txt"), "precious") << name;
   }
+}
+
+// Makes `path` read-only for the current process: by permissions (0555 folder, 0444 files) for
+// an ordinary user; as root, whom permissions do not stop, by a bind mount of it remounted
+// read-only. Undone by the destructor. `why` says what failed when it could not be done.
+struct ReadOnly {
+  std::string path, why;
+  bool mounted = false, done = false;
+  explicit ReadOnly(const std::string& p) : path(p) {
+    if (::geteuid() != 0) {
+      for (const auto& e : std::filesystem::directory_iterator(path))
+        ::chmod(e.path().c_str(), 0444);
+      done = ::chmod(path.c_str(), 0555) == 0;
+      if (!done) why = std::strerror(errno);
+      return;
+    }
+    mounted = ::mount(path.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) == 0;
+    done = mounted && ::mount(nullptr, path.c_str(), nullptr,
+                              MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0;
+    if (!done) why = std::string("a read-only bind mount: ") + std::strerror(errno);
+  }
+  ~ReadOnly() {
+    if (mounted) ::umount2(path.c_str(), MNT_DETACH);
+    ::chmod(path.c_str(), 0755);
+    if (::geteuid() != 0)
+      for (const auto& e : std::filesystem::directory_iterator(path))
+        ::chmod(e.path().c_str(), 0644);
+  }
+};
+
+// A valid cache that cannot be written (a shared, prepared cache; a read-only mount) is used
+// read-only: its records are hits, nothing is written, one message names the folder.
+TEST(CacheDisk, AReadOnlyValidCacheServesHitsAndWritesNothing) {
+  test::TempDir dir;
+  const std::string path = dir / "c";
+  const std::string data = path + "/flowfeed-cache.data", index = path + "/flowfeed-cache.index";
+  const std::vector<Image> images = Images(8);
+  {
+    auto cache = MustOpen(DiskOptions(path), 8);
+    ASSERT_TRUE(cache);
+    for (int i = 0; i < 5; ++i) cache->Insert(i, images[size_t(i)]);
+  }
+  const int64_t data0 = FileSize(data), index0 = FileSize(index);
+  ReadOnly ro(path);
+  if (!ro.done) GTEST_SKIP() << "cannot make " << path << " read-only here: " << ro.why;
+  {
+    auto cache = MustOpen(DiskOptions(path), 8);
+    ASSERT_TRUE(cache);
+    const CacheStats s = cache->stats();
+    EXPECT_EQ(s.reused_entries, 5);
+    EXPECT_TRUE(HasMessage(s, "disk cache disabled for writing: " + path + " is read-only ("))
+        << Messages(s);
+    EXPECT_TRUE(HasMessage(s, "its 5 committed samples are served")) << Messages(s);
+    for (int i = 0; i < 5; ++i) {
+      Image out;
+      int64_t bytes = 0;
+      ASSERT_TRUE(cache->Lookup(i, &out, &bytes)) << i;
+      EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
+    }
+    for (int i = 5; i < 8; ++i) cache->Insert(i, images[size_t(i)]);
+    cache->Flush();
+  }
+  EXPECT_EQ(FileSize(data), data0);
+  EXPECT_EQ(FileSize(index), index0);
+  // With another fingerprint there is nothing to serve, and it cannot be rebuilt: off, said so.
+  auto other = MustOpen(DiskOptions(path), 8, Fp("resize(size=[32])"));
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(HasMessage(other->stats(), "disk cache disabled: " + path + " cannot be written"))
+      << Messages(other->stats());
+  EXPECT_EQ(FileSize(data), data0);
 }
 
 TEST(CacheDisk, TornTailIsCutOff) {

@@ -71,7 +71,7 @@ Status CacheImpl::StartFresh() {
 }
 
 // Reads the index, keeps every entry of the good segments and cuts off a torn tail.
-void CacheImpl::Recover() {
+void CacheImpl::Recover(bool writable) {
   std::string index;
   if (!ReadFile(File(kIndexName), &index).ok()) index.clear();
   struct stat st;
@@ -114,12 +114,16 @@ void CacheImpl::Recover() {
 
   const uint64_t index_torn = index.size() - pos;
   const uint64_t data_torn = data_size > data_end ? data_size - data_end : 0;
-  if (index_torn > 0 || data_torn > 0) {
+  if ((index_torn > 0 || data_torn > 0) && writable) {
     (void)!::ftruncate(index_fd_, off_t(pos));
     (void)!::ftruncate(data_fd_, off_t(data_end));
     AddMessage(options_.path + ": discarded a torn tail (" + std::to_string(index_torn) +
                " bytes of index, " + std::to_string(data_torn) +
                " bytes of data) left by an interrupted run");
+  } else if (index_torn > 0 || data_torn > 0) {
+    AddMessage(options_.path + ": ignored a torn tail (" + std::to_string(index_torn) +
+               " bytes of index, " + std::to_string(data_torn) +
+               " bytes of data): the cache is read-only");
   }
   committed_index_end_ = pos;
   committed_data_end_ = data_end_ = data_end;
@@ -176,15 +180,47 @@ Status CacheImpl::OpenDisk() {
 
   const std::string data_path = File(kDataName), index_path = File(kIndexName);
   constexpr int kFlags = O_CLOEXEC | O_NOFOLLOW;
-  data_fd_ = ops_->Open(data_path, O_WRONLY | O_APPEND | O_CREAT | kFlags, 0644);
-  if (data_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
-  index_fd_ = ops_->Open(index_path, O_WRONLY | O_APPEND | O_CREAT | kFlags, 0644);
-  if (index_fd_ < 0) return Status::IoError("cannot open " + index_path + ": " + ErrnoText(errno));
+  auto open_append = [&](const std::string& path, int* fd) {
+    errno = 0;
+    *fd = ops_->Open(path, O_WRONLY | O_APPEND | O_CREAT | kFlags, 0644);
+    return *fd < 0 ? (errno ? errno : EIO) : 0;
+  };
+  std::string unwritable = data_path;
+  int write_error = open_append(data_path, &data_fd_);
+  if (write_error == 0) {
+    unwritable = index_path;
+    write_error = open_append(index_path, &index_fd_);
+  }
+  // A folder or files others made read-only (a shared, prepared cache; a read-only mount) can
+  // still serve hits; any other error is a real failure.
+  const bool read_only = write_error == EACCES || write_error == EROFS || write_error == EPERM;
+  if (write_error != 0 && !read_only)
+    return Status::IoError("cannot open " + unwritable + ": " + ErrnoText(write_error));
   read_fd_ = ::open(data_path.c_str(), O_RDONLY | kFlags);
-  if (read_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+  if (read_fd_ < 0 && !(read_only && errno == ENOENT))
+    return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+
+  if (read_only) {
+    for (int* fd : {&data_fd_, &index_fd_}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+    disk_disabled_.store(true);  // nothing is queued for writing
+    const std::string why = unwritable + ": " + ErrnoText(write_error);
+    if (!reuse || read_fd_ < 0) {
+      AddMessage("disk cache disabled: " + options_.path + " cannot be written (" + why +
+                 ") and holds no cache for this run");
+      return Status::Ok();
+    }
+    Recover(/*writable=*/false);
+    AddMessage("disk cache disabled for writing: " + options_.path + " is read-only (" + why +
+               "); its " + std::to_string(reused_) +
+               " committed samples are served, nothing new is written");
+    return Status::Ok();
+  }
 
   if (reuse) {
-    Recover();
+    Recover(/*writable=*/true);
   } else {
     Status s = StartFresh();
     if (!s.ok()) {
