@@ -632,7 +632,9 @@ TEST(CacheDisk, TruncatedLastSegmentKeepsEarlierOnes) {
   }
 }
 
-TEST(CacheDisk, CorruptSegmentChecksumIsATornTail) {
+// A last segment of its full length whose checksum fails was damaged in place, not torn by an
+// interrupted run: said so, and the segments before it are kept.
+TEST(CacheDisk, CorruptLastSegmentIsDamagedNotATornTail) {
   test::TempDir dir;
   const std::string path = dir / "c";
   const std::string index = path + "/flowfeed-cache.index";
@@ -652,7 +654,65 @@ TEST(CacheDisk, CorruptSegmentChecksumIsATornTail) {
   auto cache = MustOpen(DiskOptions(path), 4);
   ASSERT_TRUE(cache);
   EXPECT_EQ(cache->stats().reused_entries, 2);
-  EXPECT_TRUE(HasMessage(cache->stats(), "torn tail")) << Messages(cache->stats());
+  EXPECT_TRUE(HasMessage(cache->stats(), path + ": the index's last segment (96 bytes at offset "
+                                                "96) failed its checksum (corruption, not an "
+                                                "interrupted run)"))
+      << Messages(cache->stats());
+  EXPECT_FALSE(HasMessage(cache->stats(), "torn")) << Messages(cache->stats());
+}
+
+// One flipped byte in the middle of the index costs only the samples its segment named: the
+// segments before and after it are kept, the message says what happened, and the index is
+// repaired so that the next run reuses everything without a word.
+TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
+  test::TempDir dir;
+  const std::string path = dir / "c";
+  const std::string index = path + "/flowfeed-cache.index";
+  const std::vector<Image> images = Images(9);
+  {
+    auto cache = MustOpen(DiskOptions(path), 9);
+    ASSERT_TRUE(cache);
+    for (int segment = 0; segment < 3; ++segment) {
+      for (int i = 3 * segment; i < 3 * segment + 3; ++i) cache->Insert(i, images[size_t(i)]);
+      cache->Flush();
+    }
+  }
+  std::vector<uint8_t> bytes = test::ReadBytes(index);
+  const size_t segment = 8 + 3 * 40 + 8;
+  ASSERT_EQ(bytes.size(), 3 * segment);
+  bytes[segment + 8 + 40 + 3] ^= 0x10;  // inside the second segment's second entry
+  test::WriteBytes(index, bytes);
+  {
+    auto cache = MustOpen(DiskOptions(path), 9);
+    ASSERT_TRUE(cache);
+    const CacheStats s = cache->stats();
+    EXPECT_EQ(s.reused_entries, 6);
+    EXPECT_TRUE(HasMessage(s, path + ": the index is damaged: " + std::to_string(segment) +
+                                  " bytes from offset " + std::to_string(segment) +
+                                  " failed their checksum (corruption, not an interrupted run)"))
+        << Messages(s);
+    EXPECT_FALSE(HasMessage(s, "torn")) << Messages(s);
+    for (int i = 0; i < 9; ++i) {
+      Image out;
+      int64_t got = 0;
+      EXPECT_EQ(cache->Lookup(i, &out, &got), i < 3 || i >= 6) << i;
+      if (i < 3 || i >= 6) {
+        EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
+      }
+    }
+    for (int i = 3; i < 6; ++i) cache->Insert(i, images[size_t(i)]);  // recomputed
+  }
+  EXPECT_EQ(test::ReadBytes(index).size(), 3 * segment);  // repaired, then appended to
+  auto cache = MustOpen(DiskOptions(path), 9);
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(cache->stats().reused_entries, 9);
+  EXPECT_FALSE(HasMessage(cache->stats(), "damaged")) << Messages(cache->stats());
+  for (int i = 0; i < 9; ++i) {
+    Image out;
+    int64_t got = 0;
+    ASSERT_TRUE(cache->Lookup(i, &out, &got)) << i;
+    EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
+  }
 }
 
 TEST(CacheDisk, CorruptRecordIsAMiss) {
