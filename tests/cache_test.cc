@@ -96,6 +96,28 @@ bool HasMessage(const CacheStats& s, const std::string& part) {
   return Messages(s).find(part) != std::string::npos;
 }
 
+// A disk cache at `path` for images.size() samples holding images [0, count), closed again:
+// one index segment per `per_segment` samples.
+void WriteDiskCache(const std::string& path, const std::vector<Image>& images, int count,
+                    int per_segment = 1 << 30) {
+  auto cache = MustOpen(DiskOptions(path), int64_t(images.size()));
+  ASSERT_TRUE(cache);
+  for (int i = 0; i < count; ++i) {
+    cache->Insert(i, images[size_t(i)]);
+    if ((i + 1) % per_segment == 0) cache->Flush();
+  }
+}
+
+// Samples [begin, end) are hits with their own pixels.
+void ExpectHits(SampleCache& cache, const std::vector<Image>& images, int begin, int end) {
+  for (int i = begin; i < end; ++i) {
+    Image out;
+    int64_t bytes = 0;
+    ASSERT_TRUE(cache.Lookup(i, &out, &bytes)) << i;
+    EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
+  }
+}
+
 // ------------------------------------------------------------------------------------------
 
 TEST(CacheParseByteSize, Accepts) {
@@ -456,11 +478,7 @@ TEST(CacheDisk, CacheFilesThatAreSymlinksAreRefusedAndTheirTargetsUntouched) {
                            "flowfeed-cache.meta.tmp"}) {
     test::TempDir dir;
     const std::string path = dir / "c";
-    {
-      auto cache = MustOpen(DiskOptions(path), 3);  // a valid cache, then one file swapped
-      ASSERT_TRUE(cache);
-      cache->Insert(0, Images(1)[0]);
-    }
+    WriteDiskCache(path, Images(3), 1);  // a valid cache, then one file swapped
     test::WriteText(dir / "victim.txt", "precious");
     std::remove((path + "/" + name).c_str());
     ASSERT_EQ(symlink((dir / "victim.txt").c_str(), (path + "/" + name).c_str()), 0);
@@ -509,11 +527,7 @@ TEST(CacheDisk, AReadOnlyValidCacheServesHitsAndWritesNothing) {
   const std::string path = dir / "c";
   const std::string data = path + "/flowfeed-cache.data", index = path + "/flowfeed-cache.index";
   const std::vector<Image> images = Images(8);
-  {
-    auto cache = MustOpen(DiskOptions(path), 8);
-    ASSERT_TRUE(cache);
-    for (int i = 0; i < 5; ++i) cache->Insert(i, images[size_t(i)]);
-  }
+  WriteDiskCache(path, images, 5);
   const int64_t data0 = FileSize(data), index0 = FileSize(index);
   ReadOnly ro(path);
   if (!ro.done) GTEST_SKIP() << "cannot make " << path << " read-only here: " << ro.why;
@@ -525,12 +539,7 @@ TEST(CacheDisk, AReadOnlyValidCacheServesHitsAndWritesNothing) {
     EXPECT_TRUE(HasMessage(s, "disk cache disabled for writing: " + path + " is read-only ("))
         << Messages(s);
     EXPECT_TRUE(HasMessage(s, "its 5 committed samples are served")) << Messages(s);
-    for (int i = 0; i < 5; ++i) {
-      Image out;
-      int64_t bytes = 0;
-      ASSERT_TRUE(cache->Lookup(i, &out, &bytes)) << i;
-      EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
-    }
+    ExpectHits(*cache, images, 0, 5);
     for (int i = 5; i < 8; ++i) cache->Insert(i, images[size_t(i)]);
     cache->Flush();
   }
@@ -638,14 +647,7 @@ TEST(CacheDisk, CorruptLastSegmentIsDamagedNotATornTail) {
   test::TempDir dir;
   const std::string path = dir / "c";
   const std::string index = path + "/flowfeed-cache.index";
-  const std::vector<Image> images = Images(4);
-  {
-    auto cache = MustOpen(DiskOptions(path), 4);
-    ASSERT_TRUE(cache);
-    for (int i = 0; i < 2; ++i) cache->Insert(i, images[size_t(i)]);
-    cache->Flush();
-    for (int i = 2; i < 4; ++i) cache->Insert(i, images[size_t(i)]);
-  }
+  WriteDiskCache(path, Images(4), 4, 2);
   std::vector<uint8_t> bytes = test::ReadBytes(index);
   const size_t segment = 8 + 2 * 40 + 8;
   ASSERT_EQ(bytes.size(), 2 * segment);
@@ -669,14 +671,7 @@ TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
   const std::string path = dir / "c";
   const std::string index = path + "/flowfeed-cache.index";
   const std::vector<Image> images = Images(9);
-  {
-    auto cache = MustOpen(DiskOptions(path), 9);
-    ASSERT_TRUE(cache);
-    for (int segment = 0; segment < 3; ++segment) {
-      for (int i = 3 * segment; i < 3 * segment + 3; ++i) cache->Insert(i, images[size_t(i)]);
-      cache->Flush();
-    }
-  }
+  WriteDiskCache(path, images, 9, 3);
   std::vector<uint8_t> bytes = test::ReadBytes(index);
   const size_t segment = 8 + 3 * 40 + 8;
   ASSERT_EQ(bytes.size(), 3 * segment);
@@ -692,13 +687,11 @@ TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
                                   " failed their checksum (corruption, not an interrupted run)"))
         << Messages(s);
     EXPECT_FALSE(HasMessage(s, "torn")) << Messages(s);
-    for (int i = 0; i < 9; ++i) {
+    ExpectHits(*cache, images, 0, 3);
+    ExpectHits(*cache, images, 6, 9);
+    for (int i = 3; i < 6; ++i) {
       Image out;
-      int64_t got = 0;
-      EXPECT_EQ(cache->Lookup(i, &out, &got), i < 3 || i >= 6) << i;
-      if (i < 3 || i >= 6) {
-        EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
-      }
+      EXPECT_FALSE(cache->Lookup(i, &out, nullptr)) << i;
     }
     for (int i = 3; i < 6; ++i) cache->Insert(i, images[size_t(i)]);  // recomputed
   }
@@ -707,12 +700,7 @@ TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
   ASSERT_TRUE(cache);
   EXPECT_EQ(cache->stats().reused_entries, 9);
   EXPECT_FALSE(HasMessage(cache->stats(), "damaged")) << Messages(cache->stats());
-  for (int i = 0; i < 9; ++i) {
-    Image out;
-    int64_t got = 0;
-    ASSERT_TRUE(cache->Lookup(i, &out, &got)) << i;
-    EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
-  }
+  ExpectHits(*cache, images, 0, 9);
 }
 
 TEST(CacheDisk, CorruptRecordIsAMiss) {
