@@ -9,6 +9,7 @@
 
 #include "flowfeed/report.h"
 #include "flowfeed/stats.h"
+#include "flowfeed/util/strings.h"
 
 namespace flowfeed {
 namespace {
@@ -123,6 +124,20 @@ TEST(ReportJson, AFileNameThatIsNotUtf8IsWrittenWithItsBytesEscaped) {
   std::string trace;
   ASSERT_NO_THROW(trace = ChromeTraceJson({{"read \xff", "worker \xfe", 0, 10, 1, 3}}));
   EXPECT_NE(trace.find("read \\\\xff"), std::string::npos) << trace;
+}
+
+// The escaping behind the report's names and the CLI's output: what is not UTF-8 by the
+// standard's rules (overlong forms, surrogates, past U+10FFFF, cut short) is escaped byte by
+// byte; for the terminal, controls too, newline and tab aside.
+TEST(TextEscaping, InvalidUtf8AndControlBytesBecomeHex) {
+  EXPECT_EQ(EscapeInvalidUtf8("caf\xc3\xa9 \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+  EXPECT_EQ(EscapeInvalidUtf8("\xc0\xaf"), "\\xc0\\xaf");                  // overlong '/'
+  EXPECT_EQ(EscapeInvalidUtf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");         // a surrogate
+  EXPECT_EQ(EscapeInvalidUtf8("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+  EXPECT_EQ(EscapeInvalidUtf8("a\xe2\x82"), "a\\xe2\\x82");                // cut short
+  EXPECT_EQ(EscapeInvalidUtf8("\x1b[31m"), "\x1b[31m");  // JSON escapes controls itself
+  EXPECT_EQ(EscapeForTerminal("a\tb\nc\rd\x1b[31m\x7f\xc2\x9b\xc2\xa0"),
+            "a\tb\nc\\x0dd\\x1b[31m\\x7f\\xc2\\x9b\xc2\xa0");
 }
 
 TEST(ReportJson, PipelineReportHasTheSchemaVersionAndNoTrainerSections) {
