@@ -4,6 +4,7 @@
 #include "flowfeed/cache.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -92,6 +94,28 @@ std::string Messages(const CacheStats& s) {
 
 bool HasMessage(const CacheStats& s, const std::string& part) {
   return Messages(s).find(part) != std::string::npos;
+}
+
+// A disk cache at `path` for images.size() samples holding images [0, count), closed again:
+// one index segment per `per_segment` samples.
+void WriteDiskCache(const std::string& path, const std::vector<Image>& images, int count,
+                    int per_segment = 1 << 30) {
+  auto cache = MustOpen(DiskOptions(path), int64_t(images.size()));
+  ASSERT_TRUE(cache);
+  for (int i = 0; i < count; ++i) {
+    cache->Insert(i, images[size_t(i)]);
+    if ((i + 1) % per_segment == 0) cache->Flush();
+  }
+}
+
+// Samples [begin, end) are hits with their own pixels.
+void ExpectHits(SampleCache& cache, const std::vector<Image>& images, int begin, int end) {
+  for (int i = begin; i < end; ++i) {
+    Image out;
+    int64_t bytes = 0;
+    ASSERT_TRUE(cache.Lookup(i, &out, &bytes)) << i;
+    EXPECT_TRUE(SameImage(out, images[size_t(i)])) << i;
+  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -447,6 +471,88 @@ TEST(CacheDisk, MetaFormatThatIsNotTheIntegerOneRebuilds) {
   }
 }
 
+// A cache file that is a symlink (planted, or left by a copy) would have its target truncated or
+// appended to: refused at open, naming it, and the target is left as it was.
+TEST(CacheDisk, CacheFilesThatAreSymlinksAreRefusedAndTheirTargetsUntouched) {
+  for (const char* name : {"flowfeed-cache.index", "flowfeed-cache.data", "flowfeed-cache.meta",
+                           "flowfeed-cache.meta.tmp"}) {
+    test::TempDir dir;
+    const std::string path = dir / "c";
+    WriteDiskCache(path, Images(3), 1);  // a valid cache, then one file swapped
+    test::WriteText(dir / "victim.txt", "precious");
+    std::remove((path + "/" + name).c_str());
+    ASSERT_EQ(symlink((dir / "victim.txt").c_str(), (path + "/" + name).c_str()), 0);
+    Result<std::unique_ptr<SampleCache>> r = SampleCache::Open(DiskOptions(path), 3, Fp(), nullptr);
+    ASSERT_FALSE(r.ok()) << name;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("cache file " + path + "/" + name + " is a symbolic link"),
+              std::string::npos)
+        << r.status().ToString();
+    EXPECT_EQ(test::ReadText(dir / "victim.txt"), "precious") << name;
+  }
+}
+
+// Makes `path` read-only for the current process: by permissions (0555 folder, 0444 files) for
+// an ordinary user; as root, whom permissions do not stop, by a bind mount of it remounted
+// read-only. Undone by the destructor. `why` says what failed when it could not be done.
+struct ReadOnly {
+  std::string path, why;
+  bool mounted = false, done = false;
+  explicit ReadOnly(const std::string& p) : path(p) {
+    if (::geteuid() != 0) {
+      for (const auto& e : std::filesystem::directory_iterator(path))
+        ::chmod(e.path().c_str(), 0444);
+      done = ::chmod(path.c_str(), 0555) == 0;
+      if (!done) why = std::strerror(errno);
+      return;
+    }
+    mounted = ::mount(path.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) == 0;
+    done = mounted && ::mount(nullptr, path.c_str(), nullptr,
+                              MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0;
+    if (!done) why = std::string("a read-only bind mount: ") + std::strerror(errno);
+  }
+  ~ReadOnly() {
+    if (mounted) ::umount2(path.c_str(), MNT_DETACH);
+    ::chmod(path.c_str(), 0755);
+    if (::geteuid() != 0)
+      for (const auto& e : std::filesystem::directory_iterator(path))
+        ::chmod(e.path().c_str(), 0644);
+  }
+};
+
+// A valid cache that cannot be written (a shared, prepared cache; a read-only mount) is used
+// read-only: its records are hits, nothing is written, one message names the folder.
+TEST(CacheDisk, AReadOnlyValidCacheServesHitsAndWritesNothing) {
+  test::TempDir dir;
+  const std::string path = dir / "c";
+  const std::string data = path + "/flowfeed-cache.data", index = path + "/flowfeed-cache.index";
+  const std::vector<Image> images = Images(8);
+  WriteDiskCache(path, images, 5);
+  const int64_t data0 = FileSize(data), index0 = FileSize(index);
+  ReadOnly ro(path);
+  if (!ro.done) GTEST_SKIP() << "cannot make " << path << " read-only here: " << ro.why;
+  {
+    auto cache = MustOpen(DiskOptions(path), 8);
+    ASSERT_TRUE(cache);
+    const CacheStats s = cache->stats();
+    EXPECT_EQ(s.reused_entries, 5);
+    EXPECT_TRUE(HasMessage(s, "disk cache disabled for writing: " + path + " is read-only ("))
+        << Messages(s);
+    EXPECT_TRUE(HasMessage(s, "its 5 committed samples are served")) << Messages(s);
+    ExpectHits(*cache, images, 0, 5);
+    for (int i = 5; i < 8; ++i) cache->Insert(i, images[size_t(i)]);
+    cache->Flush();
+  }
+  EXPECT_EQ(FileSize(data), data0);
+  EXPECT_EQ(FileSize(index), index0);
+  // With another fingerprint there is nothing to serve, and it cannot be rebuilt: off, said so.
+  auto other = MustOpen(DiskOptions(path), 8, Fp("resize(size=[32])"));
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(HasMessage(other->stats(), "disk cache disabled: " + path + " cannot be written"))
+      << Messages(other->stats());
+  EXPECT_EQ(FileSize(data), data0);
+}
+
 TEST(CacheDisk, TornTailIsCutOff) {
   test::TempDir dir;
   const std::string path = dir / "c";
@@ -535,18 +641,13 @@ TEST(CacheDisk, TruncatedLastSegmentKeepsEarlierOnes) {
   }
 }
 
-TEST(CacheDisk, CorruptSegmentChecksumIsATornTail) {
+// A last segment of its full length whose checksum fails was damaged in place, not torn by an
+// interrupted run: said so, and the segments before it are kept.
+TEST(CacheDisk, CorruptLastSegmentIsDamagedNotATornTail) {
   test::TempDir dir;
   const std::string path = dir / "c";
   const std::string index = path + "/flowfeed-cache.index";
-  const std::vector<Image> images = Images(4);
-  {
-    auto cache = MustOpen(DiskOptions(path), 4);
-    ASSERT_TRUE(cache);
-    for (int i = 0; i < 2; ++i) cache->Insert(i, images[size_t(i)]);
-    cache->Flush();
-    for (int i = 2; i < 4; ++i) cache->Insert(i, images[size_t(i)]);
-  }
+  WriteDiskCache(path, Images(4), 4, 2);
   std::vector<uint8_t> bytes = test::ReadBytes(index);
   const size_t segment = 8 + 2 * 40 + 8;
   ASSERT_EQ(bytes.size(), 2 * segment);
@@ -555,7 +656,51 @@ TEST(CacheDisk, CorruptSegmentChecksumIsATornTail) {
   auto cache = MustOpen(DiskOptions(path), 4);
   ASSERT_TRUE(cache);
   EXPECT_EQ(cache->stats().reused_entries, 2);
-  EXPECT_TRUE(HasMessage(cache->stats(), "torn tail")) << Messages(cache->stats());
+  EXPECT_TRUE(HasMessage(cache->stats(), path + ": the index's last segment (96 bytes at offset "
+                                                "96) failed its checksum (corruption, not an "
+                                                "interrupted run)"))
+      << Messages(cache->stats());
+  EXPECT_FALSE(HasMessage(cache->stats(), "torn")) << Messages(cache->stats());
+}
+
+// One flipped byte in the middle of the index costs only the samples its segment named: the
+// segments before and after it are kept, the message says what happened, and the index is
+// repaired so that the next run reuses everything without a word.
+TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
+  test::TempDir dir;
+  const std::string path = dir / "c";
+  const std::string index = path + "/flowfeed-cache.index";
+  const std::vector<Image> images = Images(9);
+  WriteDiskCache(path, images, 9, 3);
+  std::vector<uint8_t> bytes = test::ReadBytes(index);
+  const size_t segment = 8 + 3 * 40 + 8;
+  ASSERT_EQ(bytes.size(), 3 * segment);
+  bytes[segment + 8 + 40 + 3] ^= 0x10;  // inside the second segment's second entry
+  test::WriteBytes(index, bytes);
+  {
+    auto cache = MustOpen(DiskOptions(path), 9);
+    ASSERT_TRUE(cache);
+    const CacheStats s = cache->stats();
+    EXPECT_EQ(s.reused_entries, 6);
+    EXPECT_TRUE(HasMessage(s, path + ": the index is damaged: " + std::to_string(segment) +
+                                  " bytes from offset " + std::to_string(segment) +
+                                  " failed their checksum (corruption, not an interrupted run)"))
+        << Messages(s);
+    EXPECT_FALSE(HasMessage(s, "torn")) << Messages(s);
+    ExpectHits(*cache, images, 0, 3);
+    ExpectHits(*cache, images, 6, 9);
+    for (int i = 3; i < 6; ++i) {
+      Image out;
+      EXPECT_FALSE(cache->Lookup(i, &out, nullptr)) << i;
+    }
+    for (int i = 3; i < 6; ++i) cache->Insert(i, images[size_t(i)]);  // recomputed
+  }
+  EXPECT_EQ(test::ReadBytes(index).size(), 3 * segment);  // repaired, then appended to
+  auto cache = MustOpen(DiskOptions(path), 9);
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(cache->stats().reused_entries, 9);
+  EXPECT_FALSE(HasMessage(cache->stats(), "damaged")) << Messages(cache->stats());
+  ExpectHits(*cache, images, 0, 9);
 }
 
 TEST(CacheDisk, CorruptRecordIsAMiss) {

@@ -2,6 +2,7 @@
 // every skipped sample listed, files that vanish or turn unreadable between epochs, and memory
 // that stays flat under a slow consumer.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -242,6 +243,41 @@ TEST(StorageFaults, FilesThatVanishOrBreakAfterListingAreSkippedAndNamed) {
   EXPECT_NE(why["class0/img5.jpg"].find("No such file"), std::string::npos) << why["class0/img5.jpg"];
   EXPECT_NE(why["class1/img4.jpg"].find("directory"), std::string::npos) << why["class1/img4.jpg"];
   EXPECT_NE(why["class1/img7.jpg"].find("empty file"), std::string::npos) << why["class1/img7.jpg"];
+}
+
+// Entries that are not regular files are samples skipped with their reason, never dropped from
+// the listing: a class of dangling symlinks shows in the skip count and the report (and the
+// budget) instead of vanishing, and a FIFO is refused at once instead of blocking a worker.
+TEST(StorageFaults, DanglingSymlinksAndFifosAreSkippedSamplesNotDropped) {
+  TempDir dir;
+  test::MakeImageFolder(dir / "photos", 2, 4);
+  ASSERT_EQ(symlink((dir / "gone.jpg").c_str(), (dir / "photos/class1/dangling.jpg").c_str()), 0);
+  ASSERT_EQ(mkfifo((dir / "photos/class1/fifo.jpg").c_str(), 0644), 0);
+  StageRegistry reg = Registry();
+  auto options = ParseConfig(FolderYaml(dir / "photos", "shuffle: false\ncache: {mode: off}\n"),
+                             "v.yaml", {"batch.size=2"}, reg);
+  ASSERT_OK(options);
+  auto opened = Pipeline::Open(options.value(), reg);
+  ASSERT_OK(opened);
+  Pipeline& p = *opened.value();
+  int64_t delivered = 0;
+  while (true) {
+    BatchPtr b;
+    ASSERT_OK(p.Next(&b));
+    if (!b) break;
+    delivered += b->size;
+  }
+  EXPECT_EQ(delivered, 8);
+  RunStats rs = p.stats();
+  EXPECT_EQ(rs.epochs.at(0).skipped_count, 2);
+  std::map<std::string, std::string> why;
+  for (const SkippedSample& s : rs.epochs.at(0).skipped)
+    why[s.source.substr(s.source.find("photos/") + 7)] = s.reason;
+  ASSERT_EQ(why.size(), 2u);
+  EXPECT_NE(why["class1/dangling.jpg"].find("dangling symlink"), std::string::npos)
+      << why["class1/dangling.jpg"];
+  EXPECT_NE(why["class1/fifo.jpg"].find("not a regular file (a FIFO)"), std::string::npos)
+      << why["class1/fifo.jpg"];
 }
 
 // --- A slow consumer ----------------------------------------------------------------------------

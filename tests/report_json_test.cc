@@ -8,6 +8,9 @@
 #include <sstream>
 
 #include "flowfeed/report.h"
+#include "flowfeed/stats.h"
+#include "flowfeed/trace_file.h"
+#include "flowfeed/util/strings.h"
 
 namespace flowfeed {
 namespace {
@@ -92,6 +95,50 @@ TEST(ReportJson, RoundTripGivesTheSameText) {
   EXPECT_EQ(doc->epochs[0].trainer->indices, (std::vector<int64_t>{3, 1, 2}));
   EXPECT_FALSE(doc->epochs[1].trainer.has_value());
   EXPECT_EQ(doc->distributed->backend, "gloo");
+}
+
+// File names are bytes: one in Latin-1 (or cut mid-character) must not lose the report, which
+// nlohmann's dump() would by throwing type_error.316 at the end of the run.
+TEST(ReportJson, AFileNameThatIsNotUtf8IsWrittenWithItsBytesEscaped) {
+  ReportDoc full = FullDoc();
+  RunStats run = full.run;
+  for (const ReportEpoch& e : full.epochs) run.epochs.push_back(e.pipeline);
+  run.source = "image_folder /data/caf\xe9";
+  run.epochs[0].skipped = {{3, "/data/caf\xe9/\xff\xfe.jpg", "read", "truncated \xc3"}};
+  run.warnings = {"odd name \xe9t\xe9"};
+  std::string text;
+  ASSERT_NO_THROW(text = ReportJson(run));
+  auto doc = ReadReportJson(text, "bench.json");
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->run.source, "image_folder /data/caf\\xe9");
+  ASSERT_EQ(doc->epochs[0].pipeline.skipped.size(), 1u);
+  EXPECT_EQ(doc->epochs[0].pipeline.skipped[0].source, "/data/caf\\xe9/\\xff\\xfe.jpg");
+  EXPECT_EQ(doc->epochs[0].pipeline.skipped[0].reason, "truncated \\xc3");
+  EXPECT_EQ(doc->run.warnings, (std::vector<std::string>{"odd name \\xe9t\\xe9"}));
+  // Valid UTF-8 is left as it is.
+  run.epochs[0].skipped[0].source = "/data/caf\xc3\xa9.jpg";
+  auto valid = ReadReportJson(ReportJson(run), "bench.json");
+  ASSERT_TRUE(valid.ok());
+  EXPECT_EQ(valid->epochs[0].pipeline.skipped[0].source, "/data/caf\xc3\xa9.jpg");
+
+  // The trace too.
+  std::string trace;
+  ASSERT_NO_THROW(trace = ChromeTraceJson({{"read \xff", "worker \xfe", 0, 10, 1, 3}}));
+  EXPECT_NE(trace.find("read \\\\xff"), std::string::npos) << trace;
+}
+
+// The escaping behind the report's names and the CLI's output: what is not UTF-8 by the
+// standard's rules (overlong forms, surrogates, past U+10FFFF, cut short) is escaped byte by
+// byte; for the terminal, controls too, newline and tab aside.
+TEST(TextEscaping, InvalidUtf8AndControlBytesBecomeHex) {
+  EXPECT_EQ(EscapeInvalidUtf8("caf\xc3\xa9 \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+  EXPECT_EQ(EscapeInvalidUtf8("\xc0\xaf"), "\\xc0\\xaf");                  // overlong '/'
+  EXPECT_EQ(EscapeInvalidUtf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");         // a surrogate
+  EXPECT_EQ(EscapeInvalidUtf8("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+  EXPECT_EQ(EscapeInvalidUtf8("a\xe2\x82"), "a\\xe2\\x82");                // cut short
+  EXPECT_EQ(EscapeInvalidUtf8("\x1b[31m"), "\x1b[31m");  // JSON escapes controls itself
+  EXPECT_EQ(EscapeForTerminal("a\tb\nc\rd\x1b[31m\x7f\xc2\x9b\xc2\xa0"),
+            "a\tb\nc\\x0dd\\x1b[31m\\x7f\\xc2\\x9b\xc2\xa0");
 }
 
 TEST(ReportJson, PipelineReportHasTheSchemaVersionAndNoTrainerSections) {

@@ -163,22 +163,23 @@ TEST(Signals, FirstSignalStopsCleanlyWithCheckpointReportAndExitCode) {
   }
 }
 
-// A file list whose sample 5 is a FIFO that nobody writes: opening it blocks a worker thread in
-// the kernel, as a read from a hung network mount does. (Image folders list regular files only.)
+// A file list whose sample 5 waits in the kernel forever, as a read from a hung network mount
+// does: the test plugin's `test_stuck` opens the FIFO dir/stuck.fifo, which nobody writes (a FIFO
+// given as a sample is refused without blocking). Removing the FIFO lets the stage go on.
 std::string StuckListConfig(const TempDir& dir, const std::string& extra) {
   test::MakeImageFolder(dir / "photos", 2, 6);
-  EXPECT_EQ(mkfifo((dir / "photos/stuck.jpg").c_str(), 0644), 0);
+  EXPECT_EQ(mkfifo((dir / "stuck.fifo").c_str(), 0644), 0);
   std::string list;
-  for (int i = 0; i < 12; ++i) {
-    if (i == 5) list += dir / "photos/stuck.jpg" + ",1\n";
+  for (int i = 0; i < 12; ++i)
     list += dir / ("photos/class" + std::to_string(i % 2) + "/img" + std::to_string(i / 2) +
                    ".jpg") +
             "," + std::to_string(i % 2) + "\n";
-  }
   test::WriteText(dir / "list.csv", list);
   const std::string cfg = "seed: 1\nthreads: 2\nepochs: 1\nshuffle: false\n"
+                          "plugins: [" + std::string(FLOWFEED_TEST_PLUGIN_DIR) + "/stuck.so]\n"
                           "source: {type: file_list, list: " + dir / "list.csv" + ", root: /}\n"
-                          "pipeline:\n  - {type: decode}\n  - {type: center_crop, size: 16}\n"
+                          "pipeline:\n  - {type: test_stuck, gate: " + dir / "stuck.fifo" +
+                          ", index: 5}\n  - {type: decode}\n  - {type: center_crop, size: 16}\n"
                           "batch: {size: 2}\ncache: {mode: off}\n" + extra;
   test::WriteText(dir / "stuck.yaml", cfg);
   return dir / "stuck.yaml";
@@ -205,9 +206,8 @@ TEST(Signals, SecondCtrlCAbortsAtOnce) {
   ASSERT_TRUE(run.Wait(5)) << "the second Ctrl-C did not end it\n" << run.Log();
   EXPECT_EQ(run.KilledBy(), SIGINT) << "exit code " << run.Code() << "\n" << run.Log();
   EXPECT_LT(SecondsSince(t0), 5.0);
-  // The checkpoint written before is whole: it resumes (the FIFO replaced by a photo).
-  std::filesystem::remove(dir / "photos/stuck.jpg");
-  std::filesystem::copy_file(dir / "photos/class1/img0.jpg", dir / "photos/stuck.jpg");
+  // The checkpoint written before is whole: it resumes (with the FIFO gone).
+  std::filesystem::remove(dir / "stuck.fifo");
   test::ShellRun resumed = test::Shell(std::string(FLOWFEED_BINARY) + " train " + cfg +
                                        " --resume " + dir / "ckpt/model.pt");
   EXPECT_EQ(resumed.code, 0) << resumed.output;
@@ -237,9 +237,8 @@ TEST(Signals, AStuckReadDoesNotHangTraining) {
   EXPECT_NE(log.find("did not finish within"), std::string::npos) << log;
   EXPECT_TRUE(std::filesystem::exists(dir / "report.json")) << log;
   std::cerr << "exited " << took << " s after Ctrl-C\n";
-  // With the FIFO replaced by a photo, the checkpoint resumes and completes the epoch.
-  std::filesystem::remove(dir / "photos/stuck.jpg");
-  std::filesystem::copy_file(dir / "photos/class1/img0.jpg", dir / "photos/stuck.jpg");
+  // With the FIFO gone, the checkpoint resumes and completes the epoch.
+  std::filesystem::remove(dir / "stuck.fifo");
   test::ShellRun resumed = test::Shell(std::string(FLOWFEED_BINARY) + " train " + cfg +
                                        " --resume " + dir / "ckpt/model.pt");
   EXPECT_EQ(resumed.code, 0) << resumed.output;

@@ -1,4 +1,5 @@
 // Tests of the sources: image folders, file lists, IDX files, ReadFileBytes.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -153,14 +154,48 @@ TEST(SourceImageFolder, WalksNestedFoldersAndFollowsSymlinks) {
   EXPECT_EQ(keys[0], dir / "a/top.jpg");
   EXPECT_EQ(keys[1], dir / "a/sub/b.jpg");
   EXPECT_EQ(keys[2], dir / "a/sub/deeper/x.jpg");
-  // Class b has the symlinked file and whatever the loop reaches once, but the dangling link
-  // is left out and the walk ends.
+  // Class b has the symlinked file and whatever the loop reaches once, and the walk ends. The
+  // dangling link is listed (never dropped silently) and fails when read, naming what it is.
   EXPECT_NE(std::find(keys.begin(), keys.end(), dir / "b/link.jpg"), keys.end());
-  EXPECT_EQ(std::find(keys.begin(), keys.end(), dir / "b/dangling.jpg"), keys.end());
   Sample sample;
   const auto it = std::find(keys.begin(), keys.end(), dir / "b/link.jpg");
   ASSERT_OK((*src)->Read(int64_t(it - keys.begin()), &sample));
   EXPECT_EQ(sample.encoded, Bytes("4"));
+  const auto dangling = std::find(keys.begin(), keys.end(), dir / "b/dangling.jpg");
+  ASSERT_NE(dangling, keys.end());
+  const Status s = (*src)->Read(int64_t(dangling - keys.begin()), &sample);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(s.message(), (dir / "b/dangling.jpg") + ": dangling symlink")) << s.ToString();
+}
+
+TEST(SourceImageFolder, FifosAndDevicesAreListedAndRefusedWhenReadWithoutBlocking) {
+  TempDir dir;
+  WriteText(dir / "a/ok.jpg", "1");
+  ASSERT_EQ(mkfifo((dir / "a/fifo.jpg").c_str(), 0644), 0);
+  auto src = OpenImageFolder(FolderOptions(dir.path()));
+  ASSERT_OK(src);
+  ASSERT_EQ(Keys(**src), (std::vector<std::string>{dir / "a/fifo.jpg", dir / "a/ok.jpg"}));
+  Sample sample;
+  const Status s = (*src)->Read(0, &sample);  // nobody writes the FIFO: this must not wait
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_TRUE(Contains(s.message(), (dir / "a/fifo.jpg") + ": not a regular file (a FIFO)"))
+      << s.ToString();
+  std::vector<uint8_t> bytes;
+  const Status dev = ReadFileBytes("/dev/zero", &bytes);  // endless if read to its end
+  EXPECT_TRUE(Contains(dev.message(), "/dev/zero: not a regular file (a character device)"))
+      << dev.ToString();
+}
+
+TEST(SourceImageFolder, ADanglingSymlinkAmongTheClassFoldersIsAnErrorNamingIt) {
+  TempDir dir;
+  WriteText(dir / "a/ok.jpg", "1");
+  WriteText(dir / "c/ok.jpg", "1");
+  ASSERT_EQ(symlink((dir / "unmounted/b").c_str(), (dir / "b").c_str()), 0);
+  auto src = OpenImageFolder(FolderOptions(dir.path()));
+  ASSERT_FALSE(src.ok());
+  EXPECT_EQ(src.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(src.status().message(), (dir / "b") + " is a dangling symlink"))
+      << src.status().ToString();
 }
 
 TEST(SourceImageFolder, MissingRootIsNotFoundNamingIt) {
@@ -482,6 +517,73 @@ TEST(SourceIdx, TruncatedImagesAreCorrupt) {
   auto header = OpenIdx(IdxOptions(dir.path(), "h.idx", "l.idx"));
   ASSERT_FALSE(header.ok());
   EXPECT_EQ(header.status().code(), StatusCode::kCorrupt);
+}
+
+// One gzip member of `bytes`.
+std::vector<uint8_t> GzipMember(const std::vector<uint8_t>& bytes) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::vector<uint8_t> out(deflateBound(&zs, uLong(bytes.size())) + 32);
+  zs.next_in = const_cast<Bytef*>(bytes.data());
+  zs.avail_in = uInt(bytes.size());
+  zs.next_out = out.data();
+  zs.avail_out = uInt(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+long PeakRssKiB() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+TEST(SourceIdx, GzipBombIsRefusedAtTheSizeItsHeaderDeclares) {
+  TempDir dir;
+  test::WriteIdx(dir / "unused.idx", dir / "l.idx", 1, 1, 1);  // labels for 1 image
+  // A header declaring one 1x1 image (17 bytes), then 256 members of 1 MiB of zeros each: 256 MiB
+  // from a file of about 260 KB.
+  std::vector<uint8_t> bomb =
+      GzipMember({0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 42});
+  const std::vector<uint8_t> zeros = GzipMember(std::vector<uint8_t>(1 << 20, 0));
+  for (int i = 0; i < 256; ++i) bomb.insert(bomb.end(), zeros.begin(), zeros.end());
+  WriteBytes(dir / "bomb.gz", bomb);
+  const long rss_before = PeakRssKiB();
+  auto src = OpenIdx(IdxOptions(dir.path(), "bomb.gz", "l.idx"));
+  ASSERT_FALSE(src.ok());
+  EXPECT_EQ(src.status().code(), StatusCode::kCorrupt);
+  EXPECT_TRUE(Contains(src.status().message(),
+                       (dir / "bomb.gz") + ": the gzip stream inflates to more than the 17 "
+                                           "bytes its IDX header declares"))
+      << src.status().ToString();
+  // Inflating it whole would have taken 256 MiB (more with the buffer's doublings).
+  if (!test::kAddressSanitizer) {
+    EXPECT_LT(PeakRssKiB() - rss_before, 64 * 1024);
+  }
+
+  // The labels file is bounded the same way.
+  std::vector<uint8_t> labels = GzipMember({0, 0, 8, 1, 0, 0, 0, 1, 0});
+  labels.insert(labels.end(), zeros.begin(), zeros.end());
+  WriteBytes(dir / "lbomb.gz", labels);
+  test::WriteIdx(dir / "i.idx", dir / "unused2.idx", 1, 1, 1);
+  auto lab = OpenIdx(IdxOptions(dir.path(), "i.idx", "lbomb.gz"));
+  ASSERT_FALSE(lab.ok());
+  EXPECT_TRUE(Contains(lab.status().message(),
+                       (dir / "lbomb.gz") + ": the gzip stream inflates to more than the 9 bytes"))
+      << lab.status().ToString();
+
+  // Exactly the declared size, over two members, is read.
+  std::vector<uint8_t> two = GzipMember({0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1});
+  const std::vector<uint8_t> rest = GzipMember({0, 0, 0, 1, 42});
+  two.insert(two.end(), rest.begin(), rest.end());
+  WriteBytes(dir / "two.gz", two);
+  auto ok = OpenIdx(IdxOptions(dir.path(), "two.gz", "l.idx"));
+  ASSERT_OK(ok);
+  Sample sample;
+  ASSERT_OK((*ok)->Read(0, &sample));
+  EXPECT_EQ(sample.image.data()[0], 42);
 }
 
 TEST(SourceIdx, WrongMagicIsCorrupt) {

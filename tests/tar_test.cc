@@ -385,6 +385,14 @@ TEST(TarShards, MissingShardIsNotFound) {
   EXPECT_TRUE(Contains(s.message(), dir / "s-2.tar")) << s.ToString();
 }
 
+TEST(TarShards, AFifoAsAShardIsRefusedWithoutWaiting) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "f.tar").c_str(), 0644), 0);  // nobody writes it
+  Status s = OpenStatus(TarOptions(dir.path(), "f.tar"));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s.message(), (dir / "f.tar") + " is not a regular file")) << s.ToString();
+}
+
 TEST(TarShards, NoSamplesIsNotFound) {
   TempDir dir;
   WriteBytes(dir / "e.tar", BuildTar({{"readme.txt", "hi"}}));

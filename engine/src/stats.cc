@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "flowfeed/util/text_format.h"
 #include "flowfeed/util/strings.h"
+#include "util/json_text.h"
 
 namespace flowfeed {
 

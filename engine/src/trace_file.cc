@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flowfeed/util/file.h"
+#include "util/json_text.h"
 
 namespace flowfeed {
 namespace {
@@ -21,14 +22,12 @@ std::string Micros(uint64_t ns) {
 }
 
 // One event's JSON text; a thread_name event first when `e.track` is new to `tids`. Names go
-// through nlohmann's escaping (with bytes that are not UTF-8 replaced).
+// through DumpJson, so a name that is not UTF-8 keeps its bytes as "\xNN".
 void AppendEvent(const TraceEvent& e, uint64_t origin_ns, std::map<std::string, int>* tids,
                  bool* first, std::string* out) {
   auto [it, fresh] = tids->emplace(e.track, int(tids->size()) + 1);
   const std::string tid = std::to_string(it->second);
-  const auto quoted = [](const std::string& s) {
-    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  };
+  const auto quoted = [](const std::string& s) { return DumpJson(nlohmann::json(s)); };
   if (fresh) {
     *out += *first ? "\n" : ",\n";
     *first = false;

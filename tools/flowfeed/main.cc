@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "terminal_text.h"
 #include "flowfeed/config.h"
 #include "flowfeed/crash_report.h"
 #include "flowfeed/version.h"
@@ -111,6 +112,7 @@ bool RefuseUnknownCommand(CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   namespace cli = flowfeed::cli;
+  cli::EscapeControlBytesInOutput();  // names printed anywhere below cannot drive the terminal
   // Before anything runs a stage. The default action afterwards, not a sanitizer's handler, so
   // that the exit status is the signal's in every build.
   flowfeed::CrashReportOptions crash;

@@ -71,7 +71,8 @@ Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options);
 // WebDataset-style tar shards (`options.shards`, brace patterns allowed); see SourceOptions.
 Result<std::unique_ptr<Source>> OpenTarShards(const SourceOptions& options);
 
-// Reads a whole file into *out (reusing its capacity). IoError/NotFound naming the path.
+// Reads a whole regular file into *out (reusing its capacity). IoError/NotFound naming the path;
+// a FIFO, socket or device is refused at once ("not a regular file (a FIFO)"), never waited on.
 Status ReadFileBytes(const std::string& path, std::vector<uint8_t>* out);
 
 }  // namespace flowfeed

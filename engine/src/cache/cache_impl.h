@@ -93,7 +93,9 @@ class CacheImpl final : public SampleCache {
   // Open helpers (disk_open.cc).
   Status StartFresh();
   Status WriteMeta();
-  void Recover();
+  // Takes in the committed entries. `writable`: a torn tail is also cut off the files; a
+  // read-only store is left as it is.
+  void Recover(bool writable);
   std::string File(const char* name) const { return dir_ + "/" + name; }
 
   using Clock = SteadyClock;

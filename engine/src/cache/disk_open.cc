@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -38,6 +39,19 @@ Status MakeFolder(const std::string& path) {
   return Status::Ok();
 }
 
+// A cache file must be the file itself: through a symlink, truncating or appending to the cache
+// would write into whatever the link points at. Refused up front with a message naming it; the
+// opens below add O_NOFOLLOW, so a link made in between fails them too.
+Status RefuseSymlink(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+    return Status::InvalidArgument(
+        "cache file " + path +
+        " is a symbolic link: refused, since writing the cache through it would overwrite the "
+        "file it points to; remove it (the cache folder itself may be a link)");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CacheImpl::WriteMeta() {
@@ -57,8 +71,36 @@ Status CacheImpl::StartFresh() {
   return WriteMeta();
 }
 
-// Reads the index, keeps every entry of the good segments and cuts off a torn tail.
-void CacheImpl::Recover() {
+namespace {
+
+// Where the next whole, checksummed segment starts after `from`, or npos: how far a damaged
+// stretch of the index goes.
+size_t NextSegment(const std::string& index, size_t from, std::vector<IndexEntry>* scratch) {
+  const char magic[4] = {char(kIndexMagic & 0xFF), char((kIndexMagic >> 8) & 0xFF),
+                         char((kIndexMagic >> 16) & 0xFF), char(kIndexMagic >> 24)};
+  for (size_t at = index.find(std::string(magic, 4), from); at != std::string::npos;
+       at = index.find(std::string(magic, 4), at + 1))
+    if (ParseSegment(index, at, scratch) != 0) return at;
+  return std::string::npos;
+}
+
+// Whether the bytes from `pos` to the end are a segment of its full length that failed its
+// checksum (damaged in place), rather than one cut short (torn by an interrupted write).
+bool WholeButDamaged(const std::string& index, size_t pos) {
+  if (index.size() - pos < kSegmentHead + kSegmentTail) return false;
+  uint32_t magic, count;
+  std::memcpy(&magic, index.data() + pos, 4);
+  std::memcpy(&count, index.data() + pos + 4, 4);
+  return magic == kIndexMagic && count <= kMaxSegmentEntries &&
+         index.size() - pos == kSegmentHead + size_t(count) * sizeof(IndexEntry) + kSegmentTail;
+}
+
+}  // namespace
+
+// Reads the index and keeps every entry of the good segments. A torn tail (a segment cut short
+// at the end, by an interrupted run) is cut off. A damaged segment (bit rot, a stray write) is
+// passed over: the segments after it are kept, and only the samples it named are recomputed.
+void CacheImpl::Recover(bool writable) {
   std::string index;
   if (!ReadFile(File(kIndexName), &index).ok()) index.clear();
   struct stat st;
@@ -68,21 +110,32 @@ void CacheImpl::Recover() {
   uint64_t data_end = 0;
   std::vector<int64_t> seen;
   std::vector<IndexEntry> entries;
-  for (;;) {
-    const size_t segment = ParseSegment(index, pos, &entries);
-    if (segment == 0) break;
-    bool valid = true;
+  std::string good;          // the good segments, back to back: the index once repaired
+  uint64_t damaged = 0;      // bytes of damaged segments before the end
+  size_t first_damage = 0;   // offset of the first of them
+  bool past_data = false;    // the tail is a whole segment naming records the data lacks
+  while (pos < index.size()) {
+    size_t segment = ParseSegment(index, pos, &entries);
+    bool valid = segment != 0;
     uint64_t seg_end = data_end;
-    for (const IndexEntry& ie : entries) {
+    for (size_t k = 0; valid && k < entries.size(); ++k) {
+      const IndexEntry& ie = entries[k];
       const uint64_t payload = PayloadBytes(ie.height, ie.width, ie.channels, ie.dtype);
-      if (payload == 0 || ie.offset > data_size ||
-          data_size - ie.offset < sizeof(RecordHeader) + payload) {
-        valid = false;
-        break;
-      }
-      seg_end = std::max(seg_end, ie.offset + sizeof(RecordHeader) + payload);
+      // A record past the end of the data file: the data was cut or damaged.
+      valid = payload != 0 && ie.offset <= data_size &&
+              data_size - ie.offset >= sizeof(RecordHeader) + payload;
+      if (valid) seg_end = std::max(seg_end, ie.offset + sizeof(RecordHeader) + payload);
     }
-    if (!valid) break;
+    if (!valid) {
+      std::vector<IndexEntry> scratch;
+      const size_t next = NextSegment(index, pos + 1, &scratch);
+      past_data = segment != 0;
+      if (next == std::string::npos) break;  // the tail: torn, or damaged at the very end
+      if (damaged == 0) first_damage = pos;
+      damaged += next - pos;
+      pos = next;
+      continue;
+    }
     for (const IndexEntry& ie : entries) {
       if (ie.index >= uint64_t(n_)) continue;
       Entry& e = table_[size_t(ie.index)];
@@ -95,19 +148,56 @@ void CacheImpl::Recover() {
         seen.push_back(int64_t(ie.index));
       e.state.store((ie.dtype ? kFloatBit : 0) | kDisk, std::memory_order_release);
     }
+    good.append(index, pos, segment);
     data_end = seg_end;
     pos += segment;
   }
 
-  const uint64_t index_torn = index.size() - pos;
+  const uint64_t tail = index.size() - pos;
+  const bool tail_damaged = tail > 0 && !past_data && WholeButDamaged(index, pos);
   const uint64_t data_torn = data_size > data_end ? data_size - data_end : 0;
-  if (index_torn > 0 || data_torn > 0) {
+  const std::string where = options_.path + ": ";
+  const std::string fate = writable ? "" : " (left in place: the cache is read-only)";
+  if (damaged > 0)
+    AddMessage(where + "the index is damaged: " + std::to_string(damaged) + " bytes from offset " +
+               std::to_string(first_damage) +
+               " failed their checksum (corruption, not an interrupted run); the samples they "
+               "named are recomputed, the segments before and after them are kept" + fate);
+  if (tail > 0 && past_data)
+    AddMessage(where + "the index's last " + std::to_string(tail) + " bytes (from offset " +
+               std::to_string(pos) + ") name records past the end of the data file (" +
+               std::to_string(data_size) + " bytes: cut short or damaged); those samples are "
+               "recomputed" + fate);
+  else if (tail_damaged)
+    AddMessage(where + "the index's last segment (" + std::to_string(tail) +
+               " bytes at offset " + std::to_string(pos) +
+               ") failed its checksum (corruption, not an interrupted run); the samples it "
+               "named are recomputed" + fate);
+  else if (tail > 0 || data_torn > 0)
+    AddMessage(where + (writable ? "discarded" : "ignored") + " a torn tail (" +
+               std::to_string(tail) + " bytes of index, " + std::to_string(data_torn) +
+               " bytes of data) left by an interrupted run" + fate);
+
+  if (writable && damaged > 0) {
+    // The damaged stretch sits between good segments: the index is rewritten without it
+    // (atomically), so later runs neither trip over it again nor append after it.
+    const std::string path = File(kIndexName);
+    Status s = WriteFileAtomically(ops_, path, good, Durability::kFileAndDir);
+    int fd = s.ok() ? ops_->Open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644) : -1;
+    if (fd >= 0) {
+      ops_->Close(index_fd_);
+      index_fd_ = fd;
+      pos = good.size();
+    } else {
+      // The index as it was still opens right next time; this run keeps its store unwritten.
+      disk_disabled_.store(true);
+      AddMessage("disk cache disabled: " + options_.path + ": cannot repair the index: " +
+                 (s.ok() ? ErrnoText(errno) : s.message()));
+    }
+  } else if (writable && (tail > 0 || data_torn > 0)) {
     (void)!::ftruncate(index_fd_, off_t(pos));
-    (void)!::ftruncate(data_fd_, off_t(data_end));
-    AddMessage(options_.path + ": discarded a torn tail (" + std::to_string(index_torn) +
-               " bytes of index, " + std::to_string(data_torn) +
-               " bytes of data) left by an interrupted run");
   }
+  if (writable && data_torn > 0) (void)!::ftruncate(data_fd_, off_t(data_end));
   committed_index_end_ = pos;
   committed_data_end_ = data_end_ = data_end;
 
@@ -143,6 +233,10 @@ Status CacheImpl::OpenDisk() {
     return Status::Ok();
   }
 
+  for (const char* name : {kMetaName, kDataName, kIndexName})
+    FLOWFEED_RETURN_IF_ERROR(RefuseSymlink(File(name)));
+  FLOWFEED_RETURN_IF_ERROR(RefuseSymlink(File(kMetaName) + std::string(".tmp")));
+
   // The stored fingerprint decides between reuse and a rebuild.
   bool reuse = false;
   std::string text;
@@ -158,15 +252,48 @@ Status CacheImpl::OpenDisk() {
   }
 
   const std::string data_path = File(kDataName), index_path = File(kIndexName);
-  data_fd_ = ops_->Open(data_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (data_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
-  index_fd_ = ops_->Open(index_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (index_fd_ < 0) return Status::IoError("cannot open " + index_path + ": " + ErrnoText(errno));
-  read_fd_ = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (read_fd_ < 0) return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+  constexpr int kFlags = O_CLOEXEC | O_NOFOLLOW;
+  auto open_append = [&](const std::string& path, int* fd) {
+    errno = 0;
+    *fd = ops_->Open(path, O_WRONLY | O_APPEND | O_CREAT | kFlags, 0644);
+    return *fd < 0 ? (errno ? errno : EIO) : 0;
+  };
+  std::string unwritable = data_path;
+  int write_error = open_append(data_path, &data_fd_);
+  if (write_error == 0) {
+    unwritable = index_path;
+    write_error = open_append(index_path, &index_fd_);
+  }
+  // A folder or files others made read-only (a shared, prepared cache; a read-only mount) can
+  // still serve hits; any other error is a real failure.
+  const bool read_only = write_error == EACCES || write_error == EROFS || write_error == EPERM;
+  if (write_error != 0 && !read_only)
+    return Status::IoError("cannot open " + unwritable + ": " + ErrnoText(write_error));
+  read_fd_ = ::open(data_path.c_str(), O_RDONLY | kFlags);
+  if (read_fd_ < 0 && !(read_only && errno == ENOENT))
+    return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+
+  if (read_only) {
+    for (int* fd : {&data_fd_, &index_fd_}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+    disk_disabled_.store(true);  // nothing is queued for writing
+    const std::string why = unwritable + ": " + ErrnoText(write_error);
+    if (!reuse || read_fd_ < 0) {
+      AddMessage("disk cache disabled: " + options_.path + " cannot be written (" + why +
+                 ") and holds no cache for this run");
+      return Status::Ok();
+    }
+    Recover(/*writable=*/false);
+    AddMessage("disk cache disabled for writing: " + options_.path + " is read-only (" + why +
+               "); its " + std::to_string(reused_) +
+               " committed samples are served, nothing new is written");
+    return Status::Ok();
+  }
 
   if (reuse) {
-    Recover();
+    Recover(/*writable=*/true);
   } else {
     Status s = StartFresh();
     if (!s.ok()) {

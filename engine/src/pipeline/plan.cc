@@ -243,17 +243,20 @@ Result<CacheFingerprint> PrefixFingerprint(const Source& source, const PipelineO
   int64_t total = 0;
   for (const std::string& f : files) {
     struct stat sb;
-    if (::stat(f.c_str(), &sb) != 0) {
-      XXH3_freeState(st);
-      return Status::NotFound(f + ": cannot stat for the cache fingerprint: " + std::strerror(errno));
+    // A listed file that cannot be stat'd (a dangling symlink) is skipped when read, so nothing
+    // cached depends on it: it enters the fingerprint as its error. ctime and inode besides size
+    // and mtime: a file replaced by another of the same size, its mtime set back (touch -r,
+    // rsync -t, cp -p), has a new ctime, and a new inode unless written in place.
+    int64_t meta[4] = {-1, 0, 0, 0};
+    if (::stat(f.c_str(), &sb) == 0) {
+      meta[0] = int64_t(sb.st_size);
+      meta[1] = int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec;
+      meta[2] = int64_t(sb.st_ctim.tv_sec) * 1000000000 + sb.st_ctim.tv_nsec;
+      meta[3] = int64_t(sb.st_ino);
+    } else {
+      meta[1] = errno;
     }
-    // ctime and inode too: a file replaced by another of the same size, its mtime set back
-    // (touch -r, rsync -t, cp -p), has a new ctime, and a new inode unless written in place.
-    int64_t meta[4] = {int64_t(sb.st_size),
-                       int64_t(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec,
-                       int64_t(sb.st_ctim.tv_sec) * 1000000000 + sb.st_ctim.tv_nsec,
-                       int64_t(sb.st_ino)};
-    total += meta[0];
+    total += std::max<int64_t>(meta[0], 0);
     XXH3_64bits_update(st, f.data(), f.size() + 1);
     XXH3_64bits_update(st, meta, sizeof meta);
   }

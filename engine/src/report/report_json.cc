@@ -5,8 +5,10 @@
 // report to add them.
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "flowfeed/report.h"
+#include "util/json_text.h"
 
 namespace flowfeed {
 
@@ -215,7 +217,7 @@ std::string WriteReportJson(const ReportDoc& doc) {
   for (const ReportEpoch& e : doc.epochs) epochs.push_back(EpochJson(e));
   j["epochs"] = std::move(epochs);
   AddTrainerSections(doc, &j);
-  return j.dump(2) + "\n";
+  return DumpJson(std::move(j), 2) + "\n";  // any file name, whatever its bytes
 }
 
 std::string ReportJson(const RunStats& run) { return WriteReportJson(PipelineReportDoc(run)); }

@@ -107,13 +107,16 @@ class FileSource final : public Source {
 // ---- image folder listing ----
 
 struct DirEntry {
+  enum Kind { kDir, kFile, kOther };
   std::string name;
-  bool is_dir;
+  Kind kind;  // kOther: a dangling symlink, a FIFO, socket or device, or one stat() failed on
+  int stat_error = 0;  // errno of stat() when it failed
 };
 
 // Lists `dir` (without "." and ".." and without hidden entries), following symlinks to find
-// out what each entry is. Entries that are neither regular files nor folders (or dangling
-// symlinks) are left out.
+// out what each entry is. Nothing is left out here: the callers decide what the other entries
+// mean (an image-named one in a class folder is a sample that is skipped when read, with its
+// reason, so the skip budget and the report see it).
 Status ListDir(const std::string& dir, std::vector<DirEntry>* out) {
   out->clear();
   DIR* d = opendir(dir.c_str());
@@ -129,11 +132,15 @@ Status ListDir(const std::string& dir, std::vector<DirEntry>* out) {
     if (e->d_name[0] == '.') continue;  // ".", ".." and hidden files and folders
     std::string name = e->d_name;
     struct stat st;
-    if (stat(JoinPath(dir, name).c_str(), &st) != 0) continue;  // dangling symlink, raced away
-    if (S_ISDIR(st.st_mode)) {
-      out->push_back({std::move(name), true});
-    } else if (S_ISREG(st.st_mode)) {
-      out->push_back({std::move(name), false});
+    const std::string path = JoinPath(dir, name);
+    if (stat(path.c_str(), &st) != 0) {
+      const int err = errno;
+      if (lstat(path.c_str(), &st) != 0) continue;  // raced away since readdir()
+      out->push_back({std::move(name), DirEntry::kOther, err});  // a dangling symlink, a loop
+    } else {
+      out->push_back({std::move(name), S_ISDIR(st.st_mode)   ? DirEntry::kDir
+                                       : S_ISREG(st.st_mode) ? DirEntry::kFile
+                                                             : DirEntry::kOther});
     }
   }
   closedir(d);
@@ -167,11 +174,11 @@ Status CollectImages(const std::string& dir, const std::string& rel,
   Status s = ListDir(dir, &entries);
   if (s.ok()) {
     for (const auto& e : entries) {
-      if (e.is_dir) {
+      if (e.kind == DirEntry::kDir) {
         s = CollectImages(JoinPath(dir, e.name), JoinPath(rel, e.name), exts, visiting, out);
         if (!s.ok()) break;
       } else if (IsImageName(e.name, exts)) {
-        out->emplace_back(rel, e.name);
+        out->emplace_back(rel, e.name);  // not a regular file: skipped with its reason when read
       }
     }
   }
@@ -277,8 +284,16 @@ Result<std::unique_ptr<Source>> OpenImageFolder(const SourceOptions& options) {
   Status s = ListDir(root, &top);
   if (!s.ok()) return s.WithContext("source.root");
   std::vector<std::string> classes;
-  for (auto& e : top)
-    if (e.is_dir) classes.push_back(std::move(e.name));
+  for (auto& e : top) {
+    // A class folder whose symlink is broken would shift every later class's label: refused.
+    if (e.stat_error != 0 && e.stat_error != ENOENT)
+      return Status::IoError("source.root: " + ErrnoMessage(JoinPath(root, e.name), e.stat_error));
+    if (e.stat_error == ENOENT)
+      return Status::NotFound("source.root: " + JoinPath(root, e.name) +
+                              " is a dangling symlink (a class folder whose target is missing?); "
+                              "fix or remove it");
+    if (e.kind == DirEntry::kDir) classes.push_back(std::move(e.name));
+  }
   std::sort(classes.begin(), classes.end());  // byte order, like Python's sorted()
 
   std::vector<FileEntry> files;

@@ -35,8 +35,16 @@ uint32_t BigEndian32(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
-// Inflates a gzip stream (one or more members) into *out.
-Status Gunzip(const std::string& path, const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
+// What a file's IDX header declares: the whole file's size in bytes, header included, or 0 when
+// the header is not one this reader accepts (the caller says why).
+using DeclaredSize = uint64_t (*)(const uint8_t* header);
+
+// Inflates a gzip stream (one or more members) into *out. The first `header` bytes are handed to
+// `declared`; a stream that inflates to more than the size it returns is refused before the
+// excess is stored, so a crafted .gz (deflate reaches ~1032:1) costs at most what its header
+// declares, and *out never grows beyond that.
+Status Gunzip(const std::string& path, const std::vector<uint8_t>& in, size_t header,
+              DeclaredSize declared, std::vector<uint8_t>* out) {
   out->clear();
   // The last 4 bytes of a gzip member hold its size mod 2^32: a good first guess, unless the
   // file is cut short or damaged, so it is believed only up to deflate's best ratio (~1032:1).
@@ -46,7 +54,9 @@ Status Gunzip(const std::string& path, const std::vector<uint8_t>& in, std::vect
     size_t isize = size_t(t[0]) | (size_t(t[1]) << 8) | (size_t(t[2]) << 16) | (size_t(t[3]) << 24);
     if (isize > 0) guess = std::min(isize, in.size() * 1032);
   }
-  out->resize(std::max<size_t>(guess, 4096));
+  uint64_t limit = header;  // until the header is in, then what it declares
+  bool header_read = false;
+  out->resize(header);
 
   z_stream zs;
   std::memset(&zs, 0, sizeof(zs));
@@ -55,17 +65,33 @@ Status Gunzip(const std::string& path, const std::vector<uint8_t>& in, std::vect
   size_t in_pos = 0, out_pos = 0;
   Status status;
   for (;;) {
-    if (out_pos == out->size()) out->resize(out->size() * 2);
+    if (out_pos == limit && !header_read) {
+      header_read = true;
+      limit = declared(out->data());
+      if (limit == 0) break;  // not a valid header: the caller reports it from these bytes
+      out->resize(size_t(std::min<uint64_t>(limit, std::max<size_t>(guess, 4096))));
+    }
+    if (out_pos == out->size() && out_pos < limit)
+      out->resize(size_t(std::min<uint64_t>(limit, uint64_t(out->size()) * 2)));
+    // At the declared size, one more byte of room shows whether the stream goes on.
+    uint8_t probe = 0;
+    const bool at_limit = out_pos == limit;
     const size_t in_chunk = std::min<size_t>(in.size() - in_pos, std::numeric_limits<uInt>::max());
     const size_t out_chunk =
-        std::min<size_t>(out->size() - out_pos, std::numeric_limits<uInt>::max());
+        at_limit ? 1 : std::min<size_t>(out->size() - out_pos, std::numeric_limits<uInt>::max());
     zs.next_in = const_cast<Bytef*>(in.data() + in_pos);
     zs.avail_in = uInt(in_chunk);
-    zs.next_out = out->data() + out_pos;
+    zs.next_out = at_limit ? &probe : out->data() + out_pos;
     zs.avail_out = uInt(out_chunk);
     int rc = inflate(&zs, Z_NO_FLUSH);
     in_pos += in_chunk - zs.avail_in;
-    out_pos += out_chunk - zs.avail_out;
+    if (at_limit && zs.avail_out == 0) {
+      status = Status::Corrupt(path + ": the gzip stream inflates to more than the " +
+                               std::to_string(limit) +
+                               " bytes its IDX header declares (refused there)");
+      break;
+    }
+    if (!at_limit) out_pos += out_chunk - zs.avail_out;
     if (rc == Z_STREAM_END) {
       // Another gzip member may follow (concatenated .gz files); trailing zeros are padding.
       size_t rest = in_pos;
@@ -99,13 +125,33 @@ Status Gunzip(const std::string& path, const std::vector<uint8_t>& in, std::vect
   return Status::Ok();
 }
 
-// Reads a file and inflates it when it starts with the gzip magic bytes.
-Status ReadMaybeGzip(const std::string& path, std::vector<uint8_t>* out) {
+// Reads a file and inflates it when it starts with the gzip magic bytes (bounded by what its
+// `header` bytes declare, see Gunzip).
+Status ReadMaybeGzip(const std::string& path, size_t header, DeclaredSize declared,
+                     std::vector<uint8_t>* out) {
   std::vector<uint8_t> raw;
   FLOWFEED_RETURN_IF_ERROR(ReadFileBytes(path, &raw));
-  if (raw.size() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) return Gunzip(path, raw, out);
+  if (raw.size() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b)
+    return Gunzip(path, raw, header, declared, out);
   *out = std::move(raw);
   return Status::Ok();
+}
+
+constexpr size_t kImageHeader = 16, kLabelHeader = 8;
+
+// An images file's declared size: 16 + n * rows * cols, or 0 for a wrong magic or dimensions.
+uint64_t DeclaredImageBytes(const uint8_t* h) {
+  constexpr uint32_t kMaxSide = 1u << 16;
+  const uint32_t n = BigEndian32(h + 4), rows = BigEndian32(h + 8), cols = BigEndian32(h + 12);
+  if (BigEndian32(h) != kImageMagic || n == 0 || rows == 0 || cols == 0 ||
+      n > uint32_t(std::numeric_limits<int32_t>::max()) || rows > kMaxSide || cols > kMaxSide)
+    return 0;
+  return kImageHeader + uint64_t(n) * rows * cols;  // < 2^63: no overflow
+}
+
+// A labels file's declared size: 8 + n, or 0 for a wrong magic.
+uint64_t DeclaredLabelBytes(const uint8_t* h) {
+  return BigEndian32(h) == kLabelMagic ? kLabelHeader + BigEndian32(h + 4) : 0;
 }
 
 // Checks a labels file's header and length, and that it labels the images file's n images.
@@ -202,8 +248,8 @@ Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options) {
 
   // --- images ---
   std::vector<uint8_t> img;
-  FLOWFEED_RETURN_IF_ERROR(ReadMaybeGzip(images_path, &img));
-  if (img.size() < 16) {
+  FLOWFEED_RETURN_IF_ERROR(ReadMaybeGzip(images_path, kImageHeader, DeclaredImageBytes, &img));
+  if (img.size() < kImageHeader) {
     if (img.size() >= 4 && BigEndian32(img.data()) != kImageMagic)
       return Status::Corrupt(images_path + ": not an IDX image file (magic " +
                              Hex32(BigEndian32(img.data())) + ")");
@@ -216,13 +262,11 @@ Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options) {
   const uint32_t n = BigEndian32(img.data() + 4);
   const uint32_t rows = BigEndian32(img.data() + 8);
   const uint32_t cols = BigEndian32(img.data() + 12);
-  constexpr uint32_t kMaxSide = 1u << 16;
-  if (n == 0 || rows == 0 || cols == 0 || n > uint32_t(std::numeric_limits<int32_t>::max()) ||
-      rows > kMaxSide || cols > kMaxSide)
+  if (DeclaredImageBytes(img.data()) == 0)
     return Status::Corrupt(images_path + ": bad IDX dimensions " + std::to_string(n) + " x " +
                            std::to_string(rows) + " x " + std::to_string(cols));
   const uint64_t want_pixels = uint64_t(n) * rows * cols;  // < 2^63: no overflow
-  const uint64_t have_pixels = img.size() - 16;
+  const uint64_t have_pixels = img.size() - kImageHeader;
   if (have_pixels < want_pixels)
     return Status::Corrupt(images_path + ": truncated: expected " + std::to_string(want_pixels) +
                            " bytes of pixels, found " + std::to_string(have_pixels));
@@ -233,7 +277,7 @@ Result<std::unique_ptr<Source>> OpenIdx(const SourceOptions& options) {
 
   // --- labels ---
   std::vector<uint8_t> lab;
-  FLOWFEED_RETURN_IF_ERROR(ReadMaybeGzip(labels_path, &lab));
+  FLOWFEED_RETURN_IF_ERROR(ReadMaybeGzip(labels_path, kLabelHeader, DeclaredLabelBytes, &lab));
   FLOWFEED_RETURN_IF_ERROR(CheckLabels(labels_path, lab, images_path, n));
 
   // --- the samples in use ---

@@ -513,7 +513,8 @@ Result<std::unique_ptr<Source>> OpenTarShards(const SourceOptions& options) {
     const std::string& path = paths[s];
     int fd;
     do {
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      // O_NONBLOCK: a FIFO named as a shard is refused below instead of waiting for a writer.
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
       if (errno == ENOENT || errno == ENOTDIR)

@@ -36,22 +36,6 @@ std::string DirName(const std::string& path) {
 
 namespace {
 
-// Reads `fd` (open on `path`) to its end into *out; for files without a size up front.
-template <typename Bytes>
-Status ReadToEnd(int fd, const std::string& path, Bytes* out) {
-  out->clear();
-  char buf[65536];
-  while (true) {
-    const ssize_t r = ::read(fd, buf, sizeof buf);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Status::IoError(ErrnoMessage(path, errno));
-    }
-    if (r == 0) return Status::Ok();
-    out->insert(out->end(), buf, buf + r);
-  }
-}
-
 // Reads exactly the `size` bytes a regular file had when opened.
 template <typename Bytes>
 Status ReadSized(int fd, const std::string& path, size_t size, Bytes* out) {
@@ -73,21 +57,37 @@ Status ReadSized(int fd, const std::string& path, size_t size, Bytes* out) {
   return Status::Ok();
 }
 
+// What a path is when it is not a regular file or a folder, for the message that refuses it.
+const char* KindOf(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "an unknown kind";
+}
+
 template <typename Bytes>
 Status ReadWhole(const std::string& path, Bytes* out) {
+  // O_NONBLOCK: opening a FIFO nobody writes would otherwise wait forever (and a device may
+  // block too); it has no effect on a regular file, which is all this reads.
   int fd;
   do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return ErrnoStatus(path, errno);
   struct stat st;
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      return Status::NotFound(path + ": dangling symlink (its target does not exist)");
+    return ErrnoStatus(path, err);
+  }
   Status s;
   if (::fstat(fd, &st) != 0)
     s = ErrnoStatus(path, errno);
   else if (S_ISDIR(st.st_mode))
     s = Status::IoError(ErrnoMessage(path, EISDIR));
   else if (!S_ISREG(st.st_mode))
-    s = ReadToEnd(fd, path, out);  // a pipe, FIFO or character device: no size up front
+    s = Status::IoError(path + ": not a regular file (" + KindOf(st.st_mode) + ")");
   else
     s = ReadSized(fd, path, size_t(st.st_size), out);
   ::close(fd);
@@ -160,7 +160,8 @@ void AtomicFile::Abandon() {
 Status AtomicFile::Open() {
   Abandon();
   errno = 0;
-  fd_ = env_->Open(tmp_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a link planted at the temporary name must not get its target truncated.
+  fd_ = env_->Open(tmp_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) return Status::IoError(ErrnoMessage(tmp_, LastError()));
   return Status::Ok();
 }

@@ -1,8 +1,9 @@
-// util/strings.cc: Fmt, and ParseByteSize / PhysicalMemoryBytes (declared in flowfeed/cache.h).
+// util/strings.cc: Fmt, the escaping of names (UTF-8, control bytes), and ParseByteSize / PhysicalMemoryBytes (declared in flowfeed/cache.h).
 #include "flowfeed/util/strings.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -19,6 +20,60 @@ std::string Fmt(const char* format, double value) {
   std::snprintf(buf, sizeof buf, format, value);
   return buf;
 }
+
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return i + k < s.size() ? uint8_t(s[i + k]) : uint8_t(0); };
+  const auto cont = [&](size_t k) { return (byte(k) & 0xC0) == 0x80; };
+  const uint8_t c = byte(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    // E0: no overlong forms (second byte >= A0); ED: no surrogates (second byte < A0).
+    const uint8_t lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    // F0: no overlong forms; F4: nothing past U+10FFFF.
+    const uint8_t lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+namespace {
+
+void AppendHexByte(std::string* out, uint8_t b) {
+  static const char* digits = "0123456789abcdef";
+  *out += "\\x";
+  *out += digits[b >> 4];
+  *out += digits[b & 0xF];
+}
+
+std::string Escape(std::string_view s, bool controls) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    const uint8_t c = uint8_t(s[i]);
+    // C1 controls are U+0080-U+009F, encoded C2 80 - C2 9F.
+    const bool c0 = n == 1 && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F);
+    const bool c1 = n == 2 && c == 0xC2 && uint8_t(s[i + 1]) < 0xA0;
+    const bool control = controls && (c0 || c1);
+    if (n == 0 || control) {
+      for (size_t k = 0; k < std::max<size_t>(n, 1); ++k) AppendHexByte(&out, uint8_t(s[i + k]));
+      i += std::max<size_t>(n, 1);
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string EscapeInvalidUtf8(std::string_view s) { return Escape(s, false); }
+std::string EscapeForTerminal(std::string_view s) { return Escape(s, true); }
 
 int64_t PhysicalMemoryBytes() {
   long pages = ::sysconf(_SC_PHYS_PAGES);

@@ -52,9 +52,9 @@ std::string JoinPath(const std::string& dir, const std::string& rel);
 // The folder holding `path`: "." when it names none ("a.txt"), "/" for "/a.txt".
 std::string DirName(const std::string& path);
 
-// Reads a whole file (a regular file by its size; a pipe or device until end of file).
-// NotFound when it does not exist; IoError naming it otherwise (a folder, a read error, a file
-// that shrank while being read). *out holds the bytes on success; reuses its capacity.
+// Reads a whole regular file. NotFound when it does not exist; IoError naming it otherwise (a
+// folder, a FIFO, socket or device: "not a regular file (a FIFO)", a read error, a file that
+// shrank while being read). Never blocks on a FIFO: it is opened with O_NONBLOCK and refused. *out holds the bytes on success; reuses its capacity.
 Status ReadFile(const std::string& path, std::vector<uint8_t>* out);
 Status ReadFile(const std::string& path, std::string* out);
 
