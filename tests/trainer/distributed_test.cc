@@ -122,7 +122,7 @@ TEST(Distributed, ADeadRankMakesTheOthersFailWithAClearError) {
   TempDir dir;
   // Long enough that rank 1 is killed mid-training. The wait is long enough for both ranks to
   // have met and started (under ASan, on a busy 2-core machine, that took over 3 s).
-  const std::string cfg = WriteConfig(dir, 100000, 16);
+  const std::string cfg = WriteConfig(dir, kMaxEpochs, 16);
   const std::string wait = test::kAddressSanitizer ? "10" : "3";
   const std::string script =
       "if [ \"$RANK\" = 1 ]; then \"$0\" train \"$1\" & child=$!; sleep " + wait +

@@ -123,10 +123,11 @@ TEST(Divergence, ANonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
   TempDir dir;
   ASSERT_OK(Train(TinyOptions(dir, 1)));
   const std::vector<uint8_t> before = test::ReadBytes(dir / "ckpt/model.pt");
-  // A fresh run to the same checkpoint with an absurd learning rate: the loss explodes within
-  // the first epoch.
+  // A fresh run to the same checkpoint with the largest learning rate a config allows on inputs
+  // scaled by 5e19 (normalize's std 1e-20): the loss explodes within the first epoch.
   PipelineOptions o = TinyOptions(dir, 2);
-  o.train.optimizer.lr = 1e30;
+  o.train.optimizer.lr = kMaxRate;
+  o.pipeline[1].params.Set("std", std::vector<double>{1e-20});
   std::vector<double> losses;
   auto t = Create(o);
   ASSERT_OK(t);
@@ -143,14 +144,17 @@ TEST(Divergence, ANonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
 }
 
 // A step whose loss (computed before its update) was finite can still leave weights that are
-// not: with an infinite learning rate the first update does. With a checkpoint after every
-// step, none is written from them; the earlier one stays.
+// not: inputs scaled to about 5e36 (normalize's std 1e-37) keep the first forward pass finite
+// (hidden values near 1e36, below float's 3.4e38), but the largest learning rate times those
+// values overflows in the first update. With a checkpoint after every step, none is written
+// from them; the earlier one stays.
 TEST(Divergence, WeightsThatAreNotFiniteAreNeverSaved) {
   TempDir dir;
   ASSERT_OK(Train(TinyOptions(dir, 1)));
   const std::vector<uint8_t> before = test::ReadBytes(dir / "ckpt/model.pt");
   PipelineOptions o = TinyOptions(dir, 1);
-  o.train.optimizer.lr = std::numeric_limits<double>::infinity();
+  o.train.optimizer.lr = kMaxRate;
+  o.pipeline[1].params.Set("std", std::vector<double>{1e-37});
   o.train.checkpoint_every = 1;
   auto r = Train(o);
   ASSERT_FALSE(r.ok());
