@@ -5,6 +5,7 @@
 // worker, then the batcher), and is free again once the batcher released its token.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "flowfeed/image.h"
@@ -47,6 +48,9 @@ struct Slot {
   DecodedRegion region;
   // Fused tail: the flips and value map the conversion applies.
   OutputOp output_op;
+  // Bytes of the buffers the slot kept when its last sample was done with its worker (counted
+  // in StepRunner::retained_bytes() until the next sample takes the slot).
+  size_t kept_bytes = 0;
 };
 
 }  // namespace flowfeed

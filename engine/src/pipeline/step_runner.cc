@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "flowfeed/util/clock.h"
 #include "pipeline/convert.h"
@@ -13,7 +15,8 @@ namespace flowfeed {
 
 StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
                        std::vector<Step> steps, SampleCache* cache, int cache_stages,
-                       StatsTable* stats, TraceLog* trace, TensorPool* tensors)
+                       StatsTable* stats, TraceLog* trace, TensorPool* tensors,
+                       size_t large_buffer_limit)
     : options_(options),
       source_(source),
       steps_(std::move(steps)),
@@ -26,7 +29,8 @@ StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
       stats_(stats),
       trace_(trace),
       tensors_(tensors),
-      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()) {
+      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()),
+      large_buffers_(large_buffer_limit) {
   for (const Step& step : steps_) labels_.push_back(InternStepLabel(step.name, step.type, step.origin));
 }
 
@@ -84,10 +88,45 @@ void StepRunner::LookupCache(Slot* slot) {
   trace_->Span(s, hit ? "cache hit" : "cache miss", t0, t1);
 }
 
-void StepRunner::Run(Slot* slot, int begin, int end) {
+void StepRunner::TakeSlot(Slot* slot) {
+  slot_kept_bytes_.fetch_sub(int64_t(slot->kept_bytes), std::memory_order_relaxed);
+  slot->kept_bytes = 0;
   Sample& s = slot->sample;
+  if (!s.image.data() && !slot->spare.data()) s.image = large_buffers_.Take();
+}
+
+void StepRunner::ReleaseSlot(Slot* slot) {
+  Sample& s = slot->sample;
+  bool gave = false;
+  for (Image* buffer : {&s.image, &s.scratch, &slot->spare, &slot->cached_file}) {
+    if (buffer->capacity_bytes() > LargeBufferPool::kSlotKeepBytes) {
+      large_buffers_.Put(buffer);
+      gave = true;
+    }
+  }
+  // The next sample decodes into s.image: a slot that gave its large buffer away starts it with
+  // a pooled one (TakeSlot), keeping its small buffer as scratch for the resized output. Without
+  // this, a run of 12 MP photos would decode each into a fresh buffer.
+  if (gave && !s.scratch.data() && !s.image.shared()) std::swap(s.image, s.scratch);
+  if (s.encoded.capacity() > LargeBufferPool::kSlotKeepBytes) std::vector<uint8_t>().swap(s.encoded);
+  size_t kept = s.encoded.capacity();
+  for (const Image* buffer : {&s.image, &s.scratch, &slot->spare, &slot->cached_file})
+    if (!buffer->shared()) kept += buffer->capacity_bytes();
+  slot->kept_bytes = kept;
+  slot_kept_bytes_.fetch_add(int64_t(kept), std::memory_order_relaxed);
+}
+
+void StepRunner::Run(Slot* slot, int begin, int end) {
   ThreadActivity* activity = ThreadActivity::Mine();
-  activity->BeginSample(s);
+  activity->BeginSample(slot->sample);
+  RunSteps(slot, begin, end, activity);
+  if (end != int(steps_.size())) return;
+  if (slot->failed_step < 0) ConvertSample(slot, activity);
+  ReleaseSlot(slot);
+}
+
+void StepRunner::RunSteps(Slot* slot, int begin, int end, ThreadActivity* activity) {
+  Sample& s = slot->sample;
   for (int i = std::max(begin, slot->resume); i < end; ++i) {
     if (slot->failed_step >= 0) return;
     const Step& step = steps_[size_t(i)];
@@ -114,7 +153,6 @@ void StepRunner::Run(Slot* slot, int begin, int end) {
     }
     if (cache_ && i == cache_stages_) FillCache(s, activity);
   }
-  if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot, activity);
 }
 
 Status StepRunner::RunStep(Slot* slot, int i, int64_t* bytes, bool* fused) {
