@@ -393,5 +393,28 @@ TEST(LargeBuffers, LargeDecodesReuseBuffersThroughThePool) {
   }
   EXPECT_GE(rs.retained_buffer_bytes, 3500 * 3500 * 3) << "the pool keeps a large buffer";
 }
+
+TEST(ByteBudget, SamplesInWorkersHoldAtMostTheBudgetPlusOneSample) {
+  TempDir dir;
+  // 12 decodes of 27 MB with 4 workers: unbudgeted, 4 at once hold ~108 MB.
+  test::WriteJpeg(dir / "big.jpg", test::SolidImage(3000, 3000, 3, 90));
+  const std::vector<uint8_t> big = test::ReadBytes(dir / "big.jpg");
+  char name[32];
+  for (int i = 0; i < 12; ++i) {
+    std::snprintf(name, sizeof name, "photos/c/a%02d.jpg", i);
+    test::WriteBytes(dir / name, big);
+  }
+  const int64_t one_sample = 3000 * 3000 * 3 + (int64_t(1) << 20);  // decode, file, resized
+  const std::string yaml = LargeImagesConfig(dir / "photos", 4, 2, 4, 8);
+  int64_t batches = 0;
+  RunStats rs = RunToEnd(yaml + "max_in_flight_bytes: 64MiB\n", &batches);
+  ASSERT_EQ(batches, 3);
+  EXPECT_LE(rs.peak_in_flight_bytes, (int64_t(64) << 20) + one_sample);
+  EXPECT_GE(rs.peak_in_flight_bytes, 3000 * 3000 * 3) << "a decode is counted";
+  // A budget smaller than one sample: each runs alone, and the run completes.
+  rs = RunToEnd(yaml + "max_in_flight_bytes: 1MiB\n", &batches);
+  ASSERT_EQ(batches, 3);
+  EXPECT_LE(rs.peak_in_flight_bytes, one_sample);
+}
 }  // namespace
 }  // namespace flowfeed

@@ -132,6 +132,9 @@ struct RunStats {
   // the ring slots' (each at most 16 MiB a buffer) and the shared pool of larger ones (64 MiB a
   // thread). Buffers of samples being processed, converted samples and batches are not in it.
   int64_t retained_buffer_bytes = 0;
+  // The most bytes samples in their workers held at once, as max_in_flight_bytes counts them
+  // (docs/config.md): their pixel and file buffers, from start until done.
+  int64_t peak_in_flight_bytes = 0;
   int prefetch = 0;         // batches kept ready ahead of the consumer
   int64_t tokens = 0;       // samples alive at once, at most (prefetched batches included)
   std::string cache_mode = "off";

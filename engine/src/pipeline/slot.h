@@ -51,6 +51,10 @@ struct Slot {
   // Bytes of the buffers the slot kept when its last sample was done with its worker (counted
   // in StepRunner::retained_bytes() until the next sample takes the slot).
   size_t kept_bytes = 0;
+  // What the in-flight byte budget charges the sample, and the most its buffers held
+  // (byte_budget.h); from Begin until the sample is done with its worker.
+  int64_t budget_charge = 0;
+  int64_t budget_peak = 0;
 };
 
 }  // namespace flowfeed

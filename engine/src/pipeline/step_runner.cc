@@ -15,8 +15,7 @@ namespace flowfeed {
 
 StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
                        std::vector<Step> steps, SampleCache* cache, int cache_stages,
-                       StatsTable* stats, TraceLog* trace, TensorPool* tensors,
-                       size_t large_buffer_limit)
+                       StatsTable* stats, TraceLog* trace, TensorPool* tensors, int threads)
     : options_(options),
       source_(source),
       steps_(std::move(steps)),
@@ -30,7 +29,10 @@ StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
       trace_(trace),
       tensors_(tensors),
       fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()),
-      large_buffers_(large_buffer_limit) {
+      // A thread's worth for at least two: with one thread, a sample may wait between segments
+      // while the next one starts.
+      large_buffers_(LargeBufferPool::kBytesPerThread * size_t(std::max(threads, 2))),
+      budget_(options.max_in_flight_bytes, threads) {
   for (const Step& step : steps_) labels_.push_back(InternStepLabel(step.name, step.type, step.origin));
 }
 
@@ -91,8 +93,19 @@ void StepRunner::LookupCache(Slot* slot) {
 void StepRunner::TakeSlot(Slot* slot) {
   slot_kept_bytes_.fetch_sub(int64_t(slot->kept_bytes), std::memory_order_relaxed);
   slot->kept_bytes = 0;
+  slot->budget_charge = budget_.Admit();
   Sample& s = slot->sample;
   if (!s.image.data() && !slot->spare.data()) s.image = large_buffers_.Take();
+  slot->budget_peak = 0;
+  budget_.Grow(int64_t(SlotBytes(*slot)), &slot->budget_charge, &slot->budget_peak);
+}
+
+size_t StepRunner::SlotBytes(const Slot& slot) {
+  const Sample& s = slot.sample;
+  size_t bytes = s.encoded.capacity();
+  for (const Image* buffer : {&s.image, &s.scratch, &slot.spare, &slot.cached_file})
+    if (!buffer->shared()) bytes += buffer->capacity_bytes();
+  return bytes;
 }
 
 void StepRunner::ReleaseSlot(Slot* slot) {
@@ -109,9 +122,9 @@ void StepRunner::ReleaseSlot(Slot* slot) {
   // this, a run of 12 MP photos would decode each into a fresh buffer.
   if (gave && !s.scratch.data() && !s.image.shared()) std::swap(s.image, s.scratch);
   if (s.encoded.capacity() > LargeBufferPool::kSlotKeepBytes) std::vector<uint8_t>().swap(s.encoded);
-  size_t kept = s.encoded.capacity();
-  for (const Image* buffer : {&s.image, &s.scratch, &slot->spare, &slot->cached_file})
-    if (!buffer->shared()) kept += buffer->capacity_bytes();
+  budget_.Release(slot->budget_charge, slot->budget_peak);
+  slot->budget_charge = 0;
+  const size_t kept = SlotBytes(*slot);
   slot->kept_bytes = kept;
   slot_kept_bytes_.fetch_add(int64_t(kept), std::memory_order_relaxed);
 }
@@ -152,6 +165,7 @@ void StepRunner::RunSteps(Slot* slot, int begin, int end, ThreadActivity* activi
       slot->spare = Image();
     }
     if (cache_ && i == cache_stages_) FillCache(s, activity);
+    budget_.Grow(int64_t(SlotBytes(*slot)), &slot->budget_charge, &slot->budget_peak);
   }
 }
 

@@ -21,6 +21,7 @@
 #include "flowfeed/source.h"
 #include "pipeline/activity.h"
 #include "pipeline/batch_pool.h"
+#include "pipeline/byte_budget.h"
 #include "pipeline/large_buffer_pool.h"
 #include "pipeline/slot.h"
 #include "pipeline/stats_table.h"
@@ -36,10 +37,10 @@ class StepRunner {
   // the encoded files).
   StepRunner(const PipelineOptions& options, const Source& source, std::vector<Step> steps,
              SampleCache* cache, int cache_stages, StatsTable* stats, TraceLog* trace,
-             TensorPool* tensors,
-             size_t large_buffer_limit);
+             TensorPool* tensors, int threads);
 
-  // Readies `slot` for the ticket's sample, and looks it up in the cache.
+  // Readies `slot` for the ticket's sample, and looks it up in the cache. Waits while the
+  // samples in their workers hold max_in_flight_bytes (byte_budget.h).
   void Begin(Slot* slot, const Ticket& t) {
     InitSlot(slot, t);
     TakeSlot(slot);
@@ -67,6 +68,11 @@ class StepRunner {
     return slot_kept_bytes_.load(std::memory_order_relaxed) + int64_t(large_buffers_.bytes());
   }
 
+  // The in-flight byte budget's peak (byte_budget.h). Any thread.
+  int64_t peak_in_flight_bytes() const { return budget_.peak(); }
+  // Lets samples waiting for the byte budget go: the pipeline is stopping. Any thread.
+  void CancelWaits() { budget_.Cancel(); }
+
   // Minor page faults taken inside cache inserts in `epoch` (EpochCacheStats::fill_page_faults).
   int64_t fill_faults(int epoch) const {
     return fill_faults_[size_t(epoch)].load(std::memory_order_relaxed);
@@ -80,6 +86,8 @@ class StepRunner {
   // The sample is done with its worker: buffers above LargeBufferPool::kSlotKeepBytes leave
   // the slot, the rest stay for its next sample.
   void ReleaseSlot(Slot* slot);
+  // Bytes of the slot's own buffers (byte_budget.h says which).
+  static size_t SlotBytes(const Slot& slot);
   void LookupCache(Slot* slot);
   // One step on the slot's sample; bytes and fused as the stats table records them.
   Status RunStep(Slot* slot, int i, int64_t* bytes, bool* fused);
@@ -106,6 +114,7 @@ class StepRunner {
   TensorPool* const tensors_;
   std::unique_ptr<std::atomic<int64_t>[]> fill_faults_;  // per epoch; any worker, relaxed
   LargeBufferPool large_buffers_;
+  ByteBudget budget_;
   std::atomic<int64_t> slot_kept_bytes_{0};  // sum of the idle slots' kept_bytes; relaxed
 };
 
