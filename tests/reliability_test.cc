@@ -334,23 +334,23 @@ std::string LargeImagesConfig(const std::string& root, int threads, int prefetch
          std::to_string(batch) + "}\n";
 }
 
+// `count` copies of `image` as a JPEG, named dir/photos/c/<prefix>NN.jpg.
+void WriteCopies(const TempDir& dir, const std::string& prefix, int count, const Image& image) {
+  test::WriteJpeg(dir / (prefix + ".jpg"), image);
+  const std::vector<uint8_t> bytes = test::ReadBytes(dir / (prefix + ".jpg"));
+  char name[32];
+  for (int i = 0; i < count; ++i) {
+    std::snprintf(name, sizeof name, "%02d.jpg", i);
+    test::WriteBytes(dir / ("photos/c/" + prefix + name), bytes);
+  }
+}
+
 TEST(LargeBuffers, HugeImagesLeaveTheirSlotsOnceDone) {
   TempDir dir;
   // 12 decodes of 27 MB each (solid colour: a few KB as JPEG), then 64 small photos. The 16
   // slots are taken in dataset order, so each big image passes through a slot of its own.
-  test::WriteJpeg(dir / "big.jpg", test::SolidImage(3000, 3000, 3, 90));
-  test::WriteJpeg(dir / "small.jpg", test::PatternImage(48, 48, 3, 2));
-  const std::vector<uint8_t> big = test::ReadBytes(dir / "big.jpg");
-  const std::vector<uint8_t> small = test::ReadBytes(dir / "small.jpg");
-  char name[32];
-  for (int i = 0; i < 12; ++i) {
-    std::snprintf(name, sizeof name, "photos/c/a%02d.jpg", i);
-    test::WriteBytes(dir / name, big);
-  }
-  for (int i = 0; i < 64; ++i) {
-    std::snprintf(name, sizeof name, "photos/c/b%02d.jpg", i);
-    test::WriteBytes(dir / name, small);
-  }
+  WriteCopies(dir, "a", 12, test::SolidImage(3000, 3000, 3, 90));
+  WriteCopies(dir, "b", 64, test::PatternImage(48, 48, 3, 2));
   int64_t batches = 0;
   const RunStats rs = RunToEnd(LargeImagesConfig(dir / "photos", 2, 2, 4, 8), &batches);
   ASSERT_EQ(batches, 76 / 4);
@@ -367,13 +367,7 @@ TEST(LargeBuffers, LargeDecodesReuseBuffersThroughThePool) {
   TempDir dir;
   // 16 decodes of 36.75 MB (a 12 MP photo's size; above glibc's largest mmap threshold, so a
   // freed one is returned to the OS and a new one costs its first touch, one page fault a page).
-  test::WriteJpeg(dir / "big.jpg", test::SolidImage(3500, 3500, 3, 40));
-  const std::vector<uint8_t> big = test::ReadBytes(dir / "big.jpg");
-  char name[32];
-  for (int i = 0; i < 16; ++i) {
-    std::snprintf(name, sizeof name, "photos/c/a%02d.jpg", i);
-    test::WriteBytes(dir / name, big);
-  }
+  WriteCopies(dir, "a", 16, test::SolidImage(3500, 3500, 3, 40));
   struct rusage before, after;
   ::getrusage(RUSAGE_SELF, &before);
   int64_t batches = 0;
@@ -397,13 +391,7 @@ TEST(LargeBuffers, LargeDecodesReuseBuffersThroughThePool) {
 TEST(ByteBudget, SamplesInWorkersHoldAtMostTheBudgetPlusOneSample) {
   TempDir dir;
   // 12 decodes of 27 MB with 4 workers: unbudgeted, 4 at once hold ~108 MB.
-  test::WriteJpeg(dir / "big.jpg", test::SolidImage(3000, 3000, 3, 90));
-  const std::vector<uint8_t> big = test::ReadBytes(dir / "big.jpg");
-  char name[32];
-  for (int i = 0; i < 12; ++i) {
-    std::snprintf(name, sizeof name, "photos/c/a%02d.jpg", i);
-    test::WriteBytes(dir / name, big);
-  }
+  WriteCopies(dir, "a", 12, test::SolidImage(3000, 3000, 3, 90));
   const int64_t one_sample = 3000 * 3000 * 3 + (int64_t(1) << 20);  // decode, file, resized
   const std::string yaml = LargeImagesConfig(dir / "photos", 4, 2, 4, 8);
   int64_t batches = 0;

@@ -16,9 +16,10 @@ int64_t ByteBudget::Admit() {
     ++waiting_;
     const auto stall = std::chrono::duration<double>(kStallSeconds);
     while (must_wait()) {
-      const uint64_t seen = releases_;
+      const uint64_t seen = progress_.load(std::memory_order_relaxed);
       released_.wait_for(lock, stall);
-      if (releases_ == seen && must_wait()) break;  // nothing finished for a while: go ahead
+      // Nothing moved for a while: go ahead rather than risk waiting forever.
+      if (progress_.load(std::memory_order_relaxed) == seen && must_wait()) break;
     }
     --waiting_;
   }
@@ -30,6 +31,7 @@ int64_t ByteBudget::Admit() {
 }
 
 void ByteBudget::Grow(int64_t bytes, int64_t* charged, int64_t* peak) {
+  progress_.fetch_add(1, std::memory_order_relaxed);
   *peak = std::max(*peak, bytes);
   if (bytes <= *charged) return;
   std::lock_guard<std::mutex> lock(mu_);
@@ -43,7 +45,7 @@ void ByteBudget::Release(int64_t charged, int64_t peak) {
     std::lock_guard<std::mutex> lock(mu_);
     held_ -= charged;
     estimate_ = peak;
-    ++releases_;
+    progress_.fetch_add(1, std::memory_order_relaxed);
   }
   released_.notify_all();
 }

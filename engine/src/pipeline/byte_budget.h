@@ -14,12 +14,14 @@
 // first sample has finished, its size is unknown and samples are admitted one at a time.
 //
 // Waiting blocks the worker thread. It cannot deadlock: at most `threads - 1` workers wait at
-// once, so one is always free to carry the holders' later steps, and a waiter that sees no
-// sample finish for kStallSeconds goes ahead anyway. Cancel() lets every waiter go.
+// once (`threads`: the workers that really run, at most the machine's cores), so one is always
+// free to carry the holders' later steps; and, as a last resort, a waiter that sees no step of
+// any sample finish for kStallSeconds goes ahead anyway. Cancel() lets every waiter go.
 //
 // Locking: one mutex, taken once per step of a sample; any thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -28,7 +30,7 @@ namespace flowfeed {
 
 class ByteBudget {
  public:
-  static constexpr double kStallSeconds = 2.0;
+  static constexpr double kStallSeconds = 10.0;
 
   ByteBudget(int64_t limit, int threads) : limit_(limit), max_waiting_(threads - 1) {}
 
@@ -36,7 +38,7 @@ class ByteBudget {
   // Returns the bytes charged to the sample.
   int64_t Admit();
 
-  // The sample's buffers now hold `bytes`; `*charged` grows to it (never shrinks before
+  // A step of the sample finished and its buffers now hold `bytes`; `*charged` grows to it (never shrinks before
   // Release, so the reservation covers the sample's peak). `*peak` is the most it held.
   void Grow(int64_t bytes, int64_t* charged, int64_t* peak);
 
@@ -55,7 +57,7 @@ class ByteBudget {
   int64_t held_ = 0;
   int64_t peak_ = 0;
   int64_t estimate_ = -1;  // -1: no sample finished yet
-  uint64_t releases_ = 0;
+  std::atomic<uint64_t> progress_{0};  // steps finished and samples released; relaxed
   int waiting_ = 0;
   bool cancelled_ = false;
   const int64_t limit_;

@@ -10,6 +10,7 @@
 
 #include "flowfeed/util/clock.h"
 #include "pipeline/convert.h"
+#include "pipeline/graph.h"
 
 namespace flowfeed {
 
@@ -32,7 +33,8 @@ StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
       // A thread's worth for at least two: with one thread, a sample may wait between segments
       // while the next one starts.
       large_buffers_(LargeBufferPool::kBytesPerThread * size_t(std::max(threads, 2))),
-      budget_(options.max_in_flight_bytes, threads) {
+      // Waiting workers are counted against those that really run (byte_budget.h).
+      budget_(options.max_in_flight_bytes, std::min(threads, DefaultThreads())) {
   for (const Step& step : steps_) labels_.push_back(InternStepLabel(step.name, step.type, step.origin));
 }
 
