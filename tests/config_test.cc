@@ -432,7 +432,7 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
   const std::string e = OnlyError(kSource + "colour: red\n");
   EXPECT_EQ(e, "a.yaml:2:1: colour: unknown key (known keys: amp, batch, cache, channels_last, "
                "checkpoint, checkpoint_every, cudnn_benchmark, device, digest, distributed, "
-               "epochs, eval, fuse, loss, max_in_flight, max_skipped, model, "
+               "epochs, eval, fuse, loss, max_in_flight, max_in_flight_bytes, max_skipped, model, "
                "normalize_on_device, optimizer, pipeline, plugins, prefetch, record_indices, "
                "schedule, seed, shuffle, source, threads)");
 }

@@ -3,6 +3,7 @@
 // that stays flat under a slow consumer.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -340,5 +341,104 @@ TEST(SlowConsumer, MemoryStaysFlatAndTheQueueWithinPrefetch) {
   EXPECT_GE(max_queue, 2) << "the consumer was slow: the queue should have filled";
 }
 
+
+// Runs `yaml` to the end and returns the run's stats.
+RunStats RunToEnd(const std::string& yaml, int64_t* batches) {
+  StageRegistry reg = Registry();
+  auto options = ParseConfig(yaml, "large.yaml", {}, reg);
+  EXPECT_OK(options);
+  auto opened = Pipeline::Open(options.value(), reg);
+  EXPECT_OK(opened);
+  Pipeline& p = *opened.value();
+  *batches = 0;
+  while (true) {
+    BatchPtr b;
+    EXPECT_OK(p.Next(&b));
+    if (!b) break;
+    ++*batches;
+  }
+  return p.stats();
+}
+
+std::string LargeImagesConfig(const std::string& root, int threads, int prefetch, int batch,
+                              int in_flight) {
+  return "seed: 1\nthreads: " + std::to_string(threads) + "\nepochs: 1\nshuffle: false\n" +
+         "fuse: false\nprefetch: " + std::to_string(prefetch) +
+         "\nmax_in_flight: " + std::to_string(in_flight) +
+         "\ncache: {mode: off}\nsource: {type: image_folder, root: " + root +
+         "}\npipeline:\n  - {type: decode}\n  - {type: resize, size: 16}\nbatch: {size: " +
+         std::to_string(batch) + "}\n";
+}
+
+// `count` copies of `image` as a JPEG, named dir/photos/c/<prefix>NN.jpg.
+void WriteCopies(const TempDir& dir, const std::string& prefix, int count, const Image& image) {
+  test::WriteJpeg(dir / (prefix + ".jpg"), image);
+  const std::vector<uint8_t> bytes = test::ReadBytes(dir / (prefix + ".jpg"));
+  char name[32];
+  for (int i = 0; i < count; ++i) {
+    std::snprintf(name, sizeof name, "%02d.jpg", i);
+    test::WriteBytes(dir / ("photos/c/" + prefix + name), bytes);
+  }
+}
+
+TEST(LargeBuffers, HugeImagesLeaveTheirSlotsOnceDone) {
+  TempDir dir;
+  // 12 decodes of 27 MB each (solid colour: a few KB as JPEG), then 64 small photos. The 16
+  // slots are taken in dataset order, so each big image passes through a slot of its own.
+  WriteCopies(dir, "a", 12, test::SolidImage(3000, 3000, 3, 90));
+  WriteCopies(dir, "b", 64, test::PatternImage(48, 48, 3, 2));
+  int64_t batches = 0;
+  const RunStats rs = RunToEnd(LargeImagesConfig(dir / "photos", 2, 2, 4, 8), &batches);
+  ASSERT_EQ(batches, 76 / 4);
+  ASSERT_EQ(rs.tokens, 16);
+  // What stays: the small buffers of the 16 slots (well under 1 MiB each) and the shared pool of
+  // large ones (64 MiB a thread, at least 2 threads' worth). Kept per slot, the 12 big decodes
+  // would stay: over 320 MB.
+  const int64_t pool = int64_t(2 * 64) << 20;
+  EXPECT_LE(rs.retained_buffer_bytes, pool + (int64_t(16) << 20));
+  EXPECT_GT(rs.retained_buffer_bytes, 0) << "small buffers are kept for reuse";
+}
+
+TEST(LargeBuffers, LargeDecodesReuseBuffersThroughThePool) {
+  TempDir dir;
+  // 16 decodes of 36.75 MB (a 12 MP photo's size; above glibc's largest mmap threshold, so a
+  // freed one is returned to the OS and a new one costs its first touch, one page fault a page).
+  WriteCopies(dir, "a", 16, test::SolidImage(3500, 3500, 3, 40));
+  struct rusage before, after;
+  ::getrusage(RUSAGE_SELF, &before);
+  int64_t batches = 0;
+  // 4 slots, one thread.
+  const RunStats rs = RunToEnd(LargeImagesConfig(dir / "photos", 1, 1, 2, 2), &batches);
+  ::getrusage(RUSAGE_SELF, &after);
+  ASSERT_EQ(batches, 8);
+  ASSERT_EQ(rs.tokens, 4);
+  const int64_t pages_per_decode = 3500 * 3500 * 3 / sysconf(_SC_PAGESIZE);
+  const int64_t faults = after.ru_minflt - before.ru_minflt;
+  // A buffer freed with its sample would cost all 16 decodes their pages; kept in each slot, 8
+  // (each of the 4 slots' two ping-pong buffers grows once); through the pool, one or two.
+  // Not under ASan: its allocator and shadow memory fault on their own schedule.
+  if (!test::kAddressSanitizer) {
+    EXPECT_LT(faults, 4 * pages_per_decode)
+        << faults << " minor page faults for 16 decodes of " << pages_per_decode << " pages";
+  }
+  EXPECT_GE(rs.retained_buffer_bytes, 3500 * 3500 * 3) << "the pool keeps a large buffer";
+}
+
+TEST(ByteBudget, SamplesInWorkersHoldAtMostTheBudgetPlusOneSample) {
+  TempDir dir;
+  // 12 decodes of 27 MB with 4 workers: unbudgeted, 4 at once hold ~108 MB.
+  WriteCopies(dir, "a", 12, test::SolidImage(3000, 3000, 3, 90));
+  const int64_t one_sample = 3000 * 3000 * 3 + (int64_t(1) << 20);  // decode, file, resized
+  const std::string yaml = LargeImagesConfig(dir / "photos", 4, 2, 4, 8);
+  int64_t batches = 0;
+  RunStats rs = RunToEnd(yaml + "max_in_flight_bytes: 64MiB\n", &batches);
+  ASSERT_EQ(batches, 3);
+  EXPECT_LE(rs.peak_in_flight_bytes, (int64_t(64) << 20) + one_sample);
+  EXPECT_GE(rs.peak_in_flight_bytes, 3000 * 3000 * 3) << "a decode is counted";
+  // A budget smaller than one sample: each runs alone, and the run completes.
+  rs = RunToEnd(yaml + "max_in_flight_bytes: 1MiB\n", &batches);
+  ASSERT_EQ(batches, 3);
+  EXPECT_LE(rs.peak_in_flight_bytes, one_sample);
+}
 }  // namespace
 }  // namespace flowfeed

@@ -268,6 +268,9 @@ struct PipelineOptions {
   int prefetch = 4;  // finished batches kept ready ahead of the consumer (>= 1)
   // Samples being worked on beyond the prefetched batches; 0: 4 per thread.
   int max_in_flight = 0;
+  // Bytes the samples being worked on may hold at once (their pixel and file buffers); past it
+  // new samples wait. A sample larger than this still runs, alone.
+  int64_t max_in_flight_bytes = int64_t(4) << 30;
   bool digest = true;  // hash every batch into EpochStats::batch_digest
   // Record spans for a Chrome trace (Pipeline::trace()): every stage of every k-th sample,
   // k chosen so that at most trace_max_events spans are kept.

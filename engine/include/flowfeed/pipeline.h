@@ -11,6 +11,8 @@
 //   prefetch * batch.size + max_in_flight
 // tokens, so memory is bounded whatever the consumer does. Consequence: a consumer that keeps
 // more than `prefetch` batches alive stalls the pipeline; copy what must be kept.
+// The bytes are bounded too: the samples being worked on hold at most max_in_flight_bytes of
+// pixel and file buffers (plus one sample), and buffers above 16 MiB are not kept per token.
 //
 // Order and reproducibility: batches come out in sampler order, and every random stage draws
 // from a generator keyed by (seed, epoch, sample index, stage), so the same options give the

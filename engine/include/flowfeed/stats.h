@@ -128,6 +128,13 @@ struct RunStats {
   int64_t dataset_size = 0;
   double open_seconds = 0;  // Pipeline::Open: listing, stage construction, graph construction
   int64_t peak_rss_bytes = 0;  // the process's peak resident memory when stats() was called
+  // Pixel and file buffers the pipeline keeps for reuse between samples when stats() was called:
+  // the ring slots' (each at most 16 MiB a buffer) and the shared pool of larger ones (64 MiB a
+  // thread). Buffers of samples being processed, converted samples and batches are not in it.
+  int64_t retained_buffer_bytes = 0;
+  // The most bytes samples in their workers held at once, as max_in_flight_bytes counts them
+  // (docs/config.md): their pixel and file buffers, from start until done.
+  int64_t peak_in_flight_bytes = 0;
   int prefetch = 0;         // batches kept ready ahead of the consumer
   int64_t tokens = 0;       // samples alive at once, at most (prefetched batches included)
   std::string cache_mode = "off";

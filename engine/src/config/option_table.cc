@@ -63,6 +63,11 @@ const std::vector<OptionSpec<PipelineOptions>>& Options<PipelineOptions>() {
         "samples being worked on besides the prefetched batches; 0: 4 per thread")
           .Min(0)
           .Max(kMaxSamplesInFlight),
+      R("max_in_flight_bytes", Kind::kBytes, FF_FIELD(max_in_flight_bytes),
+        "pixel and file bytes the samples being worked on may hold at once; past it new "
+        "samples wait (one larger than this runs alone)")
+          .Min(int64_t(1) << 20)
+          .Max(kMaxCacheBytes),
       R("digest", Kind::kBool, FF_FIELD(digest), "hash every batch into the report's batch_digest"),
       R("fuse", Kind::kBool, FF_FIELD(fuse),
         "fuse built-in stages (region JPEG decode for a following crop/resize; flip/normalize "

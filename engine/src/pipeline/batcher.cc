@@ -128,7 +128,8 @@ bool Batcher::Collate(Slot* slot, const std::vector<uint8_t>* tensor) {
   if (slot->channels != b.channels || slot->height != b.height || slot->width != b.width) {
     Status failed = Status::InvalidArgument(
         "samples of one batch must have one shape: " + std::string(s.source) + " is " +
-        s.image.ShapeString() + " but the batch holds " + std::to_string(b.channels) + "x" +
+        std::to_string(slot->channels) + "x" + std::to_string(slot->height) + "x" +
+        std::to_string(slot->width) + " but the batch holds " + std::to_string(b.channels) + "x" +
         std::to_string(b.height) + "x" + std::to_string(b.width) +
         "; add a resize/center_crop/random_resized_crop stage");
     // This sample's own token is released here; the batch's come back when it is recycled.

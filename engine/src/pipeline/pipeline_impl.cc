@@ -29,7 +29,7 @@ PipelineImpl::PipelineImpl(const PipelineOptions& options, std::unique_ptr<Sourc
                                         options.batch_memory)),
       tickets_(options_, *source_, per_epoch_, total_),
       runner_(options_, *source_, std::move(steps), cache_.get(), placement_.stages,
-              &stats_table_, &trace_, &tensors_),
+              &stats_table_, &trace_, &tensors_, threads),
       batcher_(options_, runner_.steps(), per_epoch_, &stats_table_, &trace_, &tensors_, pool_,
                &ready_, graph_.get()),
       report_steps_(ReportSteps()) {}
@@ -120,6 +120,8 @@ RunStats PipelineImpl::stats() const {
   }
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) out.peak_rss_bytes = int64_t(ru.ru_maxrss) * 1024;
+  out.retained_buffer_bytes = runner_.retained_bytes();
+  out.peak_in_flight_bytes = runner_.peak_in_flight_bytes();
   if (cache_) {
     out.cache = cache_->stats();
     if (out.cache.disk_disabled)
@@ -154,6 +156,7 @@ LiveEpochStats PipelineImpl::live() const {
 }
 
 void PipelineImpl::Cancel() {
+  runner_.CancelWaits();
   pool_->Detach();
   ready_.Cancel();
   graph_->Cancel();

@@ -5,6 +5,7 @@
 // worker, then the batcher), and is free again once the batcher released its token.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "flowfeed/image.h"
@@ -47,6 +48,13 @@ struct Slot {
   DecodedRegion region;
   // Fused tail: the flips and value map the conversion applies.
   OutputOp output_op;
+  // Bytes of the buffers the slot kept when its last sample was done with its worker (counted
+  // in StepRunner::retained_bytes() until the next sample takes the slot).
+  size_t kept_bytes = 0;
+  // What the in-flight byte budget charges the sample, and the most its buffers held
+  // (byte_budget.h); from Begin until the sample is done with its worker.
+  int64_t budget_charge = 0;
+  int64_t budget_peak = 0;
 };
 
 }  // namespace flowfeed

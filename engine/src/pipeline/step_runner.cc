@@ -6,15 +6,18 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "flowfeed/util/clock.h"
 #include "pipeline/convert.h"
+#include "pipeline/graph.h"
 
 namespace flowfeed {
 
 StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
                        std::vector<Step> steps, SampleCache* cache, int cache_stages,
-                       StatsTable* stats, TraceLog* trace, TensorPool* tensors)
+                       StatsTable* stats, TraceLog* trace, TensorPool* tensors, int threads)
     : options_(options),
       source_(source),
       steps_(std::move(steps)),
@@ -27,7 +30,12 @@ StepRunner::StepRunner(const PipelineOptions& options, const Source& source,
       stats_(stats),
       trace_(trace),
       tensors_(tensors),
-      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()) {
+      fill_faults_(new std::atomic<int64_t>[size_t(options.epochs)]()),
+      // A thread's worth for at least two: with one thread, a sample may wait between segments
+      // while the next one starts.
+      large_buffers_(LargeBufferPool::kBytesPerThread * size_t(std::max(threads, 2))),
+      // Waiting workers are counted against those that really run (byte_budget.h).
+      budget_(options.max_in_flight_bytes, std::min(threads, DefaultThreads())) {
   for (const Step& step : steps_) labels_.push_back(InternStepLabel(step.name, step.type, step.origin));
 }
 
@@ -85,10 +93,56 @@ void StepRunner::LookupCache(Slot* slot) {
   trace_->Span(s, hit ? "cache hit" : "cache miss", t0, t1);
 }
 
-void StepRunner::Run(Slot* slot, int begin, int end) {
+void StepRunner::TakeSlot(Slot* slot) {
+  slot_kept_bytes_.fetch_sub(int64_t(slot->kept_bytes), std::memory_order_relaxed);
+  slot->kept_bytes = 0;
+  slot->budget_charge = budget_.Admit();
   Sample& s = slot->sample;
+  if (!s.image.data() && !slot->spare.data()) s.image = large_buffers_.Take();
+  slot->budget_peak = 0;
+  budget_.Grow(int64_t(SlotBytes(*slot)), &slot->budget_charge, &slot->budget_peak);
+}
+
+size_t StepRunner::SlotBytes(const Slot& slot) {
+  const Sample& s = slot.sample;
+  size_t bytes = s.encoded.capacity();
+  for (const Image* buffer : {&s.image, &s.scratch, &slot.spare, &slot.cached_file})
+    if (!buffer->shared()) bytes += buffer->capacity_bytes();
+  return bytes;
+}
+
+void StepRunner::ReleaseSlot(Slot* slot) {
+  Sample& s = slot->sample;
+  bool gave = false;
+  for (Image* buffer : {&s.image, &s.scratch, &slot->spare, &slot->cached_file}) {
+    if (buffer->capacity_bytes() > LargeBufferPool::kSlotKeepBytes) {
+      large_buffers_.Put(buffer);
+      gave = true;
+    }
+  }
+  // The next sample decodes into s.image: a slot that gave its large buffer away starts it with
+  // a pooled one (TakeSlot), keeping its small buffer as scratch for the resized output. Without
+  // this, a run of 12 MP photos would decode each into a fresh buffer.
+  if (gave && !s.scratch.data() && !s.image.shared()) std::swap(s.image, s.scratch);
+  if (s.encoded.capacity() > LargeBufferPool::kSlotKeepBytes) std::vector<uint8_t>().swap(s.encoded);
+  budget_.Release(slot->budget_charge, slot->budget_peak);
+  slot->budget_charge = 0;
+  const size_t kept = SlotBytes(*slot);
+  slot->kept_bytes = kept;
+  slot_kept_bytes_.fetch_add(int64_t(kept), std::memory_order_relaxed);
+}
+
+void StepRunner::Run(Slot* slot, int begin, int end) {
   ThreadActivity* activity = ThreadActivity::Mine();
-  activity->BeginSample(s);
+  activity->BeginSample(slot->sample);
+  RunSteps(slot, begin, end, activity);
+  if (end != int(steps_.size())) return;
+  if (slot->failed_step < 0) ConvertSample(slot, activity);
+  ReleaseSlot(slot);
+}
+
+void StepRunner::RunSteps(Slot* slot, int begin, int end, ThreadActivity* activity) {
+  Sample& s = slot->sample;
   for (int i = std::max(begin, slot->resume); i < end; ++i) {
     if (slot->failed_step >= 0) return;
     const Step& step = steps_[size_t(i)];
@@ -114,8 +168,8 @@ void StepRunner::Run(Slot* slot, int begin, int end) {
       slot->spare = Image();
     }
     if (cache_ && i == cache_stages_) FillCache(s, activity);
+    budget_.Grow(int64_t(SlotBytes(*slot)), &slot->budget_charge, &slot->budget_peak);
   }
-  if (end == int(steps_.size()) && slot->failed_step < 0) ConvertSample(slot, activity);
 }
 
 // A memory-cache hit arrives as a view of the cache's arena. Built-in stages copy before they

@@ -21,6 +21,8 @@
 #include "flowfeed/source.h"
 #include "pipeline/activity.h"
 #include "pipeline/batch_pool.h"
+#include "pipeline/byte_budget.h"
+#include "pipeline/large_buffer_pool.h"
 #include "pipeline/slot.h"
 #include "pipeline/stats_table.h"
 #include "pipeline/step.h"
@@ -35,11 +37,13 @@ class StepRunner {
   // the encoded files).
   StepRunner(const PipelineOptions& options, const Source& source, std::vector<Step> steps,
              SampleCache* cache, int cache_stages, StatsTable* stats, TraceLog* trace,
-             TensorPool* tensors);
+             TensorPool* tensors, int threads);
 
-  // Readies `slot` for the ticket's sample, and looks it up in the cache.
+  // Readies `slot` for the ticket's sample, and looks it up in the cache. Waits while the
+  // samples in their workers hold max_in_flight_bytes (byte_budget.h).
   void Begin(Slot* slot, const Ticket& t) {
     InitSlot(slot, t);
+    TakeSlot(slot);
     if (cache_) {
       ThreadActivity* activity = ThreadActivity::Mine();
       activity->BeginSample(slot->sample);
@@ -51,10 +55,23 @@ class StepRunner {
 
   // Runs steps [begin, end) on the slot's sample, from the cache's resume point on; stops at the
   // first failure (noted in the slot: the batcher applies the step's on_error). After the last
-  // step, converts the sample into the slot's tensor.
+  // step, converts the sample into the slot's tensor and gives the slot's large buffers to the
+  // pool (large_buffer_pool.h): the batcher reads only the tensor and the sample's names.
   void Run(Slot* slot, int begin, int end);
 
   const std::vector<Step>& steps() const { return steps_; }
+
+  // Bytes of pixel and file buffers kept for reuse between samples: those of the slots whose
+  // sample is done with its worker, and the large-buffer pool's (RunStats::retained_buffer_bytes).
+  // Any thread; a relaxed snapshot.
+  int64_t retained_bytes() const {
+    return slot_kept_bytes_.load(std::memory_order_relaxed) + int64_t(large_buffers_.bytes());
+  }
+
+  // The in-flight byte budget's peak (byte_budget.h). Any thread.
+  int64_t peak_in_flight_bytes() const { return budget_.peak(); }
+  // Lets samples waiting for the byte budget go: the pipeline is stopping. Any thread.
+  void CancelWaits() { budget_.Cancel(); }
 
   // Minor page faults taken inside cache inserts in `epoch` (EpochCacheStats::fill_page_faults).
   int64_t fill_faults(int epoch) const {
@@ -63,6 +80,14 @@ class StepRunner {
 
  private:
   void InitSlot(Slot* slot, const Ticket& t);
+  // The slot's kept buffers are in use again; a slot without a pixel buffer gets a pooled one.
+  void TakeSlot(Slot* slot);
+  void RunSteps(Slot* slot, int begin, int end, ThreadActivity* activity);
+  // The sample is done with its worker: buffers above LargeBufferPool::kSlotKeepBytes leave
+  // the slot, the rest stay for its next sample.
+  void ReleaseSlot(Slot* slot);
+  // Bytes of the slot's own buffers (byte_budget.h says which).
+  static size_t SlotBytes(const Slot& slot);
   void LookupCache(Slot* slot);
   // One step on the slot's sample; bytes and fused as the stats table records them.
   Status RunStep(Slot* slot, int i, int64_t* bytes, bool* fused);
@@ -88,6 +113,9 @@ class StepRunner {
   TraceLog* const trace_;
   TensorPool* const tensors_;
   std::unique_ptr<std::atomic<int64_t>[]> fill_faults_;  // per epoch; any worker, relaxed
+  LargeBufferPool large_buffers_;
+  ByteBudget budget_;
+  std::atomic<int64_t> slot_kept_bytes_{0};  // sum of the idle slots' kept_bytes; relaxed
 };
 
 }  // namespace flowfeed

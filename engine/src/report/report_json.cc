@@ -23,6 +23,8 @@ json RunJson(const ReportDoc& doc) {
             {"dataset_size", run.dataset_size},
             {"open_seconds", run.open_seconds},
             {"peak_rss_bytes", run.peak_rss_bytes},
+            {"retained_buffer_bytes", run.retained_buffer_bytes},
+            {"peak_in_flight_bytes", run.peak_in_flight_bytes},
             {"prefetch", run.prefetch},
             {"tokens", run.tokens},
             {"warnings", run.warnings}};

@@ -73,6 +73,8 @@ void ReadRun(const json& j, ReportDoc* doc) {
   r.dataset_size = Int(run, "dataset_size");
   r.open_seconds = Num(run, "open_seconds");
   r.peak_rss_bytes = Int(run, "peak_rss_bytes");
+  r.retained_buffer_bytes = Int(run, "retained_buffer_bytes");
+  r.peak_in_flight_bytes = Int(run, "peak_in_flight_bytes");
   r.prefetch = int(Int(run, "prefetch"));
   r.tokens = Int(run, "tokens");
   r.warnings = Strings(Get(run, "warnings"));
