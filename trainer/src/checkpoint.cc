@@ -221,11 +221,18 @@ Status TorchTrainer::RestoreState(const std::string& resume, torch::serialize::I
     torch::serialize::InputArchive m, opt;
     resumed.read("model", m);
     model_->load(m);
-    // Only the optimiser's state (momentum buffers, moments) is loaded: its hyper-parameters
-    // stay the config's, as LibTorch's load leaves them.
+    // Only the optimiser's state (momentum buffers, moments) is taken: its hyper-parameters
+    // stay the config's. LibTorch 1.13's load leaves them; 2.x's restores the saved ones, so
+    // the config's are put back (for an unchanged config they are the same; the learning rate
+    // is set by the schedule before every step either way).
     if (!fresh_optimizer) {
+      std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> configured;
+      for (auto& group : optimizer_->param_groups()) configured.push_back(group.options().clone());
       resumed.read("optimizer", opt);
       optimizer_->load(opt);
+      auto& groups = optimizer_->param_groups();
+      for (size_t i = 0; i < groups.size() && i < configured.size(); ++i)
+        groups[i].set_options(std::move(configured[i]));
     }
     model_->to(device_);
     torch::Tensor rng;
