@@ -42,7 +42,10 @@ class Crash : public flowfeed::Stage {
           : mode == "loop" ? Mode::kLoop : Mode::kNone;
     index_ = std::atoll(spec.c_str() + colon + 1);
   }
-  flowfeed::Status Process(flowfeed::Sample& s, const flowfeed::StageContext&) override {
+  // No UBSan here: its null check would stop the process before the store becomes the SIGSEGV
+  // this stage exists to cause.
+  __attribute__((no_sanitize_undefined)) flowfeed::Status Process(
+      flowfeed::Sample& s, const flowfeed::StageContext&) override {
     if (mode_ == Mode::kNone || s.index != index_) return {};
     switch (mode_) {
       case Mode::kSegv: {
