@@ -119,15 +119,21 @@ TEST(CheckpointChecksum, ACheckpointFromBeforeChecksumsResumesWithAWarning) {
 
 // ------------------------------------------------------------------ a loss that diverges
 
+// A run to the same checkpoint with the largest learning rate a config allows on inputs scaled by
+// 1/`std` (normalize's std): the training diverges.
+PipelineOptions DivergingOptions(const TempDir& dir, int epochs, double std) {
+  PipelineOptions o = TinyOptions(dir, epochs);
+  o.train.optimizer.lr = kMaxRate;
+  o.pipeline[1].params.Set("std", std::vector<double>{std});
+  return o;
+}
+
 TEST(Divergence, ANonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
   TempDir dir;
   ASSERT_OK(Train(TinyOptions(dir, 1)));
   const std::vector<uint8_t> before = test::ReadBytes(dir / "ckpt/model.pt");
-  // A fresh run to the same checkpoint with the largest learning rate a config allows on inputs
-  // scaled by 5e19 (normalize's std 1e-20): the loss explodes within the first epoch.
-  PipelineOptions o = TinyOptions(dir, 2);
-  o.train.optimizer.lr = kMaxRate;
-  o.pipeline[1].params.Set("std", std::vector<double>{1e-20});
+  // Inputs scaled by 5e19: the loss explodes within the first epoch.
+  PipelineOptions o = DivergingOptions(dir, 2, 1e-20);
   std::vector<double> losses;
   auto t = Create(o);
   ASSERT_OK(t);
@@ -152,9 +158,7 @@ TEST(Divergence, WeightsThatAreNotFiniteAreNeverSaved) {
   TempDir dir;
   ASSERT_OK(Train(TinyOptions(dir, 1)));
   const std::vector<uint8_t> before = test::ReadBytes(dir / "ckpt/model.pt");
-  PipelineOptions o = TinyOptions(dir, 1);
-  o.train.optimizer.lr = kMaxRate;
-  o.pipeline[1].params.Set("std", std::vector<double>{1e-37});
+  PipelineOptions o = DivergingOptions(dir, 1, 1e-37);
   o.train.checkpoint_every = 1;
   auto r = Train(o);
   ASSERT_FALSE(r.ok());
