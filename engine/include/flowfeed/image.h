@@ -68,6 +68,10 @@ class Image {
     return false;
   }
 
+  // shared() without its ordering: for counting bytes, never before reading or writing pixels.
+  // A relaxed load instead of two atomic read-modify-writes (the byte budget asks it per step).
+  bool shared_for_accounting() const { return storage_ && storage_.use_count() > 1; }
+
   uint8_t* data() { return storage_.get(); }
   const uint8_t* data() const { return storage_.get(); }
   template <typename T>

@@ -107,7 +107,7 @@ size_t StepRunner::SlotBytes(const Slot& slot) {
   const Sample& s = slot.sample;
   size_t bytes = s.encoded.capacity();
   for (const Image* buffer : {&s.image, &s.scratch, &slot.spare, &slot.cached_file})
-    if (!buffer->shared()) bytes += buffer->capacity_bytes();
+    if (!buffer->shared_for_accounting()) bytes += buffer->capacity_bytes();
   return bytes;
 }
 
