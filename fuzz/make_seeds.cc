@@ -31,6 +31,7 @@
 #include "cache_fixture.h"
 #include "codec/codec.h"
 #include "flowfeed/cache.h"
+#include "flowfeed/shards.h"
 #include "flowfeed/source.h"
 #include "fuzz_util.h"
 #include "sources/tar.h"
@@ -941,7 +942,7 @@ void CacheSeeds(const std::string& work) {
   Put("cache", "other-fingerprint",
       CachePack(8, dir,
                 "{\"format\":2,\"fingerprint\":\"0123456789abcdef\",\"parts\":[[\"format\","
-                "\"1\"],[\"stages\",\"decode(color=gray)\"]]}\n"));
+                "\"2\"],[\"stages\",\"decode(color=gray)\"]]}\n"));
   Put("cache", "meta-not-json", CachePack(0, dir, "{\"format\":2,\"fingerprint\":"));
   {
     // The meta file of an older flowfeed (format 1): rebuilt.
