@@ -459,11 +459,32 @@ void ExpectNoneServed(SampleCache& cache, const std::vector<Image>& images) {
   for (int i = 0; i < int(images.size()); ++i) {
     Image out;
     if (cache.Lookup(i, &out, nullptr)) {
-      EXPECT_FALSE(SameImage(out, images[size_t(i)])) << "sample " << i
-                                                      << " served from the "
-                                                         "other cache's files";
+      EXPECT_FALSE(SameImage(out, images[size_t(i)]))
+          << "sample " << i << " served from the other cache's files";
     }
   }
+}
+
+// "NAME was written for fingerprint (written's), not the meta file's (meta's)".
+std::string WrittenFor(const char* name, const CacheFingerprint& written,
+                       const CacheFingerprint& meta) {
+  return std::string(name) + " was written for fingerprint " + written.Hex() +
+         ", not the meta file's " + meta.Hex();
+}
+
+// Opening c.a for `run` rebuilds it, saying `why`, and serves none of `foreign`.
+void ExpectRebuilt(const TwoCaches& c, const CacheFingerprint& run, const std::string& why,
+                   const std::vector<Image>& foreign) {
+  auto cache = MustOpen(DiskOptions(c.a), 6, run);
+  ASSERT_TRUE(cache);
+  const CacheStats s = cache->stats();
+  EXPECT_EQ(s.reused_entries, 0) << Messages(s);
+  EXPECT_EQ(s.corrupt, 0) << Messages(s);
+  EXPECT_TRUE(HasMessage(
+      s, "rebuilding " + c.a + ": " + why + ": the cache's files do not belong to its meta file"))
+      << Messages(s);
+  ExpectNoneServed(*cache, foreign);
+  EXPECT_EQ(FileSize(c.a + "/flowfeed-cache.data"), kFileHeaderBytes);  // rebuilt from scratch
 }
 
 // Issue 21: a meta file copied from cache B into cache A's folder made A's records pass for B's
@@ -471,61 +492,27 @@ void ExpectNoneServed(SampleCache& cache, const std::vector<Image>& images) {
 TEST(CacheDisk, AMetaFileCopiedFromAnotherCacheRebuilds) {
   TwoCaches c;
   c.CopyFromB("flowfeed-cache.meta");
-  auto cache = MustOpen(DiskOptions(c.a), 6, TwoCaches::FpB());
-  ASSERT_TRUE(cache);
-  const CacheStats s = cache->stats();
-  EXPECT_EQ(s.reused_entries, 0) << Messages(s);
-  EXPECT_TRUE(HasMessage(s, "rebuilding " + c.a +
-                                ": flowfeed-cache.index was written for "
-                                "fingerprint " +
-                                TwoCaches::FpA().Hex() + ", not the meta file's " +
-                                TwoCaches::FpB().Hex() +
-                                "; flowfeed-cache.data was written for "
-                                "fingerprint " +
-                                TwoCaches::FpA().Hex()))
-      << Messages(s);
-  EXPECT_TRUE(HasMessage(s, "the cache's files do not belong to its meta file")) << Messages(s);
-  ExpectNoneServed(*cache, c.images_a);
-  EXPECT_EQ(FileSize(c.a + "/flowfeed-cache.data"), kFileHeaderBytes);  // rebuilt from scratch
+  const CacheFingerprint a = TwoCaches::FpA(), b = TwoCaches::FpB();
+  ExpectRebuilt(
+      c, b,
+      WrittenFor("flowfeed-cache.index", a, b) + "; " + WrittenFor("flowfeed-cache.data", a, b),
+      c.images_a);
 }
 
 // The same with the other cache's index (and meta) copied in: the data file is the stranger.
 // And with only the other cache's index copied in, under A's own meta file.
 TEST(CacheDisk, AnIndexCopiedFromAnotherCacheRebuilds) {
+  const CacheFingerprint a = TwoCaches::FpA(), b = TwoCaches::FpB();
   {
     TwoCaches c;
     c.CopyFromB("flowfeed-cache.meta");
     c.CopyFromB("flowfeed-cache.index");
-    auto cache = MustOpen(DiskOptions(c.a), 6, TwoCaches::FpB());
-    ASSERT_TRUE(cache);
-    const CacheStats s = cache->stats();
-    EXPECT_EQ(s.reused_entries, 0) << Messages(s);
-    EXPECT_TRUE(HasMessage(s, "rebuilding " + c.a +
-                                  ": flowfeed-cache.data was written for "
-                                  "fingerprint " +
-                                  TwoCaches::FpA().Hex() + ", not the meta file's " +
-                                  TwoCaches::FpB().Hex() +
-                                  ": the cache's files do not belong to its meta file"))
-        << Messages(s);
-    EXPECT_EQ(s.corrupt, 0);
-    ExpectNoneServed(*cache, c.images_a);
+    ExpectRebuilt(c, b, WrittenFor("flowfeed-cache.data", a, b), c.images_a);
   }
   {
     TwoCaches c;
     c.CopyFromB("flowfeed-cache.index");
-    auto cache = MustOpen(DiskOptions(c.a), 6, TwoCaches::FpA());
-    ASSERT_TRUE(cache);
-    const CacheStats s = cache->stats();
-    EXPECT_EQ(s.reused_entries, 0) << Messages(s);
-    EXPECT_TRUE(HasMessage(s, "rebuilding " + c.a +
-                                  ": flowfeed-cache.index was written for "
-                                  "fingerprint " +
-                                  TwoCaches::FpB().Hex() + ", not the meta file's " +
-                                  TwoCaches::FpA().Hex() +
-                                  ": the cache's files do not belong to its meta file"))
-        << Messages(s);
-    EXPECT_EQ(s.corrupt, 0);
-    ExpectNoneServed(*cache, c.images_b);
+    ExpectRebuilt(c, a, WrittenFor("flowfeed-cache.index", b, a), c.images_b);
   }
 }
 
