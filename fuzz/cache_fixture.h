@@ -15,7 +15,7 @@ inline constexpr int64_t kCacheSamples = 6;
 
 inline CacheFingerprint CacheFixtureFingerprint() {
   CacheFingerprint fp;
-  fp.parts = {{"format", "1"}, {"listing", "6 files, 4096 bytes"}, {"stages", "decode(color=rgb)"}};
+  fp.parts = {{"format", "2"}, {"listing", "6 files, 4096 bytes"}, {"stages", "decode(color=rgb)"}};
   return fp;
 }
 

@@ -4,7 +4,8 @@
 // Input: one flags byte, then flowfeed-cache.meta, kSeparator, flowfeed-cache.index,
 // kSeparator, flowfeed-cache.data (a missing part: no such file). Flags:
 //   bit 0: write the fixture's valid meta file instead of the input's meta part
-//   bit 1: recompute the index segments' checksums, so that the fuzzer reaches the entries
+//   bit 1: recompute the index segments' checksums (seeded with the fixture's fingerprint), so
+//          that the fuzzer reaches the entries
 //   bit 2: also recompute the checksums of the records (and of the index entries naming them),
 //          so that a forged record can be served: then only shapes, not pixels, are checked
 //   bit 3: after the lookups, insert every missing sample, close, reopen, and expect every
@@ -30,7 +31,10 @@ namespace {
 
 constexpr uint32_t kRecordMagic = 0x46464352;  // "FFCR", engine/src/cache/format.h
 constexpr uint32_t kIndexMagic = 0x46464349;   // "FFCI"
-constexpr size_t kHeader = 48, kEntry = 40;
+constexpr size_t kFileHeader = 16, kHeader = 48, kEntry = 40;
+
+// The seed of every checksum: the fingerprint's value (format.h).
+uint64_t Seed() { return fuzz::CacheFixtureFingerprint().Value(); }
 
 template <typename T>
 T Load(const std::string& s, size_t at) {
@@ -43,17 +47,17 @@ void Store(std::string* s, size_t at, T v) {
   std::memcpy(s->data() + at, &v, sizeof v);
 }
 
-// Calls fn(entry_offset) for every entry of every well-formed segment, then rewrites the
-// segment's checksum.
+// Calls fn(entry_offset) for every entry of every well-formed segment after the file header
+// (left as it is), then rewrites the segment's checksum.
 template <typename Fn>
 void ForEachSegment(std::string* index, Fn fn) {
-  size_t pos = 0;
+  size_t pos = kFileHeader;
   while (pos + 16 <= index->size()) {
     const uint32_t magic = Load<uint32_t>(*index, pos), count = Load<uint32_t>(*index, pos + 4);
     if (magic != kIndexMagic || count > (index->size() - pos - 16) / kEntry) break;
     const size_t body = 8 + size_t(count) * kEntry;
     for (uint32_t k = 0; k < count; ++k) fn(pos + 8 + size_t(k) * kEntry);
-    Store<uint64_t>(index, pos + body, XXH3_64bits(index->data() + pos, body));
+    Store<uint64_t>(index, pos + body, XXH3_64bits_withSeed(index->data() + pos, body, Seed()));
     pos += body + 8;
   }
 }
@@ -64,7 +68,7 @@ bool FixRecord(std::string* data, uint64_t at, uint64_t* checksum) {
   if (Load<uint32_t>(*data, at) != kRecordMagic) return false;
   const uint64_t payload = Load<uint64_t>(*data, at + 32);
   if (payload > data->size() - at - kHeader) return false;
-  const uint64_t seed = XXH3_64bits(data->data() + at, 40);
+  const uint64_t seed = XXH3_64bits_withSeed(data->data() + at, 40, Seed());
   *checksum = XXH3_64bits_withSeed(data->data() + at + kHeader, payload, seed);
   Store<uint64_t>(data, at + 40, *checksum);
   return true;
@@ -134,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (flags & 1) {
     // The meta file a cache with the fixture's fingerprint writes (see engine/src/cache/meta.cc MetaText).
     const CacheFingerprint fp = fuzz::CacheFixtureFingerprint();
-    meta = "{\"format\":1,\"fingerprint\":\"" + fp.Hex() + "\",\"parts\":[";
+    meta = "{\"format\":2,\"fingerprint\":\"" + fp.Hex() + "\",\"parts\":[";
     for (size_t i = 0; i < fp.parts.size(); ++i)
       meta += std::string(i ? "," : "") + "[\"" + fp.parts[i].first + "\",\"" +
               fp.parts[i].second + "\"]";

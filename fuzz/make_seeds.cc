@@ -31,6 +31,7 @@
 #include "cache_fixture.h"
 #include "codec/codec.h"
 #include "flowfeed/cache.h"
+#include "flowfeed/shards.h"
 #include "flowfeed/source.h"
 #include "fuzz_util.h"
 #include "sources/tar.h"
@@ -896,14 +897,12 @@ Bytes CachePack(uint8_t flags, const std::string& dir, const Bytes& meta_overrid
   return Pack(flags, {meta, index, data});
 }
 
-void CacheSeeds(const std::string& work) {
-  const std::string dir = work + "/cache";
+// The fixture's cache at `dir` (written for `fp`): two index segments, samples 0-2, then 3-5.
+void WriteFixtureCache(const std::string& dir, const CacheFingerprint& fp) {
   fs::remove_all(dir);
   {
-    // Two index segments: samples 0-2, then 3-5.
     Result<std::unique_ptr<SampleCache>> r =
-        SampleCache::Open(fuzz::CacheFixtureOptions(dir), fuzz::kCacheSamples,
-                          fuzz::CacheFixtureFingerprint());
+        SampleCache::Open(fuzz::CacheFixtureOptions(dir), fuzz::kCacheSamples, fp);
     if (!r.ok()) {
       std::cerr << r.status().ToString() << "\n";
       std::exit(1);
@@ -914,6 +913,14 @@ void CacheSeeds(const std::string& work) {
     for (int64_t i = 3; i < fuzz::kCacheSamples; ++i) cache.Insert(i, fuzz::CacheFixtureImage(i));
     cache.Flush();
   }
+}
+
+void CacheSeeds(const std::string& work) {
+  const std::string dir = work + "/cache", other = work + "/other-cache";
+  WriteFixtureCache(dir, fuzz::CacheFixtureFingerprint());
+  CacheFingerprint other_fp = fuzz::CacheFixtureFingerprint();
+  other_fp.parts.back().second = "decode(color=gray)";
+  WriteFixtureCache(other, other_fp);
   Put("cache", "valid", CachePack(0, dir));
   Put("cache", "valid-reopen", CachePack(8, dir));
   Put("cache", "valid-meta-by-harness", CachePack(1, dir, "x"));
@@ -933,11 +940,32 @@ void CacheSeeds(const std::string& work) {
     Put("cache", "garbage-tails", p);
   }
   Put("cache", "other-fingerprint",
-      CachePack(8, dir, "{\"format\":1,\"fingerprint\":\"0123456789abcdef\",\"parts\":[[\"format\","
-                        "\"1\"],[\"stages\",\"decode(color=gray)\"]]}\n"));
-  Put("cache", "meta-not-json", CachePack(0, dir, "{\"format\":1,\"fingerprint\":"));
+      CachePack(8, dir,
+                "{\"format\":2,\"fingerprint\":\"0123456789abcdef\",\"parts\":[[\"format\","
+                "\"2\"],[\"stages\",\"decode(color=gray)\"]]}\n"));
+  Put("cache", "meta-not-json", CachePack(0, dir, "{\"format\":2,\"fingerprint\":"));
+  {
+    // The meta file of an older flowfeed (format 1): rebuilt.
+    Bytes meta = ReadAll(dir + "/flowfeed-cache.meta");
+    const std::string key = "\"format\": 2";
+    meta.replace(meta.find(key), key.size(), "\"format\": 1");
+    Put("cache", "meta-format-1", CachePack(8, dir, meta));
+  }
+  // The files of a cache with another fingerprint under a meta file naming the fixture's (one
+  // copied in from another cache): rebuilt, never served. Then only the index, then only the
+  // data file, from the other cache.
+  Put("cache", "files-of-another-cache", CachePack(1 | 8, other, "x"));
+  Put("cache", "index-of-another-cache",
+      Pack(1 | 8,
+           {"", ReadAll(other + "/flowfeed-cache.index"), ReadAll(dir + "/flowfeed-cache.data")}));
+  Put("cache", "data-of-another-cache",
+      Pack(1 | 8,
+           {"", ReadAll(dir + "/flowfeed-cache.index"), ReadAll(other + "/flowfeed-cache.data")}));
   Put("cache", "no-files", Pack(0, {""}));
-  Put("cache", "index-without-data", Pack(1 | 2 | 8, {"", ReadAll(dir + "/flowfeed-cache.index")}));
+  // The index with a data file holding only its header: every entry is past the data's end.
+  Put("cache", "index-without-data",
+      Pack(1 | 2 | 8, {"", ReadAll(dir + "/flowfeed-cache.index"),
+                       ReadAll(dir + "/flowfeed-cache.data").substr(0, 16)}));
   Put("cache", "forged-checksums", CachePack(1 | 4 | 8, dir));
 }
 

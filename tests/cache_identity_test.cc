@@ -1,13 +1,14 @@
-// What the disk cache's key must see: new code behind the same plugin and stage names, and a
-// file replaced by another of the same size with its mtime set back. Each run is a separate
-// `flowfeed bench` process, as a user's runs are (a process cannot load two builds of one
-// plugin path).
+// What the disk cache's key must see: new code behind the same plugin and stage names, a file
+// replaced by another of the same size with its mtime set back, and another cache's files
+// copied into its folder. Each run is a separate `flowfeed bench` process, as a user's runs are
+// (a process cannot load two builds of one plugin path).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -142,6 +143,62 @@ TEST(CacheIdentity, APluginWritingIntoACachedImageCannotChangeTheCache) {
   ASSERT_EQ(uncached.code, 0) << uncached.output;
   ASSERT_EQ(cached.digests.size(), 3u);
   EXPECT_EQ(cached.digests, uncached.digests) << cached.output;
+}
+
+// Two disk caches of one image folder (the same sample count) for two configurations that
+// differ in one parameter, so in their pixels: A (nearest) at dir/a, B (area) at dir/b; then
+// `copy` names the files of B's cache copied into A's folder, and B's configuration runs on A's
+// folder. Issue 21: with B's meta file there, A's records were served as B's (only the meta file
+// held the fingerprint).
+struct CopiedCache {
+  TempDir dir;
+  BenchRun a, b_uncached, b_on_a;
+  std::string a_path = dir / "a";
+  explicit CopiedCache(const std::vector<std::string>& copy) {
+    test::MakeImageFolder(dir / "images", 2, 4);
+    test::WriteText(dir / "c.yaml",
+                    "source: {type: image_folder, root: " + dir / "images" +
+                        "}\n"
+                        "pipeline: [{type: decode}, {type: resize, size: [8, 8], interpolation: "
+                        "nearest}]\n"
+                        "batch: {size: 4, dtype: uint8}\n"
+                        "shuffle: false\n"
+                        "cache: {mode: disk, path: " +
+                        a_path + ", after: resize}\n");
+    const std::string b_config = "--set pipeline.1.interpolation=area";
+    a = Bench(dir, "");
+    const BenchRun b = Bench(dir, b_config + " --set cache.path=" + dir / "b");
+    b_uncached = Bench(dir, b_config + " --set cache.mode=off");
+    for (const std::string& name : copy)
+      fs::copy_file(dir / "b/" + name, a_path + "/" + name, fs::copy_options::overwrite_existing);
+    if (a.code == 0 && b.code == 0 && b_uncached.code == 0) b_on_a = Bench(dir, b_config);
+  }
+};
+
+// B's configuration on A's folder got B's own batches, and its output says the cache was
+// rebuilt because `why`.
+void ExpectRebuiltFor(const CopiedCache& c, const std::string& why) {
+  ASSERT_EQ(c.a.code, 0) << c.a.output;
+  ASSERT_EQ(c.b_uncached.code, 0) << c.b_uncached.output;
+  ASSERT_NE(c.a.digest, c.b_uncached.digest) << "the two configurations should differ in pixels";
+  ASSERT_EQ(c.b_on_a.code, 0) << c.b_on_a.output;
+  EXPECT_EQ(c.b_on_a.digest, c.b_uncached.digest) << "the other cache's pixels were served\n"
+                                                  << c.b_on_a.output;
+  EXPECT_NE(c.b_on_a.output.find("rebuilding " + c.a_path + ": " + why), std::string::npos)
+      << c.b_on_a.output;
+  EXPECT_NE(c.b_on_a.output.find("the cache's files do not belong to its meta file"),
+            std::string::npos)
+      << c.b_on_a.output;
+}
+
+TEST(CacheIdentity, AMetaFileCopiedFromAnotherCacheNeverServesItsPixels) {
+  ExpectRebuiltFor(CopiedCache({"flowfeed-cache.meta"}),
+                   "flowfeed-cache.index was written for fingerprint ");
+}
+
+TEST(CacheIdentity, AnIndexCopiedFromAnotherCacheNeverServesItsPixels) {
+  ExpectRebuiltFor(CopiedCache({"flowfeed-cache.meta", "flowfeed-cache.index"}),
+                   "flowfeed-cache.data was written for fingerprint ");
 }
 
 }  // namespace

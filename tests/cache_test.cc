@@ -7,7 +7,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -26,6 +29,9 @@ namespace flowfeed {
 namespace {
 
 constexpr int64_t kHeaderBytes = 48;  // a record's header in flowfeed-cache.data
+// The header each of flowfeed-cache.data and flowfeed-cache.index starts with (the fingerprint
+// they were written for); records and segments follow it.
+constexpr int64_t kFileHeaderBytes = 16;
 
 CacheFingerprint Fp(const std::string& stages = "decode(color=rgb)") {
   CacheFingerprint fp;
@@ -99,8 +105,8 @@ bool HasMessage(const CacheStats& s, const std::string& part) {
 // A disk cache at `path` for images.size() samples holding images [0, count), closed again:
 // one index segment per `per_segment` samples.
 void WriteDiskCache(const std::string& path, const std::vector<Image>& images, int count,
-                    int per_segment = 1 << 30) {
-  auto cache = MustOpen(DiskOptions(path), int64_t(images.size()));
+                    int per_segment = 1 << 30, const CacheFingerprint& fp = Fp()) {
+  auto cache = MustOpen(DiskOptions(path), int64_t(images.size()), fp);
   ASSERT_TRUE(cache);
   for (int i = 0; i < count; ++i) {
     cache->Insert(i, images[size_t(i)]);
@@ -352,15 +358,15 @@ TEST(CacheDisk, RoundTripAndMeta) {
     EXPECT_EQ(s.disk_bytes, total);
     EXPECT_EQ(s.budget_bytes, 0);
     EXPECT_FALSE(s.disk_disabled);
-    EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), total);
-    EXPECT_EQ(FileSize(path + "/flowfeed-cache.index"), 8 + 21 * 40 + 8);
+    EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), kFileHeaderBytes + total);
+    EXPECT_EQ(FileSize(path + "/flowfeed-cache.index"), kFileHeaderBytes + 8 + 21 * 40 + 8);
     cache->EvictFromPageCache();
     ASSERT_TRUE(cache->Lookup(5, &out, &bytes));  // still readable after eviction
     EXPECT_TRUE(SameImage(out, images[5]));
   }
   std::ifstream in(path + "/flowfeed-cache.meta");
   const nlohmann::json meta = nlohmann::json::parse(in);
-  EXPECT_EQ(meta["format"], 1);
+  EXPECT_EQ(meta["format"], 2);
   EXPECT_EQ(meta["fingerprint"], Fp().Hex());
   ASSERT_EQ(meta["parts"].size(), 3u);
   EXPECT_EQ(meta["parts"][2][0], "stages");
@@ -422,10 +428,188 @@ TEST(CacheDisk, OtherFingerprintRebuilds) {
     int64_t bytes = 0;
     EXPECT_FALSE(cache->Lookup(i, &out, &bytes));
   }
-  EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), 0);
-  EXPECT_EQ(FileSize(path + "/flowfeed-cache.index"), 0);
+  EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), kFileHeaderBytes);
+  EXPECT_EQ(FileSize(path + "/flowfeed-cache.index"), kFileHeaderBytes);
   std::ifstream in(path + "/flowfeed-cache.meta");
   EXPECT_EQ(nlohmann::json::parse(in)["fingerprint"], Fp("decode(color=gray)").Hex());
+}
+
+// Two caches of the same sample count written for different fingerprints (rgb and gray
+// stages, other pixels), at dir/a and dir/b; the images each holds.
+struct TwoCaches {
+  test::TempDir dir;
+  std::string a = dir / "a", b = dir / "b";
+  std::vector<Image> images_a = Images(6), images_b;
+  TwoCaches() {
+    for (int i = 0; i < 6; ++i)
+      images_b.push_back(test::PatternImage(8 + i % 5, 10 + i % 7, 3, 100 + i));
+    WriteDiskCache(a, images_a, 6, 3, FpA());
+    WriteDiskCache(b, images_b, 6, 3, FpB());
+  }
+  static CacheFingerprint FpA() { return Fp(); }
+  static CacheFingerprint FpB() { return Fp("decode(color=gray)"); }
+  void CopyFromB(const char* name) {
+    std::filesystem::copy_file(b + "/" + name, a + "/" + name,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+};
+
+// None of `images` is served: every lookup misses or returns other pixels.
+void ExpectNoneServed(SampleCache& cache, const std::vector<Image>& images) {
+  for (int i = 0; i < int(images.size()); ++i) {
+    Image out;
+    if (cache.Lookup(i, &out, nullptr)) {
+      EXPECT_FALSE(SameImage(out, images[size_t(i)]))
+          << "sample " << i << " served from the other cache's files";
+    }
+  }
+}
+
+// "NAME was written for fingerprint (written's), not the meta file's (meta's)".
+std::string WrittenFor(const char* name, const CacheFingerprint& written,
+                       const CacheFingerprint& meta) {
+  return std::string(name) + " was written for fingerprint " + written.Hex() +
+         ", not the meta file's " + meta.Hex();
+}
+
+// Opening c.a for `run` rebuilds it, saying `why`, and serves none of `foreign`.
+void ExpectRebuilt(const TwoCaches& c, const CacheFingerprint& run, const std::string& why,
+                   const std::vector<Image>& foreign) {
+  auto cache = MustOpen(DiskOptions(c.a), 6, run);
+  ASSERT_TRUE(cache);
+  const CacheStats s = cache->stats();
+  EXPECT_EQ(s.reused_entries, 0) << Messages(s);
+  EXPECT_EQ(s.corrupt, 0) << Messages(s);
+  EXPECT_TRUE(HasMessage(
+      s, "rebuilding " + c.a + ": " + why + ": the cache's files do not belong to its meta file"))
+      << Messages(s);
+  ExpectNoneServed(*cache, foreign);
+  EXPECT_EQ(FileSize(c.a + "/flowfeed-cache.data"), kFileHeaderBytes);  // rebuilt from scratch
+}
+
+// Issue 21: a meta file copied from cache B into cache A's folder made A's records pass for B's
+// (the meta file alone held the fingerprint). Now the files' headers name theirs: rebuilt.
+TEST(CacheDisk, AMetaFileCopiedFromAnotherCacheRebuilds) {
+  TwoCaches c;
+  c.CopyFromB("flowfeed-cache.meta");
+  const CacheFingerprint a = TwoCaches::FpA(), b = TwoCaches::FpB();
+  ExpectRebuilt(
+      c, b,
+      WrittenFor("flowfeed-cache.index", a, b) + "; " + WrittenFor("flowfeed-cache.data", a, b),
+      c.images_a);
+}
+
+// The same with the other cache's index (and meta) copied in: the data file is the stranger.
+// And with only the other cache's index copied in, under A's own meta file.
+TEST(CacheDisk, AnIndexCopiedFromAnotherCacheRebuilds) {
+  const CacheFingerprint a = TwoCaches::FpA(), b = TwoCaches::FpB();
+  {
+    TwoCaches c;
+    c.CopyFromB("flowfeed-cache.meta");
+    c.CopyFromB("flowfeed-cache.index");
+    ExpectRebuilt(c, b, WrittenFor("flowfeed-cache.data", a, b), c.images_a);
+  }
+  {
+    TwoCaches c;
+    c.CopyFromB("flowfeed-cache.index");
+    ExpectRebuilt(c, a, WrittenFor("flowfeed-cache.index", b, a), c.images_b);
+  }
+}
+
+// Headers forged to name B's fingerprint over A's records and segments: the checksums, seeded
+// with the fingerprint, still fail, so none of A's samples is reused for B.
+TEST(CacheDisk, ForgedFileHeadersDoNotMakeAnotherCachesRecordsValid) {
+  TwoCaches c;
+  c.CopyFromB("flowfeed-cache.meta");
+  for (const char* name : {"flowfeed-cache.data", "flowfeed-cache.index"}) {
+    std::vector<uint8_t> mine = test::ReadBytes(c.a + "/" + name);
+    const std::vector<uint8_t> theirs = test::ReadBytes(c.b + "/" + name);
+    std::copy(theirs.begin(), theirs.begin() + kFileHeaderBytes, mine.begin());
+    test::WriteBytes(c.a + "/" + name, mine);
+  }
+  auto cache = MustOpen(DiskOptions(c.a), 6, TwoCaches::FpB());
+  ASSERT_TRUE(cache);
+  const CacheStats s = cache->stats();
+  EXPECT_EQ(s.reused_entries, 0) << Messages(s);
+  ExpectNoneServed(*cache, c.images_a);
+}
+
+// A cache as an older flowfeed wrote it (format 1): no file headers, checksums not seeded with
+// the fingerprint, "format": 1 in the meta file.
+void WriteFormat1Cache(const std::string& path, const std::vector<Image>& images,
+                       const CacheFingerprint& fp) {
+  struct Record {
+    uint32_t magic, version;
+    uint64_t index;
+    uint32_t height, width, channels, dtype;
+    uint64_t payload_bytes, checksum;
+  };
+  struct Entry {
+    uint64_t index, offset;
+    uint32_t height, width, channels, dtype;
+    uint64_t checksum;
+  };
+  static_assert(sizeof(Record) == 48 && sizeof(Entry) == 40, "format 1 layout");
+  std::string data, index;
+  const uint32_t segment_magic = 0x46464349, count = uint32_t(images.size());
+  index.append(reinterpret_cast<const char*>(&segment_magic), 4);
+  index.append(reinterpret_cast<const char*>(&count), 4);
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Image& img = images[i];
+    Record r{0x46464352,
+             1,
+             i,
+             uint32_t(img.height()),
+             uint32_t(img.width()),
+             uint32_t(img.channels()),
+             0,
+             img.size_bytes(),
+             0};
+    r.checksum = XXH3_64bits_withSeed(img.data(), img.size_bytes(), XXH3_64bits(&r, 40));
+    const Entry e{i, data.size(), r.height, r.width, r.channels, 0, r.checksum};
+    data.append(reinterpret_cast<const char*>(&r), sizeof r);
+    data.append(reinterpret_cast<const char*>(img.data()), img.size_bytes());
+    index.append(reinterpret_cast<const char*>(&e), sizeof e);
+  }
+  const uint64_t sum = XXH3_64bits(index.data(), index.size());
+  index.append(reinterpret_cast<const char*>(&sum), 8);
+  nlohmann::json parts = nlohmann::json::array();
+  for (const auto& p : fp.parts) parts.push_back({p.first, p.second});
+  std::filesystem::create_directories(path);
+  test::WriteText(path + "/flowfeed-cache.data", data);
+  test::WriteText(path + "/flowfeed-cache.index", index);
+  test::WriteText(
+      path + "/flowfeed-cache.meta",
+      nlohmann::json{{"format", 1}, {"fingerprint", fp.Hex()}, {"parts", parts}}.dump(2));
+}
+
+TEST(CacheDisk, AFormat1CacheIsRebuiltSayingWhy) {
+  test::TempDir dir;
+  const std::string path = dir / "c";
+  const std::vector<Image> images = Images(4);
+  WriteFormat1Cache(path, images, Fp());
+  {
+    auto cache = MustOpen(DiskOptions(path), 4);
+    ASSERT_TRUE(cache);
+    const CacheStats s = cache->stats();
+    EXPECT_EQ(s.reused_entries, 0) << Messages(s);
+    EXPECT_TRUE(HasMessage(s, "rebuilding " + path +
+                                  ": flowfeed-cache.meta is format 1, from an "
+                                  "older flowfeed whose data and index files do not carry the "
+                                  "fingerprint"))
+        << Messages(s);
+    for (int i = 0; i < 4; ++i) {
+      Image out;
+      EXPECT_FALSE(cache->Lookup(i, &out, nullptr)) << i;
+    }
+    for (int i = 0; i < 4; ++i) cache->Insert(i, images[size_t(i)]);
+  }
+  // Rewritten as format 2, and reused from then on.
+  EXPECT_EQ(nlohmann::json::parse(test::ReadBytes(path + "/flowfeed-cache.meta"))["format"], 2);
+  auto cache = MustOpen(DiskOptions(path), 4);
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(cache->stats().reused_entries, 4) << Messages(cache->stats());
+  ExpectHits(*cache, images, 0, 4);
 }
 
 TEST(CacheDisk, UnreadableMetaRebuilds) {
@@ -447,9 +631,10 @@ TEST(CacheDisk, UnreadableMetaRebuilds) {
 
 // Regression (fuzz/corpus/cache/regress-meta-format-float-overflow): a "format" of 2.2e25 was
 // converted to int (undefined behaviour) on the way to being compared. Any format that is not
-// the integer 1 is an unknown format: a rebuild, never a reuse.
-TEST(CacheDisk, MetaFormatThatIsNotTheIntegerOneRebuilds) {
-  for (const std::string format : {"2.2e25", "1.0", "\"1\"", "-1", "null", "[1]"}) {
+// the integer 2 (or 1, an older flowfeed's, said so) is an unknown format: a rebuild, never a
+// reuse.
+TEST(CacheDisk, MetaFormatThatIsNotTheCurrentIntegerRebuilds) {
+  for (const std::string format : {"2.2e25", "2.0", "\"2\"", "-1", "3", "null", "[2]"}) {
     test::TempDir dir;
     const std::string path = dir / "c";
     {
@@ -459,7 +644,7 @@ TEST(CacheDisk, MetaFormatThatIsNotTheIntegerOneRebuilds) {
     }
     nlohmann::json meta = nlohmann::json::parse(test::ReadBytes(path + "/flowfeed-cache.meta"));
     std::string text = meta.dump();
-    const std::string key = "\"format\":1";
+    const std::string key = "\"format\":2";
     ASSERT_NE(text.find(key), std::string::npos) << text;
     text.replace(text.find(key), key.size(), "\"format\":" + format);
     test::WriteText(path + "/flowfeed-cache.meta", text);
@@ -617,9 +802,9 @@ TEST(CacheDisk, TruncatedLastSegmentKeepsEarlierOnes) {
   }
   for (int i = 0; i < 10; ++i) (i < 5 ? first_half : second_half) += RecordBytes(images[size_t(i)]);
   const int64_t segment = 8 + 5 * 40 + 8;
-  ASSERT_EQ(FileSize(index), 2 * segment);
-  ASSERT_EQ(FileSize(data), first_half + second_half);
-  TruncateFile(index, 2 * segment - 10);
+  ASSERT_EQ(FileSize(index), kFileHeaderBytes + 2 * segment);
+  ASSERT_EQ(FileSize(data), kFileHeaderBytes + first_half + second_half);
+  TruncateFile(index, kFileHeaderBytes + 2 * segment - 10);
 
   auto cache = MustOpen(DiskOptions(path), 10);
   ASSERT_TRUE(cache);
@@ -629,8 +814,8 @@ TEST(CacheDisk, TruncatedLastSegmentKeepsEarlierOnes) {
                                 " bytes of index, " + std::to_string(second_half) +
                                 " bytes of data)"))
       << Messages(s);
-  EXPECT_EQ(FileSize(index), segment);
-  EXPECT_EQ(FileSize(data), first_half);
+  EXPECT_EQ(FileSize(index), kFileHeaderBytes + segment);
+  EXPECT_EQ(FileSize(data), kFileHeaderBytes + first_half);
   for (int i = 0; i < 10; ++i) {
     Image out;
     int64_t bytes = 0;
@@ -650,14 +835,14 @@ TEST(CacheDisk, CorruptLastSegmentIsDamagedNotATornTail) {
   WriteDiskCache(path, Images(4), 4, 2);
   std::vector<uint8_t> bytes = test::ReadBytes(index);
   const size_t segment = 8 + 2 * 40 + 8;
-  ASSERT_EQ(bytes.size(), 2 * segment);
-  bytes[segment + 8 + 16] ^= 1;  // the second segment's first entry's height
+  ASSERT_EQ(bytes.size(), kFileHeaderBytes + 2 * segment);
+  bytes[kFileHeaderBytes + segment + 8 + 16] ^= 1;  // the second segment's first entry's height
   test::WriteBytes(index, bytes);
   auto cache = MustOpen(DiskOptions(path), 4);
   ASSERT_TRUE(cache);
   EXPECT_EQ(cache->stats().reused_entries, 2);
   EXPECT_TRUE(HasMessage(cache->stats(), path + ": the index's last segment (96 bytes at offset "
-                                                "96) failed its checksum (corruption, not an "
+                                                "112) failed its checksum (corruption, not an "
                                                 "interrupted run)"))
       << Messages(cache->stats());
   EXPECT_FALSE(HasMessage(cache->stats(), "torn")) << Messages(cache->stats());
@@ -674,8 +859,8 @@ TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
   WriteDiskCache(path, images, 9, 3);
   std::vector<uint8_t> bytes = test::ReadBytes(index);
   const size_t segment = 8 + 3 * 40 + 8;
-  ASSERT_EQ(bytes.size(), 3 * segment);
-  bytes[segment + 8 + 40 + 3] ^= 0x10;  // inside the second segment's second entry
+  ASSERT_EQ(bytes.size(), kFileHeaderBytes + 3 * segment);
+  bytes[kFileHeaderBytes + segment + 8 + 40 + 3] ^= 0x10;  // the second segment's second entry
   test::WriteBytes(index, bytes);
   {
     auto cache = MustOpen(DiskOptions(path), 9);
@@ -683,7 +868,8 @@ TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
     const CacheStats s = cache->stats();
     EXPECT_EQ(s.reused_entries, 6);
     EXPECT_TRUE(HasMessage(s, path + ": the index is damaged: " + std::to_string(segment) +
-                                  " bytes from offset " + std::to_string(segment) +
+                                  " bytes from offset " +
+                                  std::to_string(kFileHeaderBytes + segment) +
                                   " failed their checksum (corruption, not an interrupted run)"))
         << Messages(s);
     EXPECT_FALSE(HasMessage(s, "torn")) << Messages(s);
@@ -695,7 +881,8 @@ TEST(CacheDisk, AFlippedByteInTheMiddleOfTheIndexKeepsTheSegmentsAfterIt) {
     }
     for (int i = 3; i < 6; ++i) cache->Insert(i, images[size_t(i)]);  // recomputed
   }
-  EXPECT_EQ(test::ReadBytes(index).size(), 3 * segment);  // repaired, then appended to
+  // Repaired, then appended to.
+  EXPECT_EQ(test::ReadBytes(index).size(), kFileHeaderBytes + 3 * segment);
   auto cache = MustOpen(DiskOptions(path), 9);
   ASSERT_TRUE(cache);
   EXPECT_EQ(cache->stats().reused_entries, 9);
@@ -713,9 +900,9 @@ TEST(CacheDisk, CorruptRecordIsAMiss) {
     ASSERT_TRUE(cache);
     for (int i = 0; i < 3; ++i) cache->Insert(i, images[size_t(i)]);
   }
-  // Records are written in insertion order: record 1 starts after record 0.
+  // Records are written in insertion order after the file header: record 1 follows record 0.
   std::vector<uint8_t> bytes = test::ReadBytes(data);
-  bytes[size_t(RecordBytes(images[0]) + kHeaderBytes + 10)] ^= 0x40;
+  bytes[size_t(kFileHeaderBytes + RecordBytes(images[0]) + kHeaderBytes + 10)] ^= 0x40;
   test::WriteBytes(data, bytes);
 
   auto cache = MustOpen(DiskOptions(path), 3);
@@ -802,8 +989,8 @@ TEST(CacheFailure, FullDiskDisablesTheDiskStore) {
       }
     }
     // Nothing uncommitted survives on disk.
-    EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), 0);
-    EXPECT_EQ(FileSize(path + "/flowfeed-cache.index"), 0);
+    EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), kFileHeaderBytes);
+    EXPECT_EQ(FileSize(path + "/flowfeed-cache.index"), kFileHeaderBytes);
     // Keeps working.
     cache->Insert(5, images[5]);
     cache->Flush();
@@ -866,7 +1053,7 @@ TEST(CacheFailure, FailingSyncDisablesTheDiskStore) {
     int64_t bytes = 0;
     EXPECT_FALSE(cache->Lookup(i, &out, &bytes));
   }
-  EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), 0);
+  EXPECT_EQ(FileSize(path + "/flowfeed-cache.data"), kFileHeaderBytes);
 }
 
 TEST(CacheFailure, FailingSyncAtOpenStillOpens) {
@@ -1037,7 +1224,7 @@ TEST(CacheOpen, CreatesNestedFolders) {
   auto cache = MustOpen(DiskOptions(path), 4);
   ASSERT_TRUE(cache);
   EXPECT_GE(FileSize(dir / "a/b/c/flowfeed-cache.meta"), 1);
-  EXPECT_EQ(FileSize(dir / "a/b/c/flowfeed-cache.data"), 0);
+  EXPECT_EQ(FileSize(dir / "a/b/c/flowfeed-cache.data"), kFileHeaderBytes);
 }
 
 TEST(CacheOpen, SecondOpenOfAFolderInUseRunsWithoutDisk) {
@@ -1137,8 +1324,9 @@ TEST(CacheConcurrency, CorruptRecordsFoundAndReplacedConcurrently) {
     for (int i = 0; i < n; ++i) cache->Insert(i, images[size_t(i)]);
   }
   std::vector<uint8_t> bytes = test::ReadBytes(path + "/flowfeed-cache.data");
-  ASSERT_EQ(int64_t(bytes.size()), n * record);
-  for (int i = 0; i < n; i += 2) bytes[size_t(i * record + kHeaderBytes + 5)] ^= 0xFF;
+  ASSERT_EQ(int64_t(bytes.size()), kFileHeaderBytes + n * record);
+  for (int i = 0; i < n; i += 2)
+    bytes[size_t(kFileHeaderBytes + i * record + kHeaderBytes + 5)] ^= 0xFF;
   test::WriteBytes(path + "/flowfeed-cache.data", bytes);
 
   CacheOptions o = DiskOptions(path);

@@ -14,10 +14,13 @@
 //
 // Disk store, under CacheOptions::path:
 //   flowfeed-cache.meta   the fingerprint and its parts, written atomically (tmp, fsync, rename)
-//   flowfeed-cache.data   append-only records: header + pixels, each with an XXH3 checksum
-//   flowfeed-cache.index  append-only segments of (index, offset, shape, checksum) entries, each
-//                         segment checksummed and written only after the records it names
-//                         were made durable (fdatasync)
+//   flowfeed-cache.data   a header naming the fingerprint, then append-only records: header +
+//                         pixels, each with an XXH3 checksum
+//   flowfeed-cache.index  a header naming the fingerprint, then append-only segments of (index,
+//                         offset, shape, checksum) entries, each segment checksummed and written
+//                         only after the records it names were made durable (fdatasync)
+// Every checksum is seeded with the fingerprint, so one cache's files never validate under
+// another's meta file (a copied meta file or index rebuilds the cache, saying why).
 // Records are written by one background thread; Insert() never blocks on I/O (a full write
 // queue drops the sample, which is recomputed next epoch). On open, a matching fingerprint
 // reuses every committed entry; a torn tail (a run killed mid-write) is cut off and reported; a

@@ -24,6 +24,7 @@ CacheImpl::CacheImpl(const CacheOptions& options, int64_t num_samples,
     : options_(options),
       n_(num_samples),
       fingerprint_(fingerprint),
+      fingerprint_value_(fingerprint.Value()),
       ops_(ops ? ops : Env::Default()),
       table_(new Entry[size_t(std::max<int64_t>(num_samples, 0))]) {
   if (options_.mode == CacheMode::kMemory || options_.mode == CacheMode::kAuto)

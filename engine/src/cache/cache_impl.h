@@ -93,6 +93,9 @@ class CacheImpl final : public SampleCache {
   // Open helpers (disk_open.cc).
   Status StartFresh();
   Status WriteMeta();
+  // Why the data and index files cannot be the ones a matching meta file describes (their
+  // headers: missing, or written for another fingerprint); "" when both belong.
+  std::string FilesMismatch();
   // Takes in the committed entries. `writable`: a torn tail is also cut off the files; a
   // read-only store is left as it is.
   void Recover(bool writable);
@@ -103,6 +106,8 @@ class CacheImpl final : public SampleCache {
   const CacheOptions options_;
   const int64_t n_;
   const CacheFingerprint fingerprint_;
+  // fingerprint_.Value(): in both files' headers and the seed of every checksum (format.h).
+  const uint64_t fingerprint_value_;
   Env* const ops_;  // every write, sync, rename and unlink of the disk store
   std::unique_ptr<Entry[]> table_;
   int64_t budget_ = 0;  // memory budget; 0: nothing kept in memory

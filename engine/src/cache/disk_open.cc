@@ -61,11 +61,20 @@ Status CacheImpl::WriteMeta() {
 }
 
 // Empties the store and records the current fingerprint. The old files go first, so a crash
-// in between never leaves a new meta file next to old records.
+// in between never leaves a new meta file next to old records; the new files' headers are
+// durable before the meta file names them.
 Status CacheImpl::StartFresh() {
   ops_->Unlink(File(kMetaName));
   for (int fd : {data_fd_, index_fd_})
     if (::ftruncate(fd, 0) != 0) return Status::IoError(ErrnoText(errno));
+  const FileHeader data_head = MakeFileHeader(kDataFileMagic, fingerprint_value_);
+  const FileHeader index_head = MakeFileHeader(kIndexFileMagic, fingerprint_value_);
+  int err = WriteAll(data_fd_, &data_head, sizeof data_head);
+  if (!err) err = WriteAll(index_fd_, &index_head, sizeof index_head);
+  if (!err) err = SyncFd(data_fd_);
+  if (!err) err = SyncFd(index_fd_);
+  if (err) return Status::IoError(ErrnoText(err));
+  data_end_ = committed_data_end_ = committed_index_end_ = kFileHeaderBytes;
   errno = 0;
   if (ops_->SyncDir(dir_fd_) != 0) return Status::IoError(ErrnoText(errno));
   return WriteMeta();
@@ -73,14 +82,48 @@ Status CacheImpl::StartFresh() {
 
 namespace {
 
+// Up to kFileHeaderBytes from the start of `fd` ("" for no file: fd < 0; a header cut short is
+// as good as none).
+std::string ReadHead(int fd) {
+  char buf[kFileHeaderBytes];
+  size_t got = 0;
+  while (fd >= 0 && got < sizeof buf) {
+    const ssize_t r = ::pread(fd, buf + got, sizeof buf - got, off_t(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += size_t(r);
+  }
+  return std::string(buf, got);
+}
+
+}  // namespace
+
+// A meta file copied from another cache (or data or index files copied in beside this one's)
+// names a fingerprint its neighbours were not written for; their headers tell.
+std::string CacheImpl::FilesMismatch() {
+  const int index_fd = ::open(File(kIndexName).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  std::string why =
+      FileHeaderMismatch(kIndexName, ReadHead(index_fd), kIndexFileMagic, fingerprint_value_);
+  if (index_fd >= 0) ::close(index_fd);
+  const std::string data =
+      FileHeaderMismatch(kDataName, ReadHead(read_fd_), kDataFileMagic, fingerprint_value_);
+  if (!data.empty()) why += (why.empty() ? "" : "; ") + data;
+  if (!why.empty())
+    why += ": the cache's files do not belong to its meta file (copied from another cache?)";
+  return why;
+}
+
+namespace {
+
 // Where the next whole, checksummed segment starts after `from`, or npos: how far a damaged
 // stretch of the index goes.
-size_t NextSegment(const std::string& index, size_t from, std::vector<IndexEntry>* scratch) {
+size_t NextSegment(const std::string& index, size_t from, uint64_t fingerprint,
+                   std::vector<IndexEntry>* scratch) {
   const char magic[4] = {char(kIndexMagic & 0xFF), char((kIndexMagic >> 8) & 0xFF),
                          char((kIndexMagic >> 16) & 0xFF), char(kIndexMagic >> 24)};
   for (size_t at = index.find(std::string(magic, 4), from); at != std::string::npos;
        at = index.find(std::string(magic, 4), at + 1))
-    if (ParseSegment(index, at, scratch) != 0) return at;
+    if (ParseSegment(index, at, fingerprint, scratch) != 0) return at;
   return std::string::npos;
 }
 
@@ -106,29 +149,30 @@ void CacheImpl::Recover(bool writable) {
   struct stat st;
   const uint64_t data_size = ::fstat(read_fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
 
-  size_t pos = 0;
-  uint64_t data_end = 0;
+  // OpenDisk checked both headers; the segments and records follow them.
+  size_t pos = std::min(index.size(), kFileHeaderBytes);
+  uint64_t data_end = kFileHeaderBytes;
   std::vector<int64_t> seen;
   std::vector<IndexEntry> entries;
-  std::string good;          // the good segments, back to back: the index once repaired
+  std::string good(index, 0, pos);  // the header, then the good segments: the repaired index
   uint64_t damaged = 0;      // bytes of damaged segments before the end
   size_t first_damage = 0;   // offset of the first of them
   bool past_data = false;    // the tail is a whole segment naming records the data lacks
   while (pos < index.size()) {
-    size_t segment = ParseSegment(index, pos, &entries);
+    size_t segment = ParseSegment(index, pos, fingerprint_value_, &entries);
     bool valid = segment != 0;
     uint64_t seg_end = data_end;
     for (size_t k = 0; valid && k < entries.size(); ++k) {
       const IndexEntry& ie = entries[k];
       const uint64_t payload = PayloadBytes(ie.height, ie.width, ie.channels, ie.dtype);
       // A record past the end of the data file: the data was cut or damaged.
-      valid = payload != 0 && ie.offset <= data_size &&
+      valid = payload != 0 && ie.offset >= kFileHeaderBytes && ie.offset <= data_size &&
               data_size - ie.offset >= sizeof(RecordHeader) + payload;
       if (valid) seg_end = std::max(seg_end, ie.offset + sizeof(RecordHeader) + payload);
     }
     if (!valid) {
       std::vector<IndexEntry> scratch;
-      const size_t next = NextSegment(index, pos + 1, &scratch);
+      const size_t next = NextSegment(index, pos + 1, fingerprint_value_, &scratch);
       past_data = segment != 0;
       if (next == std::string::npos) break;  // the tail: torn, or damaged at the very end
       if (damaged == 0) first_damage = pos;
@@ -237,7 +281,8 @@ Status CacheImpl::OpenDisk() {
     FLOWFEED_RETURN_IF_ERROR(RefuseSymlink(File(name)));
   FLOWFEED_RETURN_IF_ERROR(RefuseSymlink(File(kMetaName) + std::string(".tmp")));
 
-  // The stored fingerprint decides between reuse and a rebuild.
+  // The stored fingerprint decides between reuse and a rebuild; the files' headers must then
+  // name it too (below, once they are open).
   bool reuse = false;
   std::string text;
   const Status read = ReadFile(File(kMetaName), &text);
@@ -272,6 +317,13 @@ Status CacheImpl::OpenDisk() {
   read_fd_ = ::open(data_path.c_str(), O_RDONLY | kFlags);
   if (read_fd_ < 0 && !(read_only && errno == ENOENT))
     return Status::IoError("cannot open " + data_path + ": " + ErrnoText(errno));
+  if (reuse) {
+    const std::string why = FilesMismatch();
+    if (!why.empty()) {
+      reuse = false;
+      AddMessage("rebuilding " + options_.path + ": " + why);
+    }
+  }
 
   if (read_only) {
     for (int* fd : {&data_fd_, &index_fd_}) {

@@ -74,11 +74,11 @@ bool CacheImpl::ReadRecord(Entry& e, int64_t index, uint32_t w, Image* image, in
   RecordHeader hdr;
   const iovec iov[2] = {{&hdr, sizeof hdr}, {image->data(), size_t(payload)}};
   const bool io_ok = ReadFully(read_fd_, iov, offset);
-  const bool ok = io_ok && hdr.magic == kRecordMagic && hdr.version == kRecordVersion &&
-                  hdr.index == uint64_t(index) && hdr.height == h && hdr.width == wd &&
-                  hdr.channels == c && hdr.dtype == dtype && hdr.payload_bytes == payload &&
-                  hdr.checksum == checksum &&
-                  RecordChecksum(hdr, image->data(), size_t(payload)) == checksum;
+  const bool ok =
+      io_ok && hdr.magic == kRecordMagic && hdr.version == kRecordVersion &&
+      hdr.index == uint64_t(index) && hdr.height == h && hdr.width == wd && hdr.channels == c &&
+      hdr.dtype == dtype && hdr.payload_bytes == payload && hdr.checksum == checksum &&
+      RecordChecksum(hdr, image->data(), size_t(payload), fingerprint_value_) == checksum;
   if (ok) {
     if (bytes) *bytes = int64_t(payload);
     return true;

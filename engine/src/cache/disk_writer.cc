@@ -124,7 +124,7 @@ void CacheImpl::RunWriter() {
 // Writes one record and publishes its entry (writer thread only).
 void CacheImpl::WriteRecord(Pending& p) {
   const Image& img = p.image;
-  const RecordHeader h = MakeRecordHeader(p.index, img);
+  const RecordHeader h = MakeRecordHeader(p.index, img, fingerprint_value_);
   int err = WriteAll(data_fd_, &h, sizeof h);
   if (!err) err = WriteAll(data_fd_, img.data(), img.size_bytes());
   if (err) {
@@ -161,7 +161,7 @@ void CacheImpl::Commit() {
   std::vector<uint8_t> seg;
   for (size_t first = 0; first < uncommitted_.size(); first += kMaxSegmentEntries) {
     const size_t count = std::min(kMaxSegmentEntries, uncommitted_.size() - first);
-    EncodeSegment(uncommitted_.data() + first, count, &seg);
+    EncodeSegment(uncommitted_.data() + first, count, fingerprint_value_, &seg);
     if (int err = WriteAll(index_fd_, seg.data(), seg.size())) return Disable(ErrnoText(err));
     index_end += seg.size();
   }

@@ -14,8 +14,6 @@ namespace flowfeed {
 namespace cache {
 namespace {
 
-constexpr int kMetaFormat = 1;
-
 // The "parts" of a parsed meta file, appended to fp->parts; throws on a malformed one.
 void ReadParts(const nlohmann::json& meta, CacheFingerprint* fp) {
   if (meta.is_object() && meta.contains("parts"))
@@ -29,7 +27,7 @@ std::string MetaText(const CacheFingerprint& fingerprint) {
   nlohmann::json parts = nlohmann::json::array();
   for (const auto& p : fingerprint.parts) parts.push_back({p.first, p.second});
   const nlohmann::json meta = {
-      {"format", kMetaFormat}, {"fingerprint", fingerprint.Hex()}, {"parts", parts}};
+      {"format", kFormat}, {"fingerprint", fingerprint.Hex()}, {"parts", parts}};
   return meta.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -42,7 +40,11 @@ std::string MetaMismatch(const std::string& text, const CacheFingerprint& curren
     // Only an integer is a format number: value("format", 0) converted any number to int,
     // undefined for one like 2.2e25 (found by fuzz/fuzz_cache.cc).
     const auto format = meta.is_object() ? meta.find("format") : meta.end();
-    if (format == meta.end() || !format->is_number_integer() || *format != kMetaFormat)
+    if (format != meta.end() && format->is_number_integer() && *format == 1)
+      why = std::string(kMetaName) + " is format 1, from an older flowfeed whose data and " +
+            "index files do not carry the fingerprint (format " + std::to_string(kFormat) +
+            " files do, so that a meta file copied from another cache cannot pass for theirs)";
+    else if (format == meta.end() || !format->is_number_integer() || *format != kFormat)
       why = std::string(kMetaName) + " has an unknown format";
     stored_hex = meta.at("fingerprint").get<std::string>();
     ReadParts(meta, &stored);

@@ -14,12 +14,14 @@
 
 namespace flowfeed::cache {
 
-// The meta file for `fingerprint`: {"format":1,"fingerprint":"<hex>","parts":[[name,desc],...]}
+// The meta file for `fingerprint`: {"format":2,"fingerprint":"<hex>","parts":[[name,desc],...]}
 // (indented, one trailing newline).
 std::string MetaText(const CacheFingerprint& fingerprint);
 
-// Why a store whose meta file reads `text` cannot be reused for `current`: an unknown format,
-// an unreadable file, or the parts that changed (CacheFingerprint::Explain); "" when it can.
+// Why a store whose meta file reads `text` cannot be reused for `current`: an older (1) or
+// unknown format, an unreadable file, or the parts that changed (CacheFingerprint::Explain); ""
+// when it can. Whether the data and index files belong to this meta file is their headers' say
+// (format.h, checked by CacheImpl::OpenDisk).
 std::string MetaMismatch(const std::string& text, const CacheFingerprint& current);
 
 }  // namespace flowfeed::cache

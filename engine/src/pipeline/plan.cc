@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 
+#include "cache/format.h"
 #include "codec/codec.h"
 #include "flowfeed/source_registry.h"
 #include "pipeline/cache_choice.h"
@@ -236,7 +237,7 @@ Result<CacheFingerprint> PrefixFingerprint(const Source& source, const PipelineO
                                            const CachePlacement& plan,
                                            const std::vector<Step>& steps) {
   CacheFingerprint fp;
-  fp.parts.emplace_back("format", "1");
+  fp.parts.emplace_back("format", std::to_string(cache::kFormat));  // the disk store's layout
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
   std::vector<std::string> files = source.Files();
