@@ -325,6 +325,7 @@ TEST(Isolate, WorkersThatKeepFailingToStartStopTheRun) {
   ScopedEnv crash("FLOWFEED_TEST_CRASH", "segv:4");
   PipelineOptions o = photos.Options("process");
   o.threads = 1;  // one worker: sample 4's crash makes every later sample start a new one
+  o.max_skipped.fraction = 1;  // no skip budget: only the failing starts may stop the run
   Result<std::unique_ptr<Pipeline>> p = Pipeline::Open(o, reg);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   test::WriteText(dir / "gate", "");  // from now on a worker aborts while building the stage
@@ -334,6 +335,8 @@ TEST(Isolate, WorkersThatKeepFailingToStartStopTheRun) {
     if (!st.ok() || !b) break;
   }
   ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("which stops the run: isolated stage 'test_crash'"),
+            std::string::npos) << st.ToString();
   EXPECT_NE(st.message().find("cannot start a worker"), std::string::npos) << st.ToString();
   EXPECT_NE(st.message().find("worker killed by SIGABRT"), std::string::npos) << st.ToString();
 }

@@ -12,8 +12,8 @@ bin="${FLOWFEED:-build/flowfeed}"
 out="${OUT:-build/bench-isolate}"
 epochs="${EPOCHS:-4}"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 [ -d "$out/photos" ] || "$bin" dataset photos --out "$out/photos" --count 1000 > /dev/null
-plugin="$(dirname "$bin")/plugins/cutout.so"
 
 write() {  # dataset isolate
   local source pre
@@ -29,7 +29,7 @@ write() {  # dataset isolate
 seed: 0
 epochs: $epochs
 threads: 2
-plugins: [$plugin]
+plugins: [cutout.so]  # found in the program's own plugin folder
 source: $source
 pipeline:
 $pre
