@@ -50,7 +50,10 @@ void Add(const std::string& section, std::vector<NumericKey>* keys) {
   for (const config::OptionSpec<S>& row : config::Options<S>()) {
     if (!IsNumeric(row.kind)) continue;
     const std::string path = section.empty() ? row.key : section + "." + row.key;
-    keys->push_back({path, row, Needs(section, row.only_when)});
+    std::vector<std::string> needs = Needs(section, row.only_when);
+    // A time limit is refused for a stage that runs in this process.
+    if (row.key == "timeout_ms") needs.push_back(section + ".isolate=process");
+    keys->push_back({path, row, needs});
   }
 }
 

@@ -214,11 +214,11 @@ PipelineOptions IdxOptions(const TempDir& dir, int n, int rows, int cols) {
   return o;
 }
 
-EpochsRun RunEpochs(const PipelineOptions& options) {
+EpochsRun RunEpochs(const PipelineOptions& options, const StageRegistry* registry) {
   StageRegistry reg;
   RegisterBuiltinStages(&reg);
   EpochsRun r;
-  auto p = Pipeline::Open(options, reg);
+  auto p = Pipeline::Open(options, registry ? *registry : reg);
   if (!p.ok()) {
     r.status = p.status();
     return r;

@@ -112,6 +112,7 @@ struct EpochsRun {
   RunStats stats;
   std::vector<std::string> digests;
 };
-EpochsRun RunEpochs(const PipelineOptions& options);
+// `registry`: the stages it may use (nullptr: the built-in ones).
+EpochsRun RunEpochs(const PipelineOptions& options, const StageRegistry* registry = nullptr);
 
 }  // namespace flowfeed::test

@@ -146,3 +146,26 @@ def test_crash_report_names_the_stage_and_chains_to_faulthandler(photos, tmp_pat
     marked = [line for line in r.stderr.splitlines() if "(got SIGSEGV)" in line]
     assert marked and f"stage 'test_crash' (type test_crash, plugin {plugin}) on sample 5 (" in marked[0], r.stderr
     assert "Fatal Python error: Segmentation fault" in r.stderr, r.stderr
+
+
+def test_an_isolated_stage_that_crashes_costs_one_sample(photos, tmp_path, build_dir):
+    # isolate: process from Python: the module finds flowfeed-stage-worker in the build folder;
+    # the worker dies on sample 5, the interpreter does not.
+    plugin = build_dir / "test_plugins" / "crash.so"
+    script = textwrap.dedent(f"""
+        import flowfeed
+        pipe = flowfeed.Pipeline({str(PHOTOS)!r}, {{"source.root": {str(photos)!r},
+            "cache.mode": "off", "threads": 2, "batch.size": 16, "shuffle": False,
+            "pipeline": [{{"type": "decode"}}, {{"type": "test_crash", "isolate": "process"}},
+                         {{"type": "center_crop", "size": 32}}]}},
+            plugins=[{str(plugin)!r}], epochs=1)
+        for _ in pipe:
+            pass
+        skipped = pipe.stats()["epochs"][0]["skipped"]["samples"]
+        print("skipped", [(s["index"], s["reason"]) for s in skipped])
+    """)
+    env = dict(os.environ, FLOWFEED_TEST_CRASH="segv:5")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert "skipped [(5, " in r.stdout and "worker killed by SIGSEGV" in r.stdout, r.stdout

@@ -6,7 +6,11 @@
 //   FLOWFEED_TEST_CRASH=abort:7     call abort() on sample 7
 //   FLOWFEED_TEST_CRASH=exit:7      call exit(0) on sample 7
 //   FLOWFEED_TEST_CRASH=loop:7      never return from sample 7 (a stage stuck in a loop)
-// Unset, it passes every sample through.
+// Unset, it passes every sample through. Besides, for isolate: process (isolate_test.cc):
+//   FLOWFEED_TEST_CRASH_BUILD=PATH  abort() while being built whenever the file PATH exists
+//                                   (a stage worker that dies before it serves anything)
+#include <sys/stat.h>
+
 #include <flowfeed/plugin.h>
 
 #include <cstdlib>
@@ -29,6 +33,9 @@ int Recurse(volatile int depth) {
 class Crash : public flowfeed::Stage {
  public:
   Crash() {
+    struct stat st;
+    const char* gate = std::getenv("FLOWFEED_TEST_CRASH_BUILD");
+    if (gate && stat(gate, &st) == 0) std::abort();
     const char* v = std::getenv("FLOWFEED_TEST_CRASH");
     if (!v) return;
     const std::string spec = v;

@@ -66,6 +66,14 @@ struct StageSpec {
   OnError on_error = OnError::kSkip;
   int concurrency = 0;  // samples this stage processes at once; 0: unlimited (all threads)
   SourceLocation where;
+  // "none": the stage runs in this process. "process": in a pool of worker processes
+  // (flowfeed-stage-worker) over shared memory, so that a crash or a hang inside it is an error
+  // for that one sample (docs/plugins.md, "Isolating a stage"). The pool has `concurrency`
+  // workers, or one per pipeline thread when that is 0.
+  std::string isolate = "none";
+  // isolate: process only: a sample whose stage has not answered within this many milliseconds
+  // fails (its worker is killed and replaced).
+  int64_t timeout_ms = 10000;
 };
 
 enum class CacheMode { kOff, kMemory, kDisk, kAuto };

@@ -24,6 +24,9 @@ namespace {
 
 const std::vector<Choice> kOnErrorChoices = {{"skip", int(OnError::kSkip)},
                                              {"fail", int(OnError::kFail)}};
+const std::vector<Choice> kIsolateChoices = {{"none", 0}, {"process", 1}};
+// A week: a bound like every numeric key's (a stage's hang is found long before).
+constexpr int64_t kMaxTimeoutMs = int64_t(7) * 24 * 3600 * 1000;
 
 // source.type's values and the types each type-specific key is valid for come from the source
 // registry, which describes each type's keys once (sources/registry.cc).
@@ -353,6 +356,13 @@ const std::vector<OptionSpec<StageSpec>>& Options<StageSpec>() {
         "samples this stage runs at once; 0: unlimited")
           .Min(0)
           .Max(kMaxSamplesInFlight),
+      R("isolate", Kind::kChoice, FF_FIELD(isolate),
+        "none, or process: run in worker processes; a crash or hang fails only that sample")
+          .Choices(kIsolateChoices),
+      R("timeout_ms", Kind::kInt, FF_FIELD(timeout_ms),
+        "isolate: process only: a sample's time limit in the stage, in milliseconds")
+          .Min(1)
+          .Max(kMaxTimeoutMs),
   };
   return rows;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "config/reader.h"
@@ -96,10 +97,12 @@ bool ConfigReader::ReadStage(const Item& item, StageSpec* spec) {
 
   bool params_ok = info != nullptr;
   std::set<std::string> given;
+  std::optional<Item> timeout;  // where timeout_ms was given, checked against isolate below
   ForEachEntry(item.node, path,
                [&](const std::string& key, const YAML::Node& kn, const Item& value) {
                  if (key == "type") return;
                  if (const OptionSpec<StageSpec>* row = FindOption(table, key)) {
+                   if (key == "timeout_ms") timeout = value;
                    ReadOption(*row, value, row->ref(*spec));
                  } else if (!info) {
                    // Unknown stage type: its parameters cannot be checked (the type error says
@@ -115,6 +118,11 @@ bool ConfigReader::ReadStage(const Item& item, StageSpec* spec) {
                    UnknownKey(kn, value.path, key, candidates);
                  }
                });
+  // Only a worker process can be stopped when its time is up; a limit the engine would ignore
+  // is refused rather than trusted.
+  if (timeout && spec->isolate != "process")
+    Error(*timeout, "timeout_ms needs isolate: process (a stage in this process cannot be "
+                    "stopped; add isolate: process or remove timeout_ms)");
   if (!info) return false;
   return CompleteStage(*info, item, path, given, params_ok, spec);
 }

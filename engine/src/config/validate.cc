@@ -130,6 +130,10 @@ void CheckRelations(const PipelineOptions& o, std::vector<std::string>* problems
   const OptimizerOptions& opt = o.train.optimizer;
   if (opt.type == "sgd" && opt.momentum == 0 && opt.nesterov)
     problems->push_back("optimizer.nesterov needs momentum > 0");
+  const StageSpec stage_defaults;
+  for (size_t i = 0; i < o.pipeline.size(); ++i)
+    if (o.pipeline[i].isolate != "process" && o.pipeline[i].timeout_ms != stage_defaults.timeout_ms)
+      problems->push_back("pipeline[" + std::to_string(i) + "].timeout_ms needs isolate: process");
   CheckSamplesInFlight(o, problems);
 }
 

@@ -95,7 +95,10 @@ bool Batcher::Skip(Slot* slot, EpochLog& log) {
                                           std::string(s.source) + " (sample " +
                                           std::to_string(s.index) + ", epoch " +
                                           std::to_string(epoch + 1) +
-                                          "), on_error is fail: " + slot->error.message());
+                                          (step.on_error == OnError::kFail
+                                               ? "), on_error is fail: "
+                                               : "), which stops the run: ") +
+                                          slot->error.message());
     graph_->ReleaseTokens(1);
     Fail(std::move(failed));
     return false;

@@ -14,6 +14,7 @@
 #include "flowfeed/source.h"
 #include "flowfeed/source_registry.h"
 #include "flowfeed/util/clock.h"
+#include "isolate/isolated_stage.h"
 #include "pipeline/graph.h"
 #include "pipeline/pipeline_impl.h"
 #include "pipeline/plan.h"
@@ -42,7 +43,8 @@ Status CompleteParams(const StageInfo& info, StageSpec* spec, int position) {
 // The pipeline's steps: "read", then one per entry of options->pipeline, its parameters
 // completed from the stage's schema (written back into *options). InvalidArgument for an
 // unknown stage type, a bad parameter, or encoded files without a decode stage.
-Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegistry& registry) {
+Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegistry& registry,
+                                     int threads) {
   std::vector<Step> steps;
   steps.push_back(Step{"read", "read", options->source.on_error, 0, nullptr});
   bool has_decode = false;
@@ -54,10 +56,23 @@ Result<std::vector<Step>> BuildSteps(PipelineOptions* options, const StageRegist
       return Status::InvalidArgument("pipeline[" + std::to_string(i) + "]: unknown stage type '" +
                                      spec.type + "'");
     FLOWFEED_RETURN_IF_ERROR(CompleteParams(*info, &spec, int(i)));
-    Result<std::unique_ptr<Stage>> stage = info->factory(spec.params);
-    if (!stage.ok())
-      return stage.status().WithContext("pipeline[" + std::to_string(i) + "] (" + spec.type + ")");
+    const std::string where = "pipeline[" + std::to_string(i) + "] (" + spec.type + ")";
     if (spec.type == "decode") has_decode = true;
+    if (spec.isolate == "process") {
+      // One worker per sample the step may run at once; each worker runs one sample at a time,
+      // so a stage that is not thread-safe may still have many.
+      Result<std::unique_ptr<isolate::IsolatedStage>> isolated = isolate::IsolatedStage::Open(
+          *info, spec, names[i], spec.concurrency > 0 ? spec.concurrency : threads);
+      if (!isolated.ok()) return isolated.status().WithContext(where);
+      isolate::IsolatedStage* raw = isolated.value().get();
+      steps.push_back(Step{names[i], spec.type, spec.on_error, spec.concurrency,
+                           std::move(isolated.value())});
+      steps.back().isolated = raw;
+      steps.back().origin = info->origin;
+      continue;  // from_plugin stays false: the host never hands the plugin's code an image
+    }
+    Result<std::unique_ptr<Stage>> stage = info->factory(spec.params);
+    if (!stage.ok()) return stage.status().WithContext(where);
     int concurrency = info->traits.thread_safe ? spec.concurrency : 1;
     steps.push_back(Step{names[i], spec.type, spec.on_error, concurrency, std::move(stage.value())});
     steps.back().origin = info->origin;
@@ -108,7 +123,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options_
     options.cache.path += "/rank" + std::to_string(dist.rank);
   int threads = options.threads > 0 ? options.threads : DefaultThreads();
 
-  Result<std::vector<Step>> built = BuildSteps(&options, registry);
+  Result<std::vector<Step>> built = BuildSteps(&options, registry, threads);
   if (!built.ok()) return built.status();
   std::vector<Step>& steps = built.value();
   Result<CachePlacement> plan = PlanCache(options, registry);

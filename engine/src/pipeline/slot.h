@@ -26,7 +26,7 @@ struct Ticket {
 struct Slot {
   Sample sample;
   int failed_step = -1;  // -1: fine
-  bool fatal = false;    // the failing step's policy is `fail`
+  bool fatal = false;    // the failing step's policy is `fail`, or its isolated stage is broken
   Status error;
   int resume = 0;  // first step to run: past the cached ones on a cache hit
   // An owned buffer kept aside while `sample.image` is a cache view, so the slot's ping-pong

@@ -13,6 +13,10 @@
 
 namespace flowfeed {
 
+namespace isolate {
+class IsolatedStage;
+}
+
 struct Step {
   std::string name;
   std::string type;
@@ -27,6 +31,8 @@ struct Step {
   const RegionDecoder* region_decoder = nullptr;
   const RegionConsumer* region_consumer = nullptr;
   const OutputFusable* fused_output = nullptr;
+  // `stage` itself when the entry has isolate: process (it runs in worker processes).
+  isolate::IsolatedStage* isolated = nullptr;
 };
 
 }  // namespace flowfeed

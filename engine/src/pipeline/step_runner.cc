@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flowfeed/util/clock.h"
+#include "isolate/isolated_stage.h"
 #include "pipeline/convert.h"
 #include "pipeline/graph.h"
 
@@ -132,6 +133,12 @@ void StepRunner::ReleaseSlot(Slot* slot) {
   slot_kept_bytes_.fetch_add(int64_t(kept), std::memory_order_relaxed);
 }
 
+void StepRunner::CancelWaits() {
+  budget_.Cancel();
+  for (Step& step : steps_)
+    if (step.isolated) step.isolated->Cancel();
+}
+
 void StepRunner::Run(Slot* slot, int begin, int end) {
   ThreadActivity* activity = ThreadActivity::Mine();
   activity->BeginSample(slot->sample);
@@ -157,7 +164,7 @@ void StepRunner::RunSteps(Slot* slot, int begin, int end, ThreadActivity* activi
     trace_->Span(s, step.name, t0, t_end);
     if (!st.ok()) {
       slot->failed_step = i;
-      slot->fatal = step.on_error == OnError::kFail;
+      slot->fatal = step.on_error == OnError::kFail || (step.isolated && step.isolated->broken());
       slot->error = st;
       return;
     }

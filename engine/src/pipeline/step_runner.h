@@ -71,7 +71,8 @@ class StepRunner {
   // The in-flight byte budget's peak (byte_budget.h). Any thread.
   int64_t peak_in_flight_bytes() const { return budget_.peak(); }
   // Lets samples waiting for the byte budget go: the pipeline is stopping. Any thread.
-  void CancelWaits() { budget_.Cancel(); }
+  // Also ends isolated stages' waits for their workers (isolated_stage.h).
+  void CancelWaits();
 
   // Minor page faults taken inside cache inserts in `epoch` (EpochCacheStats::fill_page_faults).
   int64_t fill_faults(int epoch) const {
