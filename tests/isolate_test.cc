@@ -286,6 +286,27 @@ TEST(Isolate, ConfigMistakesNameTheKey) {
             std::string::npos) << Validate(code).ToString();
 }
 
+// A worker runs code that is not trusted: a result header claiming a 1 GiB image the worker
+// never wrote is refused (that sample skipped, the worker replaced), not allocated and copied.
+TEST(Isolate, AWorkerThatLiesAboutItsResultIsRefused) {
+  TempDir dir;
+  PipelineOptions o = test::IdxOptions(dir, 8);
+  o.pipeline = {Stage("random_horizontal_flip", "process")};
+  ScopedEnv worker("FLOWFEED_STAGE_WORKER", FLOWFEED_TEST_LYING_WORKER);
+  ScopedEnv lie("FLOWFEED_TEST_LIE", "3");
+  const test::EpochsRun run = test::RunEpochs(o);
+  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+  const EpochStats& e = run.stats.epochs.at(0);
+  ASSERT_EQ(e.skipped.size(), 1u);
+  EXPECT_EQ(e.skipped[0].index, 3);
+  EXPECT_NE(e.skipped[0].reason.find("the stage worker sent an invalid result: 1073741824 pixel "
+                                     "bytes beyond the shared memory's"),
+            std::string::npos) << e.skipped[0].reason;
+  EXPECT_NE(e.skipped[0].reason.find("worker killed by SIGKILL"), std::string::npos)
+      << e.skipped[0].reason;
+  EXPECT_EQ(e.samples, 7);
+}
+
 TEST(Isolate, AMissingWorkerProgramIsAClearErrorAtOpen) {
   TempDir dir;
   PipelineOptions o = test::IdxOptions(dir, 8);

@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <string>
+
+#include "flowfeed/image.h"
 
 namespace flowfeed::isolate {
 
@@ -29,6 +32,26 @@ Status ReplyStatus(const Reply& reply, size_t received) {
                             std::to_string(received) + " bytes)");
   if (reply.code == 0) return Status::Ok();
   return Status(StatusCode(reply.code), std::string(reply.message, reply.message_bytes));
+}
+
+Status CheckResult(const SampleHeader& h, uint64_t shared_bytes) {
+  auto bad = [&](const std::string& what) {
+    return Status::Internal("the stage worker sent an invalid result: " + what);
+  };
+  if (h.image_bytes == 0) return Status::Ok();
+  if (h.dtype > uint32_t(DType::kFloat32)) return bad("dtype " + std::to_string(h.dtype));
+  if (h.height < 1 || h.height > kMaxResultSide || h.width < 1 || h.width > kMaxResultSide ||
+      h.channels < 1 || h.channels > kMaxResultChannels)
+    return bad("shape " + std::to_string(h.height) + "x" + std::to_string(h.width) + "x" +
+               std::to_string(h.channels));
+  const uint64_t expected = uint64_t(h.height) * uint64_t(h.width) * uint64_t(h.channels) *
+                            DTypeSize(DType(h.dtype));
+  if (h.image_bytes != expected)
+    return bad(std::to_string(h.image_bytes) + " pixel bytes for " + std::to_string(expected));
+  if (shared_bytes < kDataOffset || h.image_bytes > shared_bytes - kDataOffset)
+    return bad(std::to_string(h.image_bytes) + " pixel bytes beyond the shared memory's " +
+               std::to_string(shared_bytes));
+  return Status::Ok();
 }
 
 // Each parameter as [variant index, value]: JSON alone cannot tell an empty int list from an

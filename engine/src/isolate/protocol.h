@@ -43,6 +43,15 @@ struct SampleHeader {
 inline constexpr size_t kDataOffset = 256;  // aligned for any pixel type
 static_assert(sizeof(SampleHeader) <= kDataOffset, "the header overlaps the data");
 
+// The worker runs code that is not trusted, so the host checks the result's header before it
+// sizes anything by it: a known dtype, sides in [1, kMaxResultSide] and channels in
+// [1, kMaxResultChannels] (or no image at all), image_bytes equal to their product, and the pixels
+// inside the `shared_bytes` the memfd holds (the worker grew it for them). Internal naming the
+// field otherwise.
+inline constexpr int32_t kMaxResultSide = 1 << 20;
+inline constexpr int32_t kMaxResultChannels = 1 << 16;
+Status CheckResult(const SampleHeader& h, uint64_t shared_bytes);
+
 struct Request {
   uint32_t op = 1;  // 1: process the sample in memory
   uint32_t reserved = 0;

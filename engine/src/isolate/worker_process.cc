@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -221,10 +222,16 @@ Status WorkerProcess::Run(Sample& s, const StageContext& ctx, int64_t timeout_ms
   Reply reply;
   FLOWFEED_RETURN_IF_ERROR(Receive(&reply, timeout_ms));
 
-  // The worker may have grown the memory for a larger result.
-  const size_t out = memory_->header().image_bytes;
+  // The worker may have grown the memory for a larger result. Its header is copied, then
+  // checked against the memory's size before anything is sized by it; a worker that sends
+  // nonsense is ended (and replaced by the next sample).
+  const SampleHeader r = memory_->header();
+  struct stat st;
+  if (::fstat(memfd_, &st) != 0) return Status::IoError(Errno("stage worker: fstat"));
+  if (Status bad = CheckResult(r, uint64_t(st.st_size)); !bad.ok())
+    return Status(bad.code(), bad.message() + "; " + End(true));
+  const size_t out = r.image_bytes;
   FLOWFEED_RETURN_IF_ERROR(memory_->Fit(kDataOffset + out));
-  const SampleHeader& r = memory_->header();
   s.label = r.label;
   if (r.encoded_bytes == 0) s.encoded.clear();
   if (out == 0) {
@@ -232,9 +239,6 @@ Status WorkerProcess::Run(Sample& s, const StageContext& ctx, int64_t timeout_ms
     return Status::Ok();
   }
   s.scratch.Reshape(r.height, r.width, r.channels, DType(r.dtype));
-  if (s.scratch.size_bytes() != out)
-    return Status::Internal("the stage worker sent " + std::to_string(out) +
-                            " pixel bytes for a " + s.scratch.ShapeString() + " image");
   std::memcpy(s.scratch.data(), memory_->data() + kDataOffset, out);
   s.SwapScratch();
   return Status::Ok();
