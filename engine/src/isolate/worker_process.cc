@@ -1,6 +1,7 @@
 // isolate/worker_process.cc: spawning a stage worker, one sample's round trip, the worker's end.
 #include "isolate/worker_process.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -56,6 +58,14 @@ Result<std::string> FindStageWorker() {
   char self[4096];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n > 0) tried.push_back(Folder(std::string(self, size_t(n))) + "/" + kProgram);
+  // Beside the file the engine's code was loaded from, when that is not the program: the Python
+  // module (a pip install puts the worker in the package's folder, beside _flowfeed*.so).
+  Dl_info info;
+  if (::dladdr(reinterpret_cast<void*>(&FindStageWorker), &info) != 0 && info.dli_fname &&
+      info.dli_fname[0] == '/') {
+    const std::string beside = Folder(info.dli_fname) + "/" + kProgram;
+    if (std::find(tried.begin(), tried.end(), beside) == tried.end()) tried.push_back(beside);
+  }
 #ifdef FLOWFEED_STAGE_WORKER_BUILD_PATH
   tried.push_back(FLOWFEED_STAGE_WORKER_BUILD_PATH);
 #endif

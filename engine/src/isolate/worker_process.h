@@ -20,7 +20,8 @@
 namespace flowfeed::isolate {
 
 // The worker program: $FLOWFEED_STAGE_WORKER when set, else flowfeed-stage-worker beside the
-// running program, in the build folder, in the install's bin folder. NotFound naming every
+// running program, beside the library the engine was loaded from (the Python module's
+// folder), in the build folder, in the install's bin folder. NotFound naming every
 // place looked at.
 Result<std::string> FindStageWorker();
 
