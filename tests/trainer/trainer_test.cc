@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <fstream>
@@ -215,7 +216,8 @@ TEST(Trainer, ReportHasTheLedgerAndItAddsUp) {
     EXPECT_TRUE(e.contains("stages"));  // the pipeline's table for the same epoch
   }
   // Set-up parts plus each epoch's training, evaluation and checkpoint account for the wall
-  // time within 5%.
+  // time within 5%, or 15 ms: this run lasts 60-200 ms, and on a loaded machine (the asan suite
+  // in CI) the scheduler's gaps between the parts reached 10 ms, 5.7%.
   double parts = j["setup"]["seconds"].get<double>();
   for (const auto& e : r.epochs) parts += e.seconds + e.eval_seconds + e.checkpoint_seconds;
   std::string ledger;
@@ -223,7 +225,7 @@ TEST(Trainer, ReportHasTheLedgerAndItAddsUp) {
   for (const auto& e : r.epochs)
     ledger += "epoch" + std::to_string(e.epoch) + "=" + std::to_string(e.seconds) + "+" +
               std::to_string(e.eval_seconds) + "+" + std::to_string(e.checkpoint_seconds) + " ";
-  EXPECT_NEAR(parts, r.wall_seconds, 0.05 * r.wall_seconds) << ledger << " wall=" << r.wall_seconds;
+  EXPECT_NEAR(parts, r.wall_seconds, std::max(0.05 * r.wall_seconds, 0.015)) << ledger << " wall=" << r.wall_seconds;
   EXPECT_NEAR(j["ledger"]["unexplained_seconds"].get<double>(), r.wall_seconds - parts, 1e-9);
   EXPECT_NE(FormatTrainEpoch(r.epochs[0]).find("verdict"), std::string::npos);
 
