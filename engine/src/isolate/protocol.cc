@@ -12,6 +12,7 @@
 #include <string>
 
 #include "flowfeed/image.h"
+#include "flowfeed/util/file.h"
 
 namespace flowfeed::isolate {
 
@@ -99,22 +100,22 @@ Status SharedMemory::Fit(size_t bytes) {
   if (bytes <= mapped_) return Status::Ok();
   struct stat st;
   if (::fstat(fd_, &st) != 0)
-    return Status::IoError(std::string("shared memory: fstat: ") + std::strerror(errno));
+    return Status::IoError(ErrnoMessage("shared memory: fstat", errno));
   size_t file = size_t(st.st_size);
   if (file < bytes) {
     // Doubling keeps a run of ever larger samples to a few remaps.
     file = std::max(bytes, 2 * file);
     if (::ftruncate(fd_, off_t(file)) != 0)
-      return Status::IoError("shared memory: cannot grow to " + std::to_string(file) +
-                             " bytes: " + std::strerror(errno));
+      return Status::IoError(
+          ErrnoMessage("shared memory: cannot grow to " + std::to_string(file) + " bytes", errno));
   }
   if (data_) ::munmap(data_, mapped_);
   data_ = nullptr;
   mapped_ = 0;
   void* p = ::mmap(nullptr, file, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (p == MAP_FAILED)
-    return Status::IoError("shared memory: cannot map " + std::to_string(file) +
-                           " bytes: " + std::strerror(errno));
+    return Status::IoError(
+        ErrnoMessage("shared memory: cannot map " + std::to_string(file) + " bytes", errno));
   data_ = static_cast<uint8_t*>(p);
   mapped_ = file;
   return Status::Ok();

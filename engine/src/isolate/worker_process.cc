@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "flowfeed/util/clock.h"
+#include "flowfeed/util/file.h"
 
 extern char** environ;
 
@@ -29,13 +30,6 @@ namespace {
 constexpr const char* kProgram = "flowfeed-stage-worker";
 
 bool IsExecutable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
-
-std::string Folder(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
-std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
 void CloseIf(int* fd) {
   if (*fd >= 0) ::close(*fd);
@@ -57,20 +51,20 @@ Result<std::string> FindStageWorker() {
   }
   char self[4096];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) tried.push_back(Folder(std::string(self, size_t(n))) + "/" + kProgram);
+  if (n > 0) tried.push_back(JoinPath(DirName(std::string(self, size_t(n))), kProgram));
   // Beside the file the engine's code was loaded from, when that is not the program: the Python
   // module (a pip install puts the worker in the package's folder, beside _flowfeed*.so).
   Dl_info info;
   if (::dladdr(reinterpret_cast<void*>(&FindStageWorker), &info) != 0 && info.dli_fname &&
       info.dli_fname[0] == '/') {
-    const std::string beside = Folder(info.dli_fname) + "/" + kProgram;
+    const std::string beside = JoinPath(DirName(info.dli_fname), kProgram);
     if (std::find(tried.begin(), tried.end(), beside) == tried.end()) tried.push_back(beside);
   }
 #ifdef FLOWFEED_STAGE_WORKER_BUILD_PATH
   tried.push_back(FLOWFEED_STAGE_WORKER_BUILD_PATH);
 #endif
 #ifdef FLOWFEED_STAGE_WORKER_INSTALL_DIR
-  tried.push_back(std::string(FLOWFEED_STAGE_WORKER_INSTALL_DIR) + "/" + kProgram);
+  tried.push_back(JoinPath(FLOWFEED_STAGE_WORKER_INSTALL_DIR, kProgram));
 #endif
   std::string list;
   for (const std::string& path : tried) {
@@ -79,7 +73,8 @@ Result<std::string> FindStageWorker() {
   }
   return Status::NotFound(std::string("the stage worker program (") + kProgram +
                           ") for isolate: process was not found; looked at FLOWFEED_STAGE_WORKER "
-                          "(unset), " + list);
+                          "(unset), " +
+                          list);
 }
 
 Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const std::string& program,
@@ -89,14 +84,14 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const std::string& p
   w->cancel_fd_ = cancel_fd;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return Status::IoError(Errno("stage worker: socketpair"));
+    return Status::IoError(ErrnoMessage("stage worker: socketpair", errno));
   w->socket_ = sv[0];
   int child_socket = Above(sv[1]);
   ::close(sv[1]);
   w->memfd_ = ::memfd_create("flowfeed-stage-worker", MFD_CLOEXEC);
   int child_memory = w->memfd_ >= 0 ? Above(w->memfd_) : -1;
   if (child_socket < 0 || child_memory < 0) {
-    const Status st = Status::IoError(Errno("stage worker: descriptors"));
+    const Status st = Status::IoError(ErrnoMessage("stage worker: descriptors", errno));
     CloseIf(&child_socket);
     CloseIf(&child_memory);
     return st;
@@ -117,8 +112,8 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const std::string& p
   ::posix_spawnattr_setsigmask(&attr, &none);
   ::posix_spawnattr_setsigdefault(&attr, &all);
   ::posix_spawnattr_setpgroup(&attr, 0);
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
+  ::posix_spawnattr_setflags(
+      &attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   std::vector<char*> argv = {const_cast<char*>(program.c_str()), nullptr};
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
@@ -165,11 +160,12 @@ std::string WorkerProcess::End(bool kill) {
   }
   pid_ = -1;
   CloseIf(&socket_);
-  if (r < 0) return Errno("waitpid");
+  if (r < 0) return ErrnoMessage("waitpid", errno);
   if (WIFSIGNALED(wstatus)) {
     const int sig = WTERMSIG(wstatus);
     const char* abbrev = sigabbrev_np(sig);
-    return "worker killed by " + (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(sig));
+    return "worker killed by " +
+           (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(sig));
   }
   return "worker exited with status " + std::to_string(WEXITSTATUS(wstatus));
 }
@@ -179,10 +175,11 @@ Status WorkerProcess::Receive(Reply* reply, int64_t timeout_ms) {
   for (;;) {
     pollfd p[2] = {{socket_, POLLIN, 0}, {cancel_fd_, POLLIN, 0}};
     const uint64_t now = NowNs();
-    const int wait_ms = now >= deadline ? 0 : int(std::min<uint64_t>((deadline - now + 999999) / 1000000, 1 << 30));
+    const int wait_ms =
+        now >= deadline ? 0 : int(std::min<uint64_t>((deadline - now + 999999) / 1000000, 1 << 30));
     const int r = ::poll(p, 2, wait_ms);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::IoError(Errno("stage worker: poll") + "; " + End(true));
+    if (r < 0) return Status::IoError(ErrnoMessage("stage worker: poll", errno) + "; " + End(true));
     if (p[1].revents) {
       End(true);
       return Status::Cancelled("the run was cancelled; its worker was stopped");
@@ -202,8 +199,7 @@ Status WorkerProcess::Receive(Reply* reply, int64_t timeout_ms) {
 
 Status WorkerProcess::Run(Sample& s, const StageContext& ctx, int64_t timeout_ms) {
   const size_t image = s.image.empty() ? 0 : s.image.size_bytes();
-  FLOWFEED_RETURN_IF_ERROR(
-      memory_->Fit(kDataOffset + image + s.encoded.size() + s.source.size()));
+  FLOWFEED_RETURN_IF_ERROR(memory_->Fit(kDataOffset + image + s.encoded.size() + s.source.size()));
   SampleHeader& h = memory_->header();
   h = SampleHeader();
   h.seed = ctx.seed();
@@ -224,7 +220,8 @@ Status WorkerProcess::Run(Sample& s, const StageContext& ctx, int64_t timeout_ms
   uint8_t* at = memory_->data() + kDataOffset;
   if (image) std::memcpy(at, s.image.data(), image);
   if (!s.encoded.empty()) std::memcpy(at + image, s.encoded.data(), s.encoded.size());
-  if (!s.source.empty()) std::memcpy(at + image + s.encoded.size(), s.source.data(), s.source.size());
+  if (!s.source.empty())
+    std::memcpy(at + image + s.encoded.size(), s.source.data(), s.source.size());
 
   const Request request;
   if (::send(socket_, &request, sizeof request, MSG_NOSIGNAL) != ssize_t(sizeof request))
@@ -237,7 +234,7 @@ Status WorkerProcess::Run(Sample& s, const StageContext& ctx, int64_t timeout_ms
   // nonsense is ended (and replaced by the next sample).
   const SampleHeader r = memory_->header();
   struct stat st;
-  if (::fstat(memfd_, &st) != 0) return Status::IoError(Errno("stage worker: fstat"));
+  if (::fstat(memfd_, &st) != 0) return Status::IoError(ErrnoMessage("stage worker: fstat", errno));
   if (Status bad = CheckResult(r, uint64_t(st.st_size)); !bad.ok())
     return Status(bad.code(), bad.message() + "; " + End(true));
   const size_t out = r.image_bytes;
